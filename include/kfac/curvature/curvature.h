@@ -1,0 +1,97 @@
+// One layer's curvature approximation: the interface every method (K-FAC, and the variants that follow it)
+// implements, and the policy they share.
+//
+// A Curvature sees only matrices: the expanded statistics of a statistics step and the [d_G, d_A] gradient
+// matrix (conventions in kfac/layer_kind.h). It never sees modules, schedules or ranks.
+//
+//   update(stats, decay)   fold one statistics step into the running estimates (EMA with the given decay)
+//   refresh(damping)       the amortized work (eigendecompositions / inverses); on NumericalError it must leave
+//                          the previous decomposition intact, so the preconditioner can keep using it
+//   precondition(V, λ)     ≈ (F + λI)⁻¹ vec(V), returned as a [d_G, d_A] matrix
+//   to_dense()             the undamped approximation of the Fisher block, [d_A·d_G]², column-major vec order
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kfac/options.h"
+
+namespace torch::serialize {
+class OutputArchive;
+class InputArchive;
+}  // namespace torch::serialize
+
+namespace kfac {
+
+/// One statistics step for one layer, in the factor dtype.
+struct LayerStatistics {
+  at::Tensor a;  ///< [B, T, d_A] expanded inputs (patches, homogeneous coordinate)
+  at::Tensor g;  ///< [S, B, T, d_G] per-example output gradients; the Fisher is (1/B) Σ_s Σ_b ∇_sb ∇_sbᵀ
+  int64_t examples() const { return a.size(0); }
+  int64_t locations() const { return a.size(1); }
+};
+
+struct BlockShape {
+  int64_t dim_a = 0;  ///< rows of A: inputs (+1 with bias); conv: C_in·k_h·k_w (+1)
+  int64_t dim_g = 0;  ///< rows of G: outputs / channels
+  int64_t numel() const { return dim_a * dim_g; }
+};
+
+/// What a curvature needs to know when it is built.
+struct CurvatureContext {
+  std::string layer_name;
+  BlockShape shape;
+  PreconditionerOptions options;
+  at::TensorOptions tensor_options;  ///< device and factor dtype
+};
+
+class Curvature {
+ public:
+  explicit Curvature(CurvatureContext context);
+  virtual ~Curvature() = default;
+  Curvature(const Curvature&) = delete;
+  Curvature& operator=(const Curvature&) = delete;
+
+  virtual std::string method() const = 0;
+  /// Folds in one statistics step: new = decay·old + (1 − decay)·batch.
+  virtual void update(const LayerStatistics& stats, double decay) = 0;
+  /// Recomputes the decompositions. Throws NumericalError and keeps the previous state on failure.
+  virtual void refresh(double damping) = 0;
+  /// The undamped approximate Fisher block in column-major vec order.
+  virtual at::Tensor to_dense() const = 0;
+  virtual int64_t memory_bytes() const;
+
+  /// ≈ (F + λI)⁻¹ vec(V) as a [d_G, d_A] matrix. Before the first successful refresh: V / λ (reported by the
+  /// preconditioner as a fallback). Throws if no statistics were ever seen.
+  at::Tensor precondition(const at::Tensor& grad_matrix, double damping) const;
+
+  bool has_statistics() const { return updates_ > 0; }
+  bool ready() const { return ready_; }
+  int64_t locations() const { return locations_; }
+  const std::string& layer_name() const { return context_.layer_name; }
+  const BlockShape& shape() const { return context_.shape; }
+  /// Dtype of factors and decompositions.
+  at::ScalarType dtype() const { return c10::typeMetaToScalarType(context_.tensor_options.dtype()); }
+
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive);
+
+ protected:
+  virtual at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const = 0;
+  /// Every tensor of the method's state, by name, for checkpoints (undefined tensors are skipped).
+  virtual std::vector<std::pair<std::string, at::Tensor*>> state_tensors() = 0;
+  /// Records the statistics step's geometry and counts it; methods call this from update().
+  void note_update(const LayerStatistics& stats);
+  void mark_ready() { ready_ = true; }
+  std::string what(const std::string& part) const;  ///< "factor A of layer 'fc1'" for messages
+
+  CurvatureContext context_;
+  int64_t locations_ = 1;
+  int64_t updates_ = 0;
+  bool ready_ = false;
+};
+
+}  // namespace kfac

@@ -1,0 +1,38 @@
+// K-FAC (Martens & Grosse 2015) and KFC for convolutions (Grosse & Martens 2016).
+//
+// Factors, per location (convention 1 of the spec, docs/design.md "Conv |T| scaling"):
+//   A = 1/(B|T|) Σ_{b,t} ā āᵀ,   G = 1/(B|T|) Σ_{s,b,t} g gᵀ,   F ≈ |T| · A ⊗ G   (|T| = 1 for Linear).
+// Damping λ is added to the whole block, F + λI, for Linear and Conv2d alike:
+//   Factored (D1): |T|(A + πγ I) ⊗ (G + γ/π I), γ = √(λ/|T|), π = √((tr A/d_A)/(tr G/d_G)) (1 if degenerate);
+//                  inverses formed at refresh with the damping of that moment.
+//   Eigen (D2):    (|T| A ⊗ G + λI)⁻¹ applied exactly in the Kronecker eigenbasis with the current λ.
+#pragma once
+
+#include "kfac/curvature/curvature.h"
+
+namespace kfac {
+
+class KfacCurvature : public Curvature {
+ public:
+  explicit KfacCurvature(CurvatureContext context);
+  std::string method() const override { return "kfac"; }
+  void update(const LayerStatistics& stats, double decay) override;
+  void refresh(double damping) override;
+  at::Tensor to_dense() const override;
+
+  const at::Tensor& factor_a() const { return a_; }
+  const at::Tensor& factor_g() const { return g_; }
+
+ protected:
+  at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;
+  std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override;
+
+  /// π of the factored damping, 1 when a trace is zero or not finite.
+  double pi() const;
+
+  at::Tensor a_, g_;                    // running factors
+  at::Tensor a_inv_, g_inv_;            // damped inverses (Factored)
+  at::Tensor a_vals_, a_vecs_, g_vals_, g_vecs_;  // eigendecompositions (Eigen)
+};
+
+}  // namespace kfac

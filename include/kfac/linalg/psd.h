@@ -1,0 +1,36 @@
+// Guarded linear algebra on symmetric positive semi-definite factors: the one place where decompositions can fail.
+//
+// Policy: a non-finite input is rejected before any decomposition; the matrix is symmetrized; a failure in the
+// factor dtype is retried in float64; a failure there throws kfac::NumericalError (the preconditioner then keeps
+// the previous decomposition and counts the failure, see Preconditioner). Eigenvalues are clamped to a floor >= 0.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace kfac::linalg {
+
+struct SymEig {
+  at::Tensor values;   ///< ascending, clamped to the floor
+  at::Tensor vectors;  ///< columns are eigenvectors
+};
+
+/// Eigendecomposition of a symmetric PSD matrix under the policy above. `what` names it in error messages.
+SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor = 0.0);
+
+/// (m + shift·I)⁻¹ by Cholesky under the same policy.
+at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::string& what);
+
+/// Q diag(1 / (values + shift)) Qᵀ.
+at::Tensor inverse_from_eig(const SymEig& eig, double shift);
+
+/// Throws NumericalError naming `what` if `m` has a NaN or an infinity.
+void check_finite(const at::Tensor& m, const std::string& what);
+
+namespace testing {
+/// Test seam: the next `count` decomposition attempts (each try, including float64 retries) fail as LinAlgError.
+void inject_decomposition_failures(int count);
+}  // namespace testing
+
+}  // namespace kfac::linalg

@@ -1,0 +1,61 @@
+// Capture-enabled drop-in layers: kfac::nn::Linear and kfac::nn::Conv2d are torch::nn::Linear / Conv2d (same
+// options, same parameter names) whose forward taps the layer's Slot. A Preconditioner built from the model finds
+// them by module name:
+//
+//   struct NetImpl : torch::nn::Module {
+//     kfac::nn::Linear fc1{784, 128}, fc2{128, 10};
+//     NetImpl() { register_module("fc1", fc1); register_module("fc2", fc2); }
+//     torch::Tensor forward(torch::Tensor x) { return fc2(torch::relu(fc1(x))); }
+//   };
+//   kfac::Preconditioner precond(*net, options);
+//
+// Hand-written forward code can instead keep a kfac::Layer (linear_layer / conv2d_layer) and call
+// `layer.slot->tap(x, y)` after computing y.
+#pragma once
+
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+
+#include "kfac/capture.h"
+#include "kfac/preconditioner.h"
+
+namespace kfac::nn {
+
+class LinearImpl : public torch::nn::LinearImpl {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features)
+      : LinearImpl(torch::nn::LinearOptions(in_features, out_features)) {}
+  explicit LinearImpl(const torch::nn::LinearOptions& options)
+      : torch::nn::LinearImpl(options), slot_(std::make_shared<Slot>()) {}
+  torch::Tensor forward(const torch::Tensor& input);
+  const std::shared_ptr<Slot>& slot() const { return slot_; }
+
+ private:
+  std::shared_ptr<Slot> slot_;
+};
+TORCH_MODULE(Linear);
+
+class Conv2dImpl : public torch::nn::Conv2dImpl {
+ public:
+  Conv2dImpl(int64_t in_channels, int64_t out_channels, torch::ExpandingArray<2> kernel_size)
+      : Conv2dImpl(torch::nn::Conv2dOptions(in_channels, out_channels, kernel_size)) {}
+  explicit Conv2dImpl(const torch::nn::Conv2dOptions& options);
+  torch::Tensor forward(const torch::Tensor& input);
+  const std::shared_ptr<Slot>& slot() const { return slot_; }
+
+ private:
+  std::shared_ptr<Slot> slot_;
+};
+TORCH_MODULE(Conv2d);
+
+}  // namespace kfac::nn
+
+namespace kfac {
+/// A Layer for a plain torch::nn::Linear, tapped by hand: `y = fc(x); layer.slot->tap(x, y);`.
+Layer linear_layer(const std::string& name, const torch::nn::LinearImpl& module);
+/// A Layer for a plain torch::nn::Conv2d (zero padding given as numbers, groups = 1), tapped by hand.
+Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module);
+}  // namespace kfac

@@ -1,0 +1,132 @@
+// The preconditioner: owns the registered layers and their curvatures, runs the schedules, and rewrites each
+// layer's .grad() into its natural-gradient direction, so that any torch::optim optimizer (or kfac::KfacOptimizer)
+// can follow it.
+//
+//   kfac::Preconditioner precond(*model, kfac::PreconditionerOptions().damping(1e-3));
+//   for (...) {
+//     precond.update_statistics([&](const at::Tensor& x) { return model->forward(x); }, x,
+//                               kfac::LossKind::SoftmaxCrossEntropy);          // no-op off statistics steps
+//     opt.zero_grad();
+//     kfac::loss(model->forward(x), y, kfac::LossKind::SoftmaxCrossEntropy).backward();
+//     kfac::StepStats s = precond.step();  // s.skipped: non-finite gradients, do not apply the update
+//     if (!s.skipped) opt.step();
+//   }
+//
+// Step k (from 0) updates statistics when k % stats_period == 0 and refreshes decompositions when
+// k % refresh_period == 0 (and whenever a layer has statistics but no decomposition yet).
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kfac/capture.h"
+#include "kfac/curvature/curvature.h"
+#include "kfac/layer_kind.h"
+#include "kfac/likelihood.h"
+#include "kfac/options.h"
+
+namespace torch::nn {
+class Module;
+}
+namespace torch::serialize {
+class OutputArchive;
+class InputArchive;
+}  // namespace torch::serialize
+
+namespace kfac {
+
+/// A registered layer: its name, how its parameters look as matrices, and where its forward taps.
+struct Layer {
+  std::string name;
+  std::shared_ptr<LayerKind> kind;
+  std::shared_ptr<Slot> slot;
+};
+
+/// What one step did. Returned by Preconditioner::step and KfacOptimizer::step.
+struct StepStats {
+  int64_t step = 0;                  ///< index of this step (0-based)
+  double damping = 0;                ///< λ used
+  bool statistics_updated = false;   ///< factors were updated
+  bool statistics_skipped = false;   ///< captured statistics were non-finite and were dropped
+  bool refreshed = false;            ///< decompositions were recomputed (for at least one layer)
+  bool skipped = false;              ///< non-finite gradients: nothing was preconditioned, do not apply the step
+  int64_t refresh_failures = 0;      ///< layers whose refresh failed this step (previous decomposition kept)
+  int64_t fallback_layers = 0;       ///< layers preconditioned as gradient / λ (no decomposition yet)
+  double grad_dot_direction = 0;     ///< Σ_l ⟨v_l, g_l⟩ of preconditioned and raw gradients (before any clipping)
+  double clip_factor = 1;            ///< scale applied by the step rule (KL clipping), 1 if none
+  std::vector<std::string> messages; ///< human-readable reports of anything unusual
+};
+
+class Preconditioner {
+ public:
+  Preconditioner(std::vector<Layer> layers, PreconditionerOptions options = {});
+  /// Registers every kfac::nn::Linear and kfac::nn::Conv2d of `model`, named as in model.named_modules().
+  explicit Preconditioner(torch::nn::Module& model, PreconditionerOptions options = {});
+  ~Preconditioner();
+  Preconditioner(const Preconditioner&) = delete;
+  Preconditioner& operator=(const Preconditioner&) = delete;
+
+  /// Whether the next step() updates statistics.
+  bool is_statistics_step() const;
+
+  /// The statistics pass (true or empirical Fisher per options().fisher()): runs `forward` on the first
+  /// ceil(stats_fraction·B) examples of `inputs` with capture on, and back-propagates model-sampled targets
+  /// (or `targets`) to every layer output. Does nothing and returns false off statistics steps.
+  bool update_statistics(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& inputs,
+                         LossKind loss, const at::Tensor& targets = {});
+
+  /// Alternative to update_statistics: capture from the user's own training forward/backward (empirical Fisher,
+  /// no extra pass). Call before that forward on statistics steps; `grad_scale` turns the loss gradient into
+  /// per-example gradients (the batch size for a mean-reduced loss). Returns false off statistics steps.
+  bool capture_backward(double grad_scale);
+
+  /// Updates statistics (if captured), refreshes on schedule, and replaces each layer's .grad() by its
+  /// preconditioned direction. Leaves gradients untouched and reports `skipped` if any is non-finite.
+  StepStats step();
+
+  /// Multiplies every registered layer's gradient by `factor` (used by step rules such as KL clipping).
+  void scale_gradients(double factor) const;
+
+  double damping() const { return damping_; }
+  void set_damping(double damping);
+  int64_t steps() const { return step_; }
+  const PreconditionerOptions& options() const { return options_; }
+  const std::vector<Layer>& layers() const { return layers_; }
+  const Curvature& curvature(size_t layer) const { return *curvatures_.at(layer); }
+  Curvature& curvature(size_t layer) { return *curvatures_.at(layer); }
+  /// Parameters of all registered layers.
+  std::vector<at::Tensor> parameters() const;
+  int64_t memory_bytes() const;
+
+  void save(torch::serialize::OutputArchive& archive) const;
+  /// Strict: every layer must be present with the same shapes, or it throws naming the layer.
+  void load(torch::serialize::InputArchive& archive);
+
+ private:
+  void update_factors(StepStats& stats);
+  void refresh(StepStats& stats, bool scheduled);
+  at::Generator step_generator() const;
+  void clear_slots();
+
+  std::vector<Layer> layers_;
+  PreconditionerOptions options_;
+  std::vector<std::unique_ptr<Curvature>> curvatures_;
+  std::vector<int64_t> consecutive_failures_;
+  double damping_;
+  int64_t step_ = 0;
+  int64_t statistics_updates_ = 0;
+};
+
+/// Collects the kfac::nn layers of a module tree (depth-first, named as in named_modules()).
+std::vector<Layer> find_layers(torch::nn::Module& model);
+
+/// Serialization in the torch idiom: torch::save(precond, path) / torch::load(precond, path).
+torch::serialize::OutputArchive& operator<<(torch::serialize::OutputArchive& archive, const Preconditioner& p);
+torch::serialize::InputArchive& operator>>(torch::serialize::InputArchive& archive, Preconditioner& p);
+
+}  // namespace kfac

@@ -1,0 +1,77 @@
+#include "kfac/curvature/curvature.h"
+
+#include <ATen/ATen.h>
+#include <torch/serialize/archive.h>
+
+#include "kfac/errors.h"
+
+namespace kfac {
+
+Curvature::Curvature(CurvatureContext context) : context_(std::move(context)) {}
+
+int64_t Curvature::memory_bytes() const {
+  int64_t bytes = 0;
+  for (auto& [name, t] : const_cast<Curvature*>(this)->state_tensors())
+    if (t->defined()) bytes += t->numel() * static_cast<int64_t>(t->element_size());
+  return bytes;
+}
+
+at::Tensor Curvature::precondition(const at::Tensor& grad_matrix, double damping) const {
+  KFAC_CHECK(has_statistics(), "layer '", layer_name(),
+             "' has no curvature statistics yet; run a statistics step (update_statistics or capture_backward) "
+             "before preconditioning");
+  const auto& s = shape();
+  KFAC_CHECK(grad_matrix.dim() == 2 && grad_matrix.size(0) == s.dim_g && grad_matrix.size(1) == s.dim_a,
+             "layer '", layer_name(), "': gradient matrix must be [", s.dim_g, ", ", s.dim_a, "], got ",
+             grad_matrix.sizes());
+  if (!ready_) return grad_matrix / damping;
+  return precondition_impl(grad_matrix, damping);
+}
+
+void Curvature::note_update(const LayerStatistics& stats) {
+  KFAC_CHECK(stats.a.dim() == 3 && stats.a.size(2) == shape().dim_a, "layer '", layer_name(),
+             "': expanded inputs must be [B, T, ", shape().dim_a, "], got ", stats.a.sizes());
+  KFAC_CHECK(stats.g.dim() == 4 && stats.g.size(1) == stats.a.size(0) && stats.g.size(2) == stats.a.size(1) &&
+                 stats.g.size(3) == shape().dim_g,
+             "layer '", layer_name(), "': output gradients must be [S, ", stats.a.size(0), ", ", stats.a.size(1),
+             ", ", shape().dim_g, "], got ", stats.g.sizes());
+  locations_ = stats.locations();
+  ++updates_;
+}
+
+std::string Curvature::what(const std::string& part) const { return part + " of layer '" + layer_name() + "'"; }
+
+void Curvature::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("method", c10::IValue(method()));
+  archive.write("locations", c10::IValue(locations_));
+  archive.write("updates", c10::IValue(updates_));
+  archive.write("ready", c10::IValue(ready_));
+  for (auto& [name, t] : const_cast<Curvature*>(this)->state_tensors())
+    if (t->defined()) archive.write(name, *t);
+}
+
+void Curvature::load(torch::serialize::InputArchive& archive) {
+  c10::IValue v;
+  archive.read("method", v);
+  KFAC_CHECK(v.toStringRef() == method(), "checkpoint of layer '", layer_name(), "' holds method '",
+             v.toStringRef(), "' but this preconditioner uses '", method(), "'");
+  archive.read("locations", v);
+  locations_ = v.toInt();
+  archive.read("updates", v);
+  updates_ = v.toInt();
+  archive.read("ready", v);
+  ready_ = v.toBool();
+  for (auto& [name, t] : state_tensors()) {
+    at::Tensor loaded;
+    if (!archive.try_read(name, loaded)) {
+      *t = at::Tensor();
+      continue;
+    }
+    KFAC_CHECK(!t->defined() || t->sizes() == loaded.sizes(), "checkpoint of layer '", layer_name(), "': ", name,
+               " has shape ", loaded.sizes(), " but this model needs ", t->sizes(),
+               "; the checkpoint was written for a different model");
+    *t = loaded.to(context_.tensor_options);
+  }
+}
+
+}  // namespace kfac

@@ -1,0 +1,102 @@
+#include "kfac/layer_kind.h"
+
+#include <ATen/ATen.h>
+
+#include "kfac/errors.h"
+
+namespace kfac {
+
+namespace {
+// Appends the homogeneous coordinate (a column of ones) along the last dimension.
+at::Tensor with_ones(const at::Tensor& x) {
+  auto sizes = x.sizes().vec();
+  sizes.back() = 1;
+  return at::cat({x, at::ones(sizes, x.options())}, -1);
+}
+}  // namespace
+
+at::Tensor LayerKind::grad_matrix() const {
+  const auto& gw = weight_.grad();
+  if (!gw.defined()) return {};
+  auto w = gw.reshape({gw.size(0), -1});
+  if (!bias_.defined()) return w;
+  const auto& gb = bias_.grad();
+  return at::cat({w, gb.defined() ? gb.unsqueeze(1) : at::zeros({w.size(0), 1}, w.options())}, 1);
+}
+
+void LayerKind::set_grad_matrix(const at::Tensor& m) const {
+  const int64_t cols = bias_.defined() ? m.size(1) - 1 : m.size(1);
+  auto w = m.narrow(1, 0, cols).reshape(weight_.sizes()).to(weight_.dtype());
+  if (weight_.grad().defined())
+    weight_.mutable_grad().copy_(w);
+  else
+    weight_.mutable_grad() = w.clone();
+  if (bias_.defined()) {
+    auto b = m.select(1, cols).to(bias_.dtype());
+    if (bias_.grad().defined())
+      bias_.mutable_grad().copy_(b);
+    else
+      bias_.mutable_grad() = b.clone();
+  }
+}
+
+at::Tensor LayerKind::param_matrix() const {
+  auto w = weight_.detach().reshape({weight_.size(0), -1});
+  return bias_.defined() ? at::cat({w, bias_.detach().unsqueeze(1)}, 1) : w.clone();
+}
+
+std::vector<at::Tensor> LayerKind::parameters() const {
+  if (bias_.defined()) return {weight_, bias_};
+  return {weight_};
+}
+
+LinearKind::LinearKind(at::Tensor weight, at::Tensor bias) : LayerKind(std::move(weight), std::move(bias)) {
+  KFAC_CHECK(weight_.dim() == 2, "Linear weight must be 2-D [out, in], got shape ", weight_.sizes());
+}
+int64_t LinearKind::dim_a() const { return weight_.size(1) + (has_bias() ? 1 : 0); }
+int64_t LinearKind::dim_g() const { return weight_.size(0); }
+
+at::Tensor LinearKind::expand_input(const at::Tensor& input) const {
+  KFAC_CHECK(input.size(-1) == weight_.size(1), "Linear input has ", input.size(-1), " features, weight expects ",
+             weight_.size(1));
+  auto x = input.reshape({-1, 1, weight_.size(1)});
+  return has_bias() ? with_ones(x) : x;
+}
+
+at::Tensor LinearKind::expand_output_grad(const at::Tensor& g) const {
+  auto sizes = g.sizes().vec();
+  sizes.back() = 1;
+  sizes.push_back(g.size(-1));
+  return g.reshape(sizes);  // [..., B, 1, d_G]
+}
+
+Conv2dKind::Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geometry)
+    : LayerKind(std::move(weight), std::move(bias)), geometry_(geometry) {
+  KFAC_CHECK(weight_.dim() == 4, "Conv2d weight must be 4-D [out, in, kh, kw], got shape ", weight_.sizes());
+}
+int64_t Conv2dKind::dim_a() const {
+  return weight_.size(1) * weight_.size(2) * weight_.size(3) + (has_bias() ? 1 : 0);
+}
+int64_t Conv2dKind::dim_g() const { return weight_.size(0); }
+
+at::Tensor Conv2dKind::expand_input(const at::Tensor& input) const {
+  KFAC_CHECK(input.dim() == 4 && input.size(1) == weight_.size(1), "Conv2d input must be [B, ", weight_.size(1),
+             ", H, W], got shape ", input.sizes());
+  const auto& g = geometry_;
+  auto patches = at::im2col(input, {weight_.size(2), weight_.size(3)}, {g.dilation[0], g.dilation[1]},
+                            {g.padding[0], g.padding[1]}, {g.stride[0], g.stride[1]});  // [B, d, T]
+  auto x = patches.transpose(1, 2);                                                      // [B, T, d]
+  return has_bias() ? with_ones(x) : x.contiguous();
+}
+
+at::Tensor Conv2dKind::expand_output_grad(const at::Tensor& g) const {
+  // [..., B, C, H, W] → [..., B, H·W, C]
+  auto sizes = g.sizes().vec();
+  KFAC_CHECK(sizes.size() >= 4, "Conv2d output gradient must be [B, C, H, W], got shape ", g.sizes());
+  const int64_t hw = sizes[sizes.size() - 1] * sizes[sizes.size() - 2];
+  sizes.pop_back();
+  sizes.back() = hw;
+  return g.reshape(sizes).transpose(-1, -2);
+}
+
+}  // namespace kfac

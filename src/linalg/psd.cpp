@@ -1,0 +1,85 @@
+#include "kfac/linalg/psd.h"
+
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <functional>
+
+#include "kfac/errors.h"
+
+namespace kfac::linalg {
+
+namespace {
+std::atomic<int> injected_failures{0};
+
+void maybe_inject_failure() {
+  int left = injected_failures.load();
+  while (left > 0 && !injected_failures.compare_exchange_weak(left, left - 1)) {
+  }
+  TORCH_CHECK(left <= 0, "injected decomposition failure (kfac::linalg::testing)");
+}
+
+at::Tensor symmetrize(const at::Tensor& m) { return (m + m.transpose(0, 1)) * 0.5; }
+
+// Runs `attempt` in the matrix's dtype, then in float64; returns the result cast back to the original dtype.
+template <typename Result>
+Result with_float64_retry(const at::Tensor& m, const std::string& what, const char* op,
+                          const std::function<Result(const at::Tensor&)>& attempt,
+                          const std::function<Result(const Result&, at::ScalarType)>& cast_back) {
+  std::string first_error;
+  try {
+    maybe_inject_failure();
+    return attempt(m);
+  } catch (const c10::Error& e) {
+    first_error = e.what_without_backtrace();
+  }
+  try {
+    maybe_inject_failure();
+    return cast_back(attempt(m.to(at::kDouble)), m.scalar_type());
+  } catch (const c10::Error& e) {
+    throw NumericalError(std::string("kfac: ") + op + " of " + what + " failed in " +
+                         c10::toString(m.scalar_type()) + " and again in float64 (" +
+                         e.what_without_backtrace() + "); raise the damping, lower the learning rate, or use "
+                         "factor_dtype float64. First error: " + first_error);
+  }
+}
+}  // namespace
+
+void check_finite(const at::Tensor& m, const std::string& what) {
+  if (at::isfinite(m).all().item<bool>()) return;
+  throw NumericalError("kfac: " + what + " has non-finite entries (NaN or Inf); check the inputs and gradients " +
+                       "for NaN, lower the learning rate or raise the damping");
+}
+
+SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor) {
+  check_finite(m, what);
+  const auto sym = symmetrize(m);
+  auto eig = with_float64_retry<SymEig>(
+      sym, what, "eigendecomposition",
+      [](const at::Tensor& x) {
+        auto [values, vectors] = at::linalg_eigh(x);
+        return SymEig{values, vectors};
+      },
+      [](const SymEig& e, at::ScalarType t) { return SymEig{e.values.to(t), e.vectors.to(t)}; });
+  eig.values.clamp_min_(floor);
+  return eig;
+}
+
+at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::string& what) {
+  check_finite(m, what);
+  const auto damped = symmetrize(m) + shift * at::eye(m.size(0), m.options());
+  return with_float64_retry<at::Tensor>(
+      damped, what, "Cholesky factorization",
+      [](const at::Tensor& x) { return at::cholesky_inverse(at::linalg_cholesky(x)); },
+      [](const at::Tensor& x, at::ScalarType t) { return x.to(t); });
+}
+
+at::Tensor inverse_from_eig(const SymEig& eig, double shift) {
+  return at::matmul(eig.vectors * (1.0 / (eig.values + shift)).unsqueeze(0), eig.vectors.t());
+}
+
+namespace testing {
+void inject_decomposition_failures(int count) { injected_failures.store(count); }
+}  // namespace testing
+
+}  // namespace kfac::linalg

@@ -1,0 +1,75 @@
+#include "kfac/nn/layers.h"
+
+#include "kfac/errors.h"
+
+// LibTorch 1.x has its own c10::variant; 2.x options use std::variant.
+#if __has_include(<c10/util/variant.h>)
+#include <c10/util/variant.h>
+namespace variant_ns = c10;
+#else
+#include <variant>
+namespace variant_ns = std;
+#endif
+
+namespace kfac {
+
+namespace nn {
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& input) {
+  auto output = torch::nn::LinearImpl::forward(input);
+  slot_->tap(input, output);
+  return output;
+}
+
+Conv2dImpl::Conv2dImpl(const torch::nn::Conv2dOptions& options)
+    : torch::nn::Conv2dImpl(options), slot_(std::make_shared<Slot>()) {
+  conv2d_layer("(new Conv2d)", *this);  // validates that K-FAC supports these options
+}
+
+torch::Tensor Conv2dImpl::forward(const torch::Tensor& input) {
+  auto output = torch::nn::Conv2dImpl::forward(input);
+  slot_->tap(input, output);
+  return output;
+}
+
+}  // namespace nn
+
+Layer linear_layer(const std::string& name, const torch::nn::LinearImpl& module) {
+  return {name, std::make_shared<LinearKind>(module.weight, module.bias), std::make_shared<Slot>(name)};
+}
+
+Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module) {
+  const auto& o = module.options;
+  KFAC_CHECK(o.groups() == 1, "Conv2d '", name, "': K-FAC supports groups = 1 only, got groups = ", o.groups());
+  KFAC_CHECK(variant_ns::get_if<torch::enumtype::kZeros>(&o.padding_mode()) != nullptr, "Conv2d '", name,
+             "': K-FAC supports zero padding only (padding_mode zeros)");
+  const auto* padding = variant_ns::get_if<torch::ExpandingArray<2>>(&o.padding());
+  KFAC_CHECK(padding != nullptr, "Conv2d '", name, "': give the padding as numbers (kValid / kSame are not "
+             "supported by K-FAC's patch extraction)");
+  Conv2dGeometry g;
+  for (int i = 0; i < 2; ++i) {
+    g.stride[i] = (*o.stride())[i];
+    g.padding[i] = (**padding)[i];
+    g.dilation[i] = (*o.dilation())[i];
+  }
+  return {name, std::make_shared<Conv2dKind>(module.weight, module.bias, g), std::make_shared<Slot>(name)};
+}
+
+std::vector<Layer> find_layers(torch::nn::Module& model) {
+  std::vector<Layer> layers;
+  for (const auto& item : model.named_modules()) {
+    const auto& module = item.value();
+    if (auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(module)) {
+      auto layer = linear_layer(item.key(), *lin);
+      layer.slot = lin->slot();
+      layers.push_back(std::move(layer));
+    } else if (auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(module)) {
+      auto layer = conv2d_layer(item.key(), *conv);
+      layer.slot = conv->slot();
+      layers.push_back(std::move(layer));
+    }
+  }
+  return layers;
+}
+
+}  // namespace kfac

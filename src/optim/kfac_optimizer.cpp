@@ -1,0 +1,98 @@
+#include "kfac/optim/kfac_optimizer.h"
+
+#include <ATen/ATen.h>
+#include <torch/serialize/archive.h>
+
+#include <cmath>
+
+#include "kfac/errors.h"
+
+namespace kfac {
+
+void validate(const KfacOptimizerOptions& o) {
+  KFAC_CHECK(std::isfinite(o.lr()) && o.lr() > 0, "lr must be finite and > 0, got ", o.lr());
+  KFAC_CHECK(o.momentum() >= 0 && o.momentum() < 1, "momentum must be in [0, 1), got ", o.momentum());
+  KFAC_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0, "weight_decay must be >= 0, got ",
+             o.weight_decay());
+  KFAC_CHECK(std::isfinite(o.kl_clip()) && o.kl_clip() >= 0, "kl_clip must be >= 0 (0 disables), got ",
+             o.kl_clip());
+}
+
+KfacOptimizer::KfacOptimizer(std::vector<at::Tensor> params, std::shared_ptr<Preconditioner> preconditioner,
+                             KfacOptimizerOptions options)
+    : torch::optim::Optimizer({torch::optim::OptimizerParamGroup(std::move(params))},
+                              std::make_unique<KfacOptimizerOptions>(options)),
+      preconditioner_(std::move(preconditioner)) {
+  validate(options);
+  KFAC_CHECK(preconditioner_ != nullptr, "KfacOptimizer needs a preconditioner");
+  momentum_.resize(param_groups_.front().params().size());
+}
+
+KfacOptimizerOptions& KfacOptimizer::options() {
+  return static_cast<KfacOptimizerOptions&>(param_groups_.front().options());
+}
+
+at::Tensor KfacOptimizer::step(LossClosure closure) {
+  at::NoGradGuard no_grad;
+  at::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable(true);
+    loss = closure();
+  }
+  auto& o = options();
+  validate(o);
+  last_ = preconditioner_->step();
+  if (last_.skipped) return loss;
+
+  const double lr = o.lr();
+  const double vg = std::abs(last_.grad_dot_direction);
+  if (o.kl_clip() > 0 && vg > 0) last_.clip_factor = std::min(1.0, std::sqrt(o.kl_clip() / (lr * lr * vg)));
+  preconditioner_->scale_gradients(last_.clip_factor);
+
+  auto& params = param_groups_.front().params();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& p = params[i];
+    if (!p.grad().defined()) continue;
+    auto d = o.weight_decay() > 0 ? p.grad() + o.weight_decay() * p.detach() : p.grad().clone();
+    if (o.momentum() > 0) {
+      if (!momentum_[i].defined())
+        momentum_[i] = d;
+      else
+        momentum_[i].mul_(o.momentum()).add_(d);
+      d = momentum_[i];
+    }
+    p.detach().add_(d, -lr);
+  }
+  return loss;
+}
+
+void KfacOptimizer::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("lr", c10::IValue(static_cast<const KfacOptimizerOptions&>(param_groups_.front().options()).lr()));
+  for (size_t i = 0; i < momentum_.size(); ++i)
+    if (momentum_[i].defined()) archive.write("momentum_" + std::to_string(i), momentum_[i]);
+  torch::serialize::OutputArchive precond(archive.compilation_unit());
+  preconditioner_->save(precond);
+  archive.write("preconditioner", precond);
+}
+
+void KfacOptimizer::load(torch::serialize::InputArchive& archive) {
+  c10::IValue lr;
+  archive.read("lr", lr);
+  options().lr(lr.toDouble());
+  const auto& params = param_groups_.front().params();
+  for (size_t i = 0; i < momentum_.size(); ++i) {
+    at::Tensor m;
+    if (!archive.try_read("momentum_" + std::to_string(i), m)) {
+      momentum_[i] = at::Tensor();
+      continue;
+    }
+    KFAC_CHECK(m.sizes() == params[i].sizes(), "optimizer checkpoint: momentum of parameter ", i, " has shape ",
+               m.sizes(), " but the parameter has shape ", params[i].sizes());
+    momentum_[i] = m.to(params[i].options());
+  }
+  torch::serialize::InputArchive precond;
+  archive.read("preconditioner", precond);
+  preconditioner_->load(precond);
+}
+
+}  // namespace kfac

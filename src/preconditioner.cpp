@@ -1,0 +1,270 @@
+#include "kfac/preconditioner.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+#include <torch/serialize/archive.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "kfac/curvature/registry.h"
+#include "kfac/errors.h"
+#include "kfac/linalg/psd.h"
+
+namespace kfac {
+
+namespace {
+constexpr int64_t kFormatVersion = 1;
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
+  return s;
+}
+}  // namespace
+
+Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions options)
+    : Preconditioner(find_layers(model), std::move(options)) {}
+
+Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions options)
+    : layers_(std::move(layers)), options_(std::move(options)), damping_(options_.damping()) {
+  validate(options_);
+  KFAC_CHECK(!layers_.empty(), "no K-FAC layers to precondition; build the model from kfac::nn::Linear / "
+             "kfac::nn::Conv2d or pass kfac::Layer values explicitly");
+  std::set<std::string> names;
+  std::set<const void*> params;
+  for (auto& layer : layers_) {
+    KFAC_CHECK(layer.kind && layer.slot, "layer '", layer.name, "' has no layer kind or capture slot");
+    KFAC_CHECK(names.insert(layer.name).second, "layer name '", layer.name, "' is registered twice");
+    for (const auto& p : layer.kind->parameters())
+      KFAC_CHECK(params.insert(p.unsafeGetTensorImpl()).second, "a parameter of layer '", layer.name,
+                 "' is already registered by another layer");
+    layer.slot->set_name(layer.name);
+    const auto& w = layer.kind->weight();
+    const auto dtype = options_.factor_dtype().value_or(w.scalar_type());
+    CurvatureContext context{layer.name, {layer.kind->dim_a(), layer.kind->dim_g()}, options_,
+                             w.options().dtype(dtype)};
+    curvatures_.push_back(make_curvature(options_.method(), std::move(context)));
+  }
+  consecutive_failures_.assign(layers_.size(), 0);
+}
+
+Preconditioner::~Preconditioner() { clear_slots(); }
+
+bool Preconditioner::is_statistics_step() const { return step_ % options_.stats_period() == 0; }
+
+void Preconditioner::set_damping(double damping) {
+  KFAC_CHECK(std::isfinite(damping) && damping > 0, "damping must be finite and > 0, got ", damping);
+  damping_ = damping;
+}
+
+std::vector<at::Tensor> Preconditioner::parameters() const {
+  std::vector<at::Tensor> out;
+  for (const auto& l : layers_)
+    for (auto& p : l.kind->parameters()) out.push_back(p);
+  return out;
+}
+
+int64_t Preconditioner::memory_bytes() const {
+  int64_t bytes = 0;
+  for (const auto& c : curvatures_) bytes += c->memory_bytes();
+  return bytes;
+}
+
+void Preconditioner::clear_slots() {
+  for (auto& l : layers_) {
+    l.slot->disarm();
+    l.slot->clear();
+  }
+}
+
+bool Preconditioner::capture_backward(double grad_scale) {
+  KFAC_CHECK(std::isfinite(grad_scale) && grad_scale > 0, "grad_scale must be finite and > 0, got ", grad_scale);
+  if (!is_statistics_step()) return false;
+  for (auto& l : layers_) l.slot->arm(Slot::Mode::HookGradient, grad_scale);
+  return true;
+}
+
+at::Generator Preconditioner::step_generator() const {
+  const auto device = layers_.front().kind->weight().device();
+  auto gen = at::globalContext().defaultGenerator(device).clone();
+  // SplitMix-style mix of (seed, step): reproducible per step, so a resumed run samples the same targets.
+  uint64_t z = options_.seed() + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(step_ + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  gen.set_current_seed(z ^ (z >> 31));
+  return gen;
+}
+
+void Preconditioner::update_factors(StepStats& stats) {
+  std::vector<std::string> missing;
+  size_t captured = 0;
+  for (const auto& l : layers_) {
+    if (l.slot->taps() > 0 && l.slot->grad_output().defined())
+      ++captured;
+    else
+      missing.push_back(l.name);
+  }
+  if (captured == 0 && !is_statistics_step()) return;
+  KFAC_CHECK(missing.empty(), "step ", step_, " updates statistics but layer(s) ", join_names(missing),
+             captured == 0 ? " captured nothing; call update_statistics(...) or capture_backward(...) and run the "
+                             "forward (and backward) before step() on statistics steps (see is_statistics_step())"
+                           : " did not run in the statistics pass; every registered layer must be used by the "
+                             "forward, or must not be registered");
+
+  std::vector<LayerStatistics> batch;
+  std::vector<at::Tensor> finite;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& kind = *layers_[i].kind;
+    const auto dtype = curvatures_[i]->dtype();
+    LayerStatistics s{kind.expand_input(layers_[i].slot->input()).to(dtype),
+                      kind.expand_output_grad(layers_[i].slot->grad_output()).to(dtype)};
+    finite.push_back(at::isfinite(s.a).all());
+    finite.push_back(at::isfinite(s.g).all());
+    batch.push_back(std::move(s));
+  }
+  clear_slots();
+  if (!at::stack(finite).all().item<bool>()) {
+    stats.statistics_skipped = true;
+    stats.messages.push_back("step " + std::to_string(step_) +
+                             ": non-finite activations or output gradients in the statistics pass; statistics "
+                             "not updated");
+    return;
+  }
+  ++statistics_updates_;
+  const double decay = std::min(1.0 - 1.0 / static_cast<double>(statistics_updates_), options_.ema_decay());
+  for (size_t i = 0; i < layers_.size(); ++i) curvatures_[i]->update(batch[i], decay);
+  stats.statistics_updated = true;
+}
+
+void Preconditioner::refresh(StepStats& stats, bool scheduled) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& c = *curvatures_[i];
+    if (!c.has_statistics() || (!scheduled && c.ready())) continue;
+    try {
+      c.refresh(damping_);
+      consecutive_failures_[i] = 0;
+      stats.refreshed = true;
+    } catch (const NumericalError& e) {
+      ++stats.refresh_failures;
+      const auto n = ++consecutive_failures_[i];
+      stats.messages.push_back(std::string(e.what()) + (c.ready() ? " (keeping the previous decomposition)"
+                                                                  : " (no decomposition yet: using gradient/λ)"));
+      KFAC_CHECK(n < options_.max_consecutive_failures(), "layer '", layers_[i].name, "': ", n,
+                 " consecutive refresh failures (max_consecutive_failures=", options_.max_consecutive_failures(),
+                 "). Last error: ", e.what(), ". Try a larger damping, a smaller learning rate, factor_dtype "
+                 "float64, or check the data for NaN/Inf");
+    }
+  }
+}
+
+StepStats Preconditioner::step() {
+  StepStats stats;
+  stats.step = step_;
+  stats.damping = damping_;
+
+  std::vector<at::Tensor> grads;
+  std::vector<at::Tensor> finite;
+  for (const auto& l : layers_) {
+    auto v = l.kind->grad_matrix();
+    KFAC_CHECK(v.defined(), "layer '", l.name, "' has no gradient; call backward() on the loss before step()");
+    finite.push_back(at::isfinite(v).all());
+    grads.push_back(std::move(v));
+  }
+  if (!at::stack(finite).all().item<bool>()) {
+    clear_slots();
+    stats.skipped = true;
+    stats.messages.push_back("step " + std::to_string(step_) +
+                             ": non-finite gradient; step skipped, curvature state unchanged");
+    return stats;
+  }
+
+  update_factors(stats);
+  refresh(stats, step_ % options_.refresh_period() == 0);
+
+  std::vector<at::Tensor> dots;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& c = *curvatures_[i];
+    if (!c.ready()) ++stats.fallback_layers;
+    const auto& v = grads[i];
+    auto d = c.precondition(v.to(c.dtype()), damping_).to(v.scalar_type());
+    dots.push_back((d * v).sum().to(at::kDouble));
+    layers_[i].kind->set_grad_matrix(d);
+  }
+  stats.grad_dot_direction = at::stack(dots).sum().item<double>();
+  ++step_;
+  return stats;
+}
+
+void Preconditioner::scale_gradients(double factor) const {
+  if (factor == 1.0) return;
+  for (const auto& l : layers_)
+    for (auto& p : l.kind->parameters())
+      if (p.grad().defined()) p.mutable_grad().mul_(factor);
+}
+
+void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("kfac_format_version", c10::IValue(kFormatVersion));
+  archive.write("method", c10::IValue(options_.method()));
+  archive.write("step", c10::IValue(step_));
+  archive.write("statistics_updates", c10::IValue(statistics_updates_));
+  archive.write("damping", c10::IValue(damping_));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    torch::serialize::OutputArchive layer(archive.compilation_unit());
+    layer.write("name", c10::IValue(layers_[i].name));
+    layer.write("consecutive_failures", c10::IValue(consecutive_failures_[i]));
+    curvatures_[i]->save(layer);
+    archive.write("layer_" + std::to_string(i), layer);
+  }
+  archive.write("layers", c10::IValue(static_cast<int64_t>(layers_.size())));
+}
+
+void Preconditioner::load(torch::serialize::InputArchive& archive) {
+  c10::IValue v;
+  KFAC_CHECK(archive.try_read("kfac_format_version", v), "not a kfac preconditioner checkpoint (no "
+             "kfac_format_version)");
+  KFAC_CHECK(v.toInt() == kFormatVersion, "checkpoint format version ", v.toInt(), " is not supported (this "
+             "library reads version ", kFormatVersion, ")");
+  archive.read("layers", v);
+  const int64_t count = v.toInt();
+  std::map<std::string, int64_t> index;
+  for (int64_t i = 0; i < count; ++i) {
+    torch::serialize::InputArchive layer;
+    archive.read("layer_" + std::to_string(i), layer);
+    layer.read("name", v);
+    index[v.toStringRef()] = i;
+  }
+  std::vector<std::string> missing;
+  for (const auto& l : layers_)
+    if (!index.count(l.name)) missing.push_back(l.name);
+  KFAC_CHECK(missing.empty() && static_cast<size_t>(count) == layers_.size(), "checkpoint holds ", count,
+             " layers but this model has ", layers_.size(), missing.empty() ? "" : "; missing: ",
+             join_names(missing));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    torch::serialize::InputArchive layer;
+    archive.read("layer_" + std::to_string(index[layers_[i].name]), layer);
+    layer.read("consecutive_failures", v);
+    consecutive_failures_[i] = v.toInt();
+    curvatures_[i]->load(layer);
+  }
+  archive.read("step", v);
+  step_ = v.toInt();
+  archive.read("statistics_updates", v);
+  statistics_updates_ = v.toInt();
+  archive.read("damping", v);
+  damping_ = v.toDouble();
+  clear_slots();
+}
+
+torch::serialize::OutputArchive& operator<<(torch::serialize::OutputArchive& archive, const Preconditioner& p) {
+  p.save(archive);
+  return archive;
+}
+torch::serialize::InputArchive& operator>>(torch::serialize::InputArchive& archive, Preconditioner& p) {
+  p.load(archive);
+  return archive;
+}
+
+}  // namespace kfac
