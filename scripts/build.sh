@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Configures and builds the project into build/ (Release, Ninja, ccache). Runs setup first if anything is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# The precompiled headers need these for ccache hits.
+export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+BUILD_DIR="${BUILD_DIR:-build}"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+  -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON "$@" >/dev/null
+cmake --build "$BUILD_DIR" -j "$(nproc)"

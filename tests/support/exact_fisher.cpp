@@ -1,0 +1,70 @@
+#include "support/exact_fisher.h"
+
+#include <torch/torch.h>
+
+namespace kfac::test {
+
+at::Tensor vec(const at::Tensor& m) { return m.t().reshape({-1}); }
+at::Tensor unvec(const at::Tensor& v, int64_t rows, int64_t cols) { return v.reshape({cols, rows}).t(); }
+
+at::Tensor flat_grad(const at::Tensor& scalar, const std::vector<Layer>& layers) {
+  std::vector<at::Tensor> params;
+  for (const auto& l : layers)
+    for (const auto& p : l.kind->parameters()) params.push_back(p);
+  auto grads = torch::autograd::grad({scalar}, params, {}, /*retain_graph=*/true, false, /*allow_unused=*/true);
+  std::vector<at::Tensor> out;
+  size_t k = 0;
+  for (const auto& l : layers) {
+    auto gw = grads[k].defined() ? grads[k] : torch::zeros_like(params[k]);
+    auto m = gw.reshape({gw.size(0), -1});
+    ++k;
+    if (l.kind->has_bias()) {
+      auto gb = grads[k].defined() ? grads[k] : torch::zeros_like(params[k]);
+      m = torch::cat({m, gb.unsqueeze(1)}, 1);
+      ++k;
+    }
+    out.push_back(vec(m));
+  }
+  return torch::cat(out);
+}
+
+DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layers, const at::Tensor& inputs,
+                         LossKind loss, bool true_fisher, const at::Tensor& targets) {
+  DenseFisher f;
+  int64_t total = 0;
+  for (const auto& l : layers) {
+    f.offsets.push_back(total);
+    total += l.kind->dim_a() * l.kind->dim_g();
+  }
+  f.offsets.push_back(total);
+  f.matrix = torch::zeros({total, total}, torch::kDouble);
+  const int64_t batch = inputs.size(0);
+  auto add = [&](const at::Tensor& g, double w) { f.matrix += w * torch::outer(g, g); };
+  for (int64_t b = 0; b < batch; ++b) {
+    auto z = forward(inputs.narrow(0, b, 1)).reshape({-1});
+    const int64_t classes = z.size(0);
+    if (!true_fisher) {
+      auto t = targets.narrow(0, b, 1);
+      add(flat_grad(kfac::loss(z.unsqueeze(0), t, loss), layers), 1.0);
+      continue;
+    }
+    if (loss == LossKind::SoftmaxCrossEntropy) {
+      auto logp = torch::log_softmax(z, 0);
+      auto p = logp.exp().detach();
+      for (int64_t c = 0; c < classes; ++c) add(flat_grad(logp[c], layers), p[c].item<double>());
+    } else {
+      for (int64_t c = 0; c < classes; ++c) {
+        double w = 1.0;
+        if (loss == LossKind::SigmoidCrossEntropy) {
+          const double s = torch::sigmoid(z[c]).item<double>();
+          w = s * (1 - s);
+        }
+        add(flat_grad(z[c], layers), w);
+      }
+    }
+  }
+  f.matrix /= static_cast<double>(batch);
+  return f;
+}
+
+}  // namespace kfac::test

@@ -1,0 +1,33 @@
+// The tool's models, built from kfac::nn layers so the preconditioner finds them.
+#pragma once
+
+#include <torch/nn/modules/container/sequential.h>
+
+#include <string>
+#include <vector>
+
+#include "kfac/likelihood.h"
+
+namespace kfac::tool {
+
+struct Model {
+  std::string name;
+  torch::nn::Sequential net;
+  LossKind loss;
+  bool reconstructs_input = false;  ///< autoencoders: the target is the input
+};
+
+/// Model names accepted by make_model.
+std::vector<std::string> model_names();
+
+/// "autoencoder": the K-FAC paper's MNIST autoencoder 784-1000-500-250-30-250-500-1000-784, logistic hidden units,
+///                linear code layer, sparse initialization (15 nonzero N(0,1) incoming weights per unit), Bernoulli
+///                output (sigmoid cross-entropy).
+/// "mlp":         classifier 784-256-128-10 with ReLU, softmax cross-entropy.
+Model make_model(const std::string& name);
+
+/// Martens (2010) sparse initialization: `nonzero` incoming weights per unit drawn from N(0, 1), the rest and the
+/// bias zero.
+void sparse_init(torch::nn::Module& layer, int64_t nonzero);
+
+}  // namespace kfac::tool

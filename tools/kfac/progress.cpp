@@ -1,0 +1,41 @@
+#include "progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace kfac::tool {
+
+namespace {
+std::string clock(double seconds) {
+  const int s = static_cast<int>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%d:%02d", s / 60, s % 60);
+  return buf;
+}
+}  // namespace
+
+Progress::Progress(std::string label, int64_t total, bool quiet)
+    : label_(std::move(label)),
+      total_(total),
+      quiet_(quiet),
+      terminal_(isatty(fileno(stderr)) != 0),
+      every_(std::max<int64_t>(1, total / 10)),
+      start_(std::chrono::steady_clock::now()) {}
+
+void Progress::update(int64_t done, double loss) {
+  if (quiet_ || (!terminal_ && done % every_ != 0 && done != total_)) return;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double rate = elapsed > 0 ? done / elapsed : 0;
+  const double eta = rate > 0 ? (total_ - done) / rate : 0;
+  std::fprintf(stderr, "%s%s  step %lld/%lld  loss %.4g  %.2f steps/s  ETA %s%s", terminal_ ? "\r\033[K" : "",
+               label_.c_str(), static_cast<long long>(done), static_cast<long long>(total_), loss, rate,
+               clock(eta).c_str(), terminal_ ? "" : "\n");
+  std::fflush(stderr);
+}
+
+void Progress::finish() {
+  if (!quiet_ && terminal_) std::fprintf(stderr, "\n");
+}
+
+}  // namespace kfac::tool

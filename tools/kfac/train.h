@@ -1,0 +1,48 @@
+// `kfac train`: one model, one method, a fixed number of steps; metrics as JSON.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kfac/options.h"
+
+namespace kfac::tool {
+
+struct TrainConfig {
+  std::string model = "autoencoder";
+  std::string method = "kfac";  ///< sgd | adam | any registered curvature method
+  int64_t steps = 200;
+  int64_t batch_size = 1000;
+  double lr = 0;  ///< 0 = the method's default (default_lr)
+  double momentum = 0.9;
+  double weight_decay = 0;
+  double kl_clip = 1e-3;
+  uint64_t seed = 0;
+  PreconditionerOptions preconditioner;
+  std::string data_dir;
+  std::string device = "cpu";
+  int64_t eval_examples = 10000;
+  bool quiet = false;
+};
+
+struct HistoryPoint {
+  int64_t step;
+  double train_loss;  ///< minibatch loss before the update
+  double seconds;     ///< wall time since the start of training
+};
+
+struct TrainResult {
+  TrainConfig config;
+  double lr = 0;
+  double train_loss = 0;  ///< loss on the first eval_examples training examples after training
+  double test_loss = 0;   ///< loss on the first eval_examples test examples after training
+  double seconds_per_step = 0;  ///< mean wall time of a step after warm-up (first 10% of steps, at least 2)
+  int64_t skipped_steps = 0;
+  std::vector<HistoryPoint> history;
+};
+
+double default_lr(const std::string& method, const std::string& model);
+TrainResult train(const TrainConfig& config);
+void write_metrics_json(const TrainResult& result, const std::string& path);
+
+}  // namespace kfac::tool
