@@ -232,3 +232,34 @@ TEST(KfacOptimizer, ReachesLowerLossThanTunedSgdInSameSteps) {
 
 }  // namespace
 }  // namespace kfac::test
+
+namespace kfac::test {
+namespace {
+
+TEST(Device, CudaFollowsParametersAndMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(30);
+  auto cpu = cnn(3);
+  auto gpu = cnn(3);
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < cpu->parameters().size(); ++i) gpu->parameters()[i].copy_(cpu->parameters()[i]);
+  }
+  gpu->to(torch::kCUDA);
+  auto x = torch::randn({4, 2, 5, 5}, torch::kDouble);
+  auto y = torch::randint(0, 3, {4});
+  auto opts = PreconditionerOptions().fisher(FisherType::Empirical).damping_mode(DampingMode::Eigen);
+  Preconditioner pc(*cpu, opts), pg(*gpu, opts);
+  stats_and_step(pc, cpu, x, y, LossKind::SoftmaxCrossEntropy);
+  stats_and_step(pg, gpu, x.cuda(), y.cuda(), LossKind::SoftmaxCrossEntropy);
+  for (size_t i = 0; i < cpu->parameters().size(); ++i) {
+    ASSERT_TRUE(gpu->parameters()[i].grad().is_cuda());
+    EXPECT_LT(max_abs_diff(cpu->parameters()[i].grad(), gpu->parameters()[i].grad().cpu()), 1e-9) << i;
+  }
+  // Sampled targets on the device as well.
+  Preconditioner ps(*gpu, PreconditionerOptions());
+  EXPECT_TRUE(stats_and_step(ps, gpu, x.cuda(), y.cuda(), LossKind::SoftmaxCrossEntropy).statistics_updated);
+}
+
+}  // namespace
+}  // namespace kfac::test
