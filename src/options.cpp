@@ -40,6 +40,15 @@ std::string to_string(FisherType type) {
   return "?";
 }
 
+std::string to_string(TraceDamping d) { return d == TraceDamping::Normal ? "normal" : "trace-relative"; }
+
+TraceDamping parse_trace_damping(const std::string& name) {
+  if (name == "normal") return TraceDamping::Normal;
+  if (name == "trace-relative") return TraceDamping::TraceRelative;
+  KFAC_CHECK(false, "unknown trace damping '", name, "'; valid: normal, trace-relative");
+  return TraceDamping::Normal;
+}
+
 DampingMode parse_damping_mode(const std::string& name) {
   if (name == "factored") return DampingMode::Factored;
   if (name == "eigen") return DampingMode::Eigen;

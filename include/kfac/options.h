@@ -35,8 +35,16 @@ enum class FisherType {
   Exact,
 };
 
+/// TKFAC / TEKFAC damping (docs/design.md, "TKFAC").
+enum class TraceDamping {
+  /// (√δ Φ + √λ I) ⊗ (√δ Ψ + √λ I): "TKFAC_nor".
+  Normal,
+  /// δ (Φ + √λ I) ⊗ (Ψ + √λ I): damping relative to the trace, for conv nets ("TKFAC_new", reconstructed).
+  TraceRelative,
+};
+
 struct PreconditionerOptions {
-  /// Curvature method, by registered name: "kfac" (more as they are registered). Default "kfac".
+  /// Curvature method, by registered name: "kfac", "ekfac", "tkfac", "tekfac". Default "kfac".
   TORCH_ARG(std::string, method) = "kfac";
   /// Tikhonov damping λ added to the Fisher block, same meaning for Linear and Conv2d layers. > 0. Default 1e-3.
   TORCH_ARG(double, damping) = 1e-3;
@@ -62,6 +70,10 @@ struct PreconditionerOptions {
   TORCH_ARG(double, eigenvalue_floor) = 0.0;
   /// Consecutive failed refreshes of one layer tolerated before step() throws. >= 1. Default 3.
   TORCH_ARG(int64_t, max_consecutive_failures) = 3;
+  /// EKFAC / TEKFAC: reset the spectrum to the base method's eigenvalues at each refresh. Default true.
+  TORCH_ARG(bool, reset_spectrum) = true;
+  /// TKFAC / TEKFAC damping form. Default Normal.
+  TORCH_ARG(TraceDamping, trace_damping) = TraceDamping::Normal;
   /// Seed of the sampled targets; step k uses a generator seeded from (seed, k), so runs resume exactly. Default 0.
   TORCH_ARG(uint64_t, seed) = 0;
 };
@@ -72,6 +84,8 @@ void validate(const PreconditionerOptions& options);
 std::string to_string(DampingMode mode);
 std::string to_string(InverseMethod method);
 std::string to_string(FisherType type);
+std::string to_string(TraceDamping damping);
+TraceDamping parse_trace_damping(const std::string& name);
 DampingMode parse_damping_mode(const std::string& name);
 InverseMethod parse_inverse_method(const std::string& name);
 FisherType parse_fisher_type(const std::string& name);

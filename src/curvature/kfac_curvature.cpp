@@ -8,7 +8,7 @@
 
 namespace kfac {
 
-KfacCurvature::KfacCurvature(CurvatureContext context) : Curvature(std::move(context)) {
+KfacCurvature::KfacCurvature(CurvatureContext context) : KroneckerCurvature(std::move(context)) {
   const auto& s = shape();
   a_ = at::zeros({s.dim_a, s.dim_a}, context_.tensor_options);
   g_ = at::zeros({s.dim_g, s.dim_g}, context_.tensor_options);

@@ -3,7 +3,9 @@
 #include <map>
 #include <mutex>
 
+#include "kfac/curvature/eigen_corrected.h"
 #include "kfac/curvature/kfac_curvature.h"
+#include "kfac/curvature/tkfac_curvature.h"
 #include "kfac/errors.h"
 
 namespace kfac {
@@ -13,11 +15,20 @@ template <typename T>
 CurvatureFactory factory_of() {
   return [](CurvatureContext c) -> std::unique_ptr<Curvature> { return std::make_unique<T>(std::move(c)); };
 }
+template <typename Base>
+CurvatureFactory eigen_corrected(const char* name) {
+  return [name](CurvatureContext c) -> std::unique_ptr<Curvature> {
+    return std::make_unique<EigenCorrected<Base>>(std::move(c), name);
+  };
+}
 
 struct Registry {
   std::mutex mutex;
   std::map<std::string, CurvatureFactory> factories{
       {"kfac", factory_of<KfacCurvature>()},
+      {"ekfac", eigen_corrected<KfacCurvature>("ekfac")},
+      {"tkfac", factory_of<TkfacCurvature>()},
+      {"tekfac", eigen_corrected<TkfacCurvature>("tekfac")},
   };
 };
 

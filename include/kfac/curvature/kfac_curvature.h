@@ -8,11 +8,11 @@
 //   Eigen (D2):    (|T| A ⊗ G + λI)⁻¹ applied exactly in the Kronecker eigenbasis with the current λ.
 #pragma once
 
-#include "kfac/curvature/curvature.h"
+#include "kfac/curvature/kronecker.h"
 
 namespace kfac {
 
-class KfacCurvature : public Curvature {
+class KfacCurvature : public KroneckerCurvature {
  public:
   explicit KfacCurvature(CurvatureContext context);
   std::string method() const override { return "kfac"; }
@@ -22,6 +22,9 @@ class KfacCurvature : public Curvature {
 
   const at::Tensor& factor_a() const { return a_; }
   const at::Tensor& factor_g() const { return g_; }
+  const at::Tensor& input_factor() const override { return a_; }
+  const at::Tensor& output_factor() const override { return g_; }
+  double kronecker_scale() const override { return static_cast<double>(locations_); }
 
  protected:
   at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;

@@ -1,0 +1,23 @@
+// Methods whose approximation is a scaled Kronecker product, F ≈ c · L ⊗ R (L: d_A × d_A on the input side,
+// R: d_G × d_G on the output side). K-FAC and TKFAC are such methods; their eigenvalue-corrected forms (EKFAC,
+// TEKFAC) reuse the factors' eigenbasis (kfac/curvature/eigen_corrected.h).
+#pragma once
+
+#include "kfac/curvature/curvature.h"
+
+namespace kfac {
+
+class KroneckerCurvature : public Curvature {
+ public:
+  using Curvature::Curvature;
+  /// L, the input-side factor.
+  virtual const at::Tensor& input_factor() const = 0;
+  /// R, the output-side factor.
+  virtual const at::Tensor& output_factor() const = 0;
+  /// c in F ≈ c · L ⊗ R.
+  virtual double kronecker_scale() const = 0;
+  /// The Tikhonov term the eigenvalue-corrected form adds to its spectrum for damping λ.
+  virtual double spectrum_damping(double damping) const { return damping; }
+};
+
+}  // namespace kfac

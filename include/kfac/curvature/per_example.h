@@ -1,0 +1,24 @@
+// Per-example quantities that the eigenvalue-corrected and trace-restricted methods need, computed without forming
+// per-example gradients where the algebra allows it.
+//
+// With ∇_{sb} = Σ_t g_{sbt} ā_{bt}ᵀ the per-example gradient of row s of example b (kfac/curvature/curvature.h):
+//   projected_second_moment:  (1/B) Σ_{s,b} (Q_Gᵀ ∇_{sb} Q_A)^∘2        [d_G, d_A]
+//   gradient_sq_norms:        ‖∇_{sb}‖_F² summed over s                   [B]
+// Linear layers (T = 1) need one matrix product; Conv2d layers form per-example gradients in chunks of at most
+// `chunk_bytes` bytes, so memory stays bounded whatever the batch.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "kfac/curvature/curvature.h"
+
+namespace kfac {
+
+constexpr int64_t kPerExampleChunkBytes = int64_t{64} << 20;  // 64 MiB
+
+at::Tensor projected_second_moment(const LayerStatistics& stats, const at::Tensor& q_a, const at::Tensor& q_g,
+                                   int64_t chunk_bytes = kPerExampleChunkBytes);
+
+at::Tensor gradient_sq_norms(const LayerStatistics& stats, int64_t chunk_bytes = kPerExampleChunkBytes);
+
+}  // namespace kfac

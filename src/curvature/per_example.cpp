@@ -1,0 +1,55 @@
+#include "kfac/curvature/per_example.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+namespace kfac {
+
+namespace {
+// Calls f(a_chunk [b, T, dA], g_chunk [S, b, T, dG]) over chunks of examples whose per-example gradients
+// (S·b·dG·dA values) fit in chunk_bytes.
+template <typename F>
+void for_each_chunk(const LayerStatistics& s, int64_t chunk_bytes, F&& f) {
+  const int64_t per_example = s.g.size(0) * s.g.size(3) * s.a.size(2) * static_cast<int64_t>(s.a.element_size());
+  const int64_t chunk = std::max<int64_t>(1, chunk_bytes / std::max<int64_t>(1, per_example));
+  for (int64_t start = 0; start < s.examples(); start += chunk) {
+    const int64_t len = std::min(chunk, s.examples() - start);
+    f(s.a.narrow(0, start, len), s.g.narrow(1, start, len));
+  }
+}
+
+// Per-example gradients [S, b, dG, dA] of a chunk.
+at::Tensor per_example_grads(const at::Tensor& a, const at::Tensor& g) {
+  return at::matmul(g.transpose(-1, -2), a.unsqueeze(0));
+}
+}  // namespace
+
+at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q_a, const at::Tensor& q_g,
+                                   int64_t chunk_bytes) {
+  const double examples = static_cast<double>(s.examples());
+  if (s.locations() == 1) {
+    // (Q_Gᵀ g)(Q_Aᵀ ā)ᵀ squared elementwise is the outer product of the squares: one product for the batch.
+    const auto ap2 = at::matmul(s.a.squeeze(1), q_a).pow_(2);                 // [B, dA]
+    const auto gp2 = at::matmul(s.g.squeeze(2), q_g).pow_(2).sum(0);         // [B, dG]
+    return at::matmul(gp2.t(), ap2) / examples;
+  }
+  auto total = at::zeros({q_g.size(0), q_a.size(0)}, s.a.options());
+  for_each_chunk(s, chunk_bytes, [&](const at::Tensor& a, const at::Tensor& g) {
+    const auto projected = at::matmul(at::matmul(g, q_g).transpose(-1, -2), at::matmul(a, q_a).unsqueeze(0));
+    total.add_(projected.pow_(2).sum(at::IntArrayRef{0, 1}));
+  });
+  return total / examples;
+}
+
+at::Tensor gradient_sq_norms(const LayerStatistics& s, int64_t chunk_bytes) {
+  if (s.locations() == 1)
+    return s.a.squeeze(1).pow(2).sum(1) * s.g.squeeze(2).pow(2).sum(at::IntArrayRef{0, 2});  // ‖ā‖² Σ_s ‖g_s‖²
+  std::vector<at::Tensor> norms;
+  for_each_chunk(s, chunk_bytes, [&](const at::Tensor& a, const at::Tensor& g) {
+    norms.push_back(per_example_grads(a, g).pow_(2).sum(at::IntArrayRef{0, 2, 3}));
+  });
+  return at::cat(norms);
+}
+
+}  // namespace kfac

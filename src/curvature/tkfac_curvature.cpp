@@ -1,0 +1,81 @@
+#include "kfac/curvature/tkfac_curvature.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "kfac/curvature/per_example.h"
+#include "kfac/linalg/psd.h"
+
+namespace kfac {
+
+namespace {
+constexpr double kTiny = 1e-30;  // guards divisions by a zero trace (all-zero statistics)
+double positive(double x) { return std::isfinite(x) && x > kTiny ? x : kTiny; }
+}  // namespace
+
+TkfacCurvature::TkfacCurvature(CurvatureContext context) : KroneckerCurvature(std::move(context)) {
+  const auto& s = shape();
+  phi_raw_ = at::zeros({s.dim_a, s.dim_a}, context_.tensor_options);
+  psi_raw_ = at::zeros({s.dim_g, s.dim_g}, context_.tensor_options);
+  delta_ = at::zeros({}, context_.tensor_options);
+}
+
+void TkfacCurvature::update(const LayerStatistics& stats, double decay) {
+  note_update(stats);
+  const double examples = static_cast<double>(stats.examples());
+  const double t = static_cast<double>(stats.locations());
+  const auto tr_lambda = stats.a.pow(2).sum(at::IntArrayRef{1, 2});            // [B]  tr Λ_b
+  const auto tr_gamma = stats.g.pow(2).sum(at::IntArrayRef{0, 2, 3}) / t;      // [B]  tr Γ_b
+  const auto a = stats.a;                                         // [B, T, dA]
+  const auto g = stats.g.transpose(0, 1).reshape({stats.examples(), -1, shape().dim_g});  // [B, S·T, dG]
+  // Σ_b w_b X_bᵀ X_b as one product: scale each example's rows by √w_b.
+  const auto a_w = (a * tr_gamma.sqrt().view({-1, 1, 1})).reshape({-1, shape().dim_a});
+  const auto g_w = (g * tr_lambda.sqrt().view({-1, 1, 1})).reshape({-1, shape().dim_g});
+  phi_raw_.addmm_(a_w.t(), a_w, decay, (1.0 - decay) / examples);
+  psi_raw_.addmm_(g_w.t(), g_w, decay, (1.0 - decay) / (examples * t));
+  delta_.mul_(decay).add_(gradient_sq_norms(stats).mean(), 1.0 - decay);
+}
+
+double TkfacCurvature::kronecker_scale() const {
+  const double delta = delta_.item<double>();
+  return delta / (positive(phi_raw_.trace().item<double>()) * positive(psi_raw_.trace().item<double>()));
+}
+
+double TkfacCurvature::spectrum_damping(double damping) const {
+  return context_.options.trace_damping() == TraceDamping::Normal ? damping : damping * delta_.item<double>();
+}
+
+void TkfacCurvature::refresh(double damping) {
+  const double delta = positive(delta_.item<double>());
+  const auto phi = phi_raw_ / positive(phi_raw_.trace().item<double>());
+  const auto psi = psi_raw_ / positive(psi_raw_.trace().item<double>());
+  // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar; fold the scalar into the returned inverses.
+  const bool relative = context_.options.trace_damping() == TraceDamping::TraceRelative;
+  const double shift = std::sqrt(damping) / (relative ? 1.0 : std::sqrt(delta));
+  const double scale = 1.0 / std::sqrt(delta);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
+  const double floor = context_.options.eigenvalue_floor();
+  at::Tensor pi, si;
+  if (context_.options.inverse_method() == InverseMethod::Cholesky) {
+    pi = linalg::cholesky_inverse_psd(phi, shift, what("factor Phi"));
+    si = linalg::cholesky_inverse_psd(psi, shift, what("factor Psi"));
+  } else {
+    pi = linalg::inverse_from_eig(linalg::eigh_psd(phi, what("factor Phi"), floor), shift);
+    si = linalg::inverse_from_eig(linalg::eigh_psd(psi, what("factor Psi"), floor), shift);
+  }
+  phi_inv_ = pi * scale, psi_inv_ = si * scale;
+  mark_ready();
+}
+
+at::Tensor TkfacCurvature::precondition_impl(const at::Tensor& v, double damping) const {
+  return psi_inv_.mm(v).mm(phi_inv_);
+}
+
+at::Tensor TkfacCurvature::to_dense() const { return at::kron(phi_raw_, psi_raw_) * kronecker_scale(); }
+
+std::vector<std::pair<std::string, at::Tensor*>> TkfacCurvature::state_tensors() {
+  return {{"Phi_raw", &phi_raw_}, {"Psi_raw", &psi_raw_}, {"delta", &delta_},
+          {"Phi_inv", &phi_inv_}, {"Psi_inv", &psi_inv_}};
+}
+
+}  // namespace kfac

@@ -1,0 +1,172 @@
+// The four curvature methods behind one interface: a contract every method meets, and each method's defining
+// identities against the brute-force Fisher.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "kfac/kfac.h"
+#include "support/exact_fisher.h"
+#include "support/helpers.h"
+#include "support/tiny_models.h"
+
+namespace kfac::test {
+namespace {
+
+const std::vector<std::string> kMethods{"kfac", "ekfac", "tkfac", "tekfac"};
+
+// One Linear regression layer with exact statistics: G = I, A full rank, so every method's approximation is
+// well conditioned. Two steps on the same data: factors and basis at step 0, the spectrum from exact statistics
+// at step 1 (ema_decay 0 replaces instead of averaging).
+struct WellConditioned {
+  torch::nn::Sequential model = mlp({3, 4});
+  at::Tensor x = torch::randn({20, 3}, torch::kDouble);
+  at::Tensor y = torch::randn({20, 4}, torch::kDouble);
+  std::unique_ptr<Preconditioner> p;
+  explicit WellConditioned(const std::string& method, PreconditionerOptions o = {}) {
+    p = std::make_unique<Preconditioner>(
+        *model, o.method(method).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
+    stats_and_step(*p, model, x, y, LossKind::SquaredError);
+    stats_and_step(*p, model, x, y, LossKind::SquaredError);
+  }
+};
+
+class Contract : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Contract, PreconditionInvertsTheDenseApproximationAtSmallDamping) {
+  torch::manual_seed(40);
+  WellConditioned w(GetParam(), PreconditionerOptions().damping(1e-14));  // factored forms err by O(√λ)
+  const auto& c = w.p->curvature(0);
+  const auto v = torch::randn({4, 4}, torch::kDouble);
+  const auto fv = unvec(torch::matmul(c.to_dense(), vec(v)), 4, 4);
+  EXPECT_LT(max_abs_diff(c.precondition(fv, 1e-14), v), 1e-5);
+}
+
+TEST_P(Contract, HugeDampingGivesGradientOverDamping) {
+  torch::manual_seed(41);
+  const double lambda = 1e9;
+  WellConditioned w(GetParam(), PreconditionerOptions().damping(lambda));
+  const auto v = torch::randn({4, 4}, torch::kDouble);
+  EXPECT_LT(max_abs_diff(w.p->curvature(0).precondition(v, lambda) * lambda, v), 1e-3);
+}
+
+TEST_P(Contract, SaveLoadRoundTrip) {
+  torch::manual_seed(42);
+  WellConditioned w(GetParam());
+  std::stringstream bytes;
+  torch::save(*w.p, bytes);
+  Preconditioner q(*w.model, PreconditionerOptions().method(GetParam()));
+  torch::load(q, bytes);
+  const auto v = torch::randn({4, 4}, torch::kDouble);
+  EXPECT_TRUE(torch::equal(q.curvature(0).to_dense(), w.p->curvature(0).to_dense()));
+  EXPECT_TRUE(torch::equal(q.curvature(0).precondition(v, 0.1), w.p->curvature(0).precondition(v, 0.1)));
+  EXPECT_GT(q.memory_bytes(), 0);
+}
+
+TEST_P(Contract, ClearErrorBeforeFirstUpdate) {
+  auto model = mlp({3, 4});
+  Preconditioner p(*model, PreconditionerOptions().method(GetParam()));
+  try {
+    p.curvature(0).precondition(torch::ones({4, 4}, torch::kDouble), 0.1);
+    FAIL() << "expected an error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer '0' has no curvature statistics yet"), std::string::npos);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, Contract, ::testing::ValuesIn(kMethods),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST(Ekfac, EqualsKfacRightAfterRefreshWithReset) {
+  torch::manual_seed(43);
+  auto model = mlp({3, 5, 3});
+  auto x = torch::randn({9, 3}, torch::kDouble);
+  auto y = torch::randint(0, 3, {9});
+  auto run = [&](const std::string& method) {
+    Preconditioner p(*model, PreconditionerOptions().method(method).damping_mode(DampingMode::Eigen).refresh_period(2));
+    for (int k = 0; k < 3; ++k) stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);  // refresh at 2
+    std::vector<at::Tensor> grads;
+    for (auto& param : model->parameters()) grads.push_back(param.grad().clone());
+    return grads;
+  };
+  auto kfac = run("kfac"), ekfac = run("ekfac");
+  for (size_t i = 0; i < kfac.size(); ++i) EXPECT_LT(max_abs_diff(kfac[i], ekfac[i]), 1e-10) << i;
+}
+
+// The exact true-Fisher blocks of a model and the approximations of the given methods, from exact statistics.
+struct Approximations {
+  DenseFisher exact;
+  std::map<std::string, std::unique_ptr<Preconditioner>> methods;
+};
+
+Approximations approximations(torch::nn::Sequential model, const at::Tensor& x, const at::Tensor& y) {
+  Approximations out;
+  for (const auto& m : kMethods) {
+    auto p = std::make_unique<Preconditioner>(
+        *model, PreconditionerOptions().method(m).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
+    stats_and_step(*p, model, x, y, LossKind::SoftmaxCrossEntropy);
+    stats_and_step(*p, model, x, y, LossKind::SoftmaxCrossEntropy);
+    out.methods[m] = std::move(p);
+  }
+  out.exact = exact_fisher([&](const at::Tensor& in) { return model->forward(in); },
+                           out.methods["kfac"]->layers(), x, LossKind::SoftmaxCrossEntropy, true);
+  return out;
+}
+
+TEST(Ekfac, SpectrumEqualsDiagonalOfExactBlockInEigenbasis) {
+  torch::manual_seed(44);
+  auto model = mlp({3, 4, 3});
+  auto x = torch::randn({6, 3}, torch::kDouble);
+  auto a = approximations(model, x, torch::randint(0, 3, {6}));
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& e = dynamic_cast<const EigenCorrected<KfacCurvature>&>(a.methods["ekfac"]->curvature(i));
+    const auto u = torch::kron(e.basis_input(), e.basis_output());
+    const auto expected = torch::diagonal(torch::matmul(torch::matmul(u.t(), a.exact.block(i)), u));
+    EXPECT_LT(max_abs_diff(vec(e.spectrum()), expected), 1e-12) << "layer " << i;
+  }
+}
+
+void expect_corrections_closer(torch::nn::Sequential model, const at::Tensor& x, const at::Tensor& y) {
+  auto a = approximations(model, x, y);
+  for (size_t i = 0; i < a.exact.offsets.size() - 1; ++i) {
+    const auto exact = a.exact.block(i);
+    auto dist = [&](const std::string& m) {
+      return (a.methods[m]->curvature(i).to_dense() - exact).norm().item<double>();
+    };
+    EXPECT_LE(dist("ekfac"), dist("kfac") * (1 + 1e-10)) << "layer " << i;
+    EXPECT_LE(dist("tekfac"), dist("tkfac") * (1 + 1e-10)) << "layer " << i;
+    // TKFAC and TEKFAC keep the trace of the exact block.
+    const double trace = exact.trace().item<double>();
+    for (const char* m : {"tkfac", "tekfac"})
+      EXPECT_NEAR(a.methods[m]->curvature(i).to_dense().trace().item<double>(), trace, 1e-10 * trace)
+          << m << " layer " << i;
+  }
+}
+
+TEST(Corrections, CloserToExactFisherThanTheirBaseOnMlps) {
+  for (int seed = 0; seed < 3; ++seed) {
+    torch::manual_seed(50 + seed);
+    expect_corrections_closer(mlp({3, 5, 4, 3}), torch::randn({7, 3}, torch::kDouble), torch::randint(0, 3, {7}));
+  }
+}
+
+TEST(Corrections, CloserToExactFisherThanTheirBaseOnCnns) {
+  for (int seed = 0; seed < 3; ++seed) {
+    torch::manual_seed(60 + seed);
+    expect_corrections_closer(cnn(3), torch::randn({5, 2, 5, 5}, torch::kDouble), torch::randint(0, 3, {5}));
+  }
+}
+
+TEST(Tkfac, TraceRelativeDampingScalesWithTheTrace) {
+  torch::manual_seed(45);
+  const double lambda = 1e9;
+  WellConditioned relative("tkfac", PreconditionerOptions().damping(lambda).trace_damping(TraceDamping::TraceRelative));
+  const auto& t = dynamic_cast<const TkfacCurvature&>(relative.p->curvature(0));
+  const auto v = torch::randn({4, 4}, torch::kDouble);
+  // Huge damping: TraceRelative → V/(λδ) (Normal → V/λ, in the contract).
+  EXPECT_LT(max_abs_diff(relative.p->curvature(0).precondition(v, lambda) * lambda * t.trace(), v), 1e-3);
+  EXPECT_EQ(t.spectrum_damping(2.0), 2.0 * t.trace());
+}
+
+}  // namespace
+}  // namespace kfac::test
