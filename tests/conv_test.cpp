@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "kfac/kfac.h"
-#include "support/exact_fisher.h"
+#include "kfac/dense_fisher.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "kfac/kfac.h"
-#include "support/exact_fisher.h"
+#include "kfac/dense_fisher.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 

@@ -1,6 +1,6 @@
 #include "kfac/curvature/registry.h"
 
-#include <map>
+#include <algorithm>
 #include <mutex>
 
 #include "kfac/curvature/eigen_corrected.h"
@@ -24,7 +24,8 @@ CurvatureFactory eigen_corrected(const char* name) {
 
 struct Registry {
   std::mutex mutex;
-  std::map<std::string, CurvatureFactory> factories{
+  // In registration order, which is the order of listings and comparisons.
+  std::vector<std::pair<std::string, CurvatureFactory>> factories{
       {"kfac", factory_of<KfacCurvature>()},
       {"ekfac", eigen_corrected<KfacCurvature>("ekfac")},
       {"tkfac", factory_of<TkfacCurvature>()},
@@ -36,16 +37,26 @@ Registry& registry() {
   static Registry r;
   return r;
 }
+
+// Requires the registry's mutex to be held.
+std::vector<std::pair<std::string, CurvatureFactory>>::iterator find_method(const std::string& name) {
+  auto& f = registry().factories;
+  return std::find_if(f.begin(), f.end(), [&](const auto& entry) { return entry.first == name; });
+}
 }  // namespace
 
 void register_method(const std::string& name, CurvatureFactory factory) {
   std::lock_guard<std::mutex> lock(registry().mutex);
-  registry().factories[name] = std::move(factory);
+  auto it = find_method(name);
+  if (it != registry().factories.end())
+    it->second = std::move(factory);
+  else
+    registry().factories.emplace_back(name, std::move(factory));
 }
 
 bool is_registered_method(const std::string& name) {
   std::lock_guard<std::mutex> lock(registry().mutex);
-  return registry().factories.count(name) > 0;
+  return find_method(name) != registry().factories.end();
 }
 
 std::vector<std::string> registered_methods() {
@@ -65,15 +76,10 @@ std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureCont
   CurvatureFactory factory;
   {
     std::lock_guard<std::mutex> lock(registry().mutex);
-    auto it = registry().factories.find(name);
-    KFAC_CHECK(it != registry().factories.end(), "unknown method '", name, "'; valid methods: ",
-               [&] {
-                 std::string s;
-                 for (const auto& [n, f] : registry().factories) s += (s.empty() ? "" : ", ") + n;
-                 return s;
-               }());
-    factory = it->second;
+    auto it = find_method(name);
+    if (it != registry().factories.end()) factory = it->second;
   }
+  KFAC_CHECK(factory, "unknown method '", name, "'; valid methods: ", registered_method_names());
   return factory(std::move(context));
 }
 

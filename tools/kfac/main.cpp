@@ -8,6 +8,7 @@
 
 #include "kfac/curvature/registry.h"
 #include "kfac/options.h"
+#include "fisher_lab.h"
 #include "train.h"
 
 namespace {
@@ -18,8 +19,8 @@ void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::
                std::string& inverse, std::string& fisher, std::string& factor_dtype, int& threads) {
   auto* t = app.add_subcommand("train", "Train one model with one method on Fashion-MNIST and report metrics");
   t->option_defaults()->always_capture_default();
-  t->add_option("--model", cfg.model, "Model: autoencoder (the K-FAC paper's) or mlp")
-      ->check(CLI::IsMember({"autoencoder", "mlp"}));
+  t->add_option("--model", cfg.model, "Model: autoencoder (the K-FAC paper's), mlp or cnn")
+      ->check(CLI::IsMember({"autoencoder", "mlp", "cnn"}));
   t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
                                            kfac::registered_method_names() + ")");
   t->add_option("--steps", cfg.steps, "Training steps")->check(CLI::PositiveNumber);
@@ -51,6 +52,13 @@ void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::
       ->default_str(std::to_string(p.stats_fraction()));
   t->add_option_function<double>("--ema-decay", [&p](double v) { p.ema_decay(v); }, "Cap of the factor EMA decay")
       ->default_str(std::to_string(p.ema_decay()));
+  t->add_option_function<std::string>(
+       "--trace-damping", [&p](const std::string& v) { p.trace_damping(kfac::parse_trace_damping(v)); },
+       "TKFAC/TEKFAC damping: normal or trace-relative")
+      ->check(CLI::IsMember({"normal", "trace-relative"}))
+      ->default_str("normal");
+  t->add_flag_function("--keep-spectrum", [&p](int64_t) { p.reset_spectrum(false); },
+                       "EKFAC/TEKFAC: keep the spectrum's EMA at refreshes instead of resetting it");
   t->add_option("--factor-dtype", factor_dtype, "Factor dtype: model, float32 or float64")
       ->check(CLI::IsMember({"model", "float32", "float64"}));
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
@@ -72,7 +80,28 @@ int main(int argc, char** argv) {
   std::string metrics_json, damping_mode = "factored", inverse = "eigen", fisher = "sampled", factor_dtype = "model";
   int threads = 0;
   add_train(app, cfg, metrics_json, damping_mode, inverse, fisher, factor_dtype, threads);
+  kfac::tool::FisherLabConfig lab;
+  auto* f = app.add_subcommand("fisher", "Curvature lab: each method's distance to the exact Fisher blocks and the "
+                                         "angle of its direction to the exact natural gradient, on a tiny network");
+  f->option_defaults()->always_capture_default();
+  f->add_option("--model", lab.model, "Tiny model: mlp or cnn (7x7 average-pooled Fashion-MNIST)")
+      ->check(CLI::IsMember({"mlp", "cnn"}));
+  f->add_option("--examples", lab.examples, "Training examples in the exact Fisher")->check(CLI::PositiveNumber);
+  f->add_option("--damping", lab.damping, "Damping λ of the methods and of (F + λI)")->check(CLI::PositiveNumber);
+  f->add_option("--methods", lab.methods, "Methods to compare (default: all)");
+  f->add_option("--seed", lab.seed, "Seed of the model's initialization");
+  f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
   CLI11_PARSE(app, argc, argv);
+
+  if (f->parsed()) {
+    try {
+      std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
+      return 0;
+    } catch (const c10::Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+      return 2;
+    }
+  }
 
   try {
     if (threads > 0) torch::set_num_threads(threads);

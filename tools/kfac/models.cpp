@@ -9,7 +9,7 @@
 
 namespace kfac::tool {
 
-std::vector<std::string> model_names() { return {"autoencoder", "mlp"}; }
+std::vector<std::string> model_names() { return {"autoencoder", "mlp", "cnn"}; }
 
 void sparse_init(torch::nn::Module& layer, int64_t nonzero) {
   torch::NoGradGuard no_grad;
@@ -44,6 +44,21 @@ Model make_model(const std::string& name) {
     net->push_back("fc2", kfac::nn::Linear(256, 128));
     net->push_back(torch::nn::ReLU());
     net->push_back("fc3", kfac::nn::Linear(128, 10));
+    return {name, net, LossKind::SoftmaxCrossEntropy, false};
+  }
+  if (name == "cnn") {
+    // Issue 7's benchmark CNN: 3x3 convs of 32 and 64 channels with 2x2 max-pooling, fc 1600-128-10.
+    net->push_back(torch::nn::Functional([](const torch::Tensor& x) { return x.reshape({-1, 1, 28, 28}); }));
+    net->push_back("conv1", kfac::nn::Conv2d(1, 32, 3));
+    net->push_back(torch::nn::ReLU());
+    net->push_back(torch::nn::MaxPool2d(2));
+    net->push_back("conv2", kfac::nn::Conv2d(32, 64, 3));
+    net->push_back(torch::nn::ReLU());
+    net->push_back(torch::nn::MaxPool2d(2));
+    net->push_back(torch::nn::Flatten());
+    net->push_back("fc1", kfac::nn::Linear(1600, 128));
+    net->push_back(torch::nn::ReLU());
+    net->push_back("fc2", kfac::nn::Linear(128, 10));
     return {name, net, LossKind::SoftmaxCrossEntropy, false};
   }
   std::string valid;

@@ -24,6 +24,7 @@ std::vector<std::string> model_names();
 ///                linear code layer, sparse initialization (15 nonzero N(0,1) incoming weights per unit), Bernoulli
 ///                output (sigmoid cross-entropy).
 /// "mlp":         classifier 784-256-128-10 with ReLU, softmax cross-entropy.
+/// "cnn":         conv3x3(32)-pool-conv3x3(64)-pool-fc(1600,128)-fc(128,10) with ReLU, softmax cross-entropy.
 Model make_model(const std::string& name);
 
 /// Martens (2010) sparse initialization: `nonzero` incoming weights per unit drawn from N(0, 1), the rest and the

@@ -19,9 +19,9 @@ namespace kfac::tool {
 
 double default_lr(const std::string& method, const std::string& model) {
   const bool ae = model == "autoencoder";
-  if (method == "sgd") return ae ? 0.01 : 0.1;
+  if (method == "sgd") return ae ? 0.01 : 0.05;
   if (method == "adam") return 1e-3;
-  return ae ? 0.1 : 0.1;
+  return ae ? 0.1 : 0.05;
 }
 
 namespace {

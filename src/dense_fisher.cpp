@@ -1,8 +1,9 @@
-#include "support/exact_fisher.h"
+#include "kfac/dense_fisher.h"
 
-#include <torch/torch.h>
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
 
-namespace kfac::test {
+namespace kfac {
 
 at::Tensor vec(const at::Tensor& m) { return m.t().reshape({-1}); }
 at::Tensor unvec(const at::Tensor& v, int64_t rows, int64_t cols) { return v.reshape({cols, rows}).t(); }
@@ -15,17 +16,17 @@ at::Tensor flat_grad(const at::Tensor& scalar, const std::vector<Layer>& layers)
   std::vector<at::Tensor> out;
   size_t k = 0;
   for (const auto& l : layers) {
-    auto gw = grads[k].defined() ? grads[k] : torch::zeros_like(params[k]);
+    auto gw = grads[k].defined() ? grads[k] : at::zeros_like(params[k]);
     auto m = gw.reshape({gw.size(0), -1});
     ++k;
     if (l.kind->has_bias()) {
-      auto gb = grads[k].defined() ? grads[k] : torch::zeros_like(params[k]);
-      m = torch::cat({m, gb.unsqueeze(1)}, 1);
+      auto gb = grads[k].defined() ? grads[k] : at::zeros_like(params[k]);
+      m = at::cat({m, gb.unsqueeze(1)}, 1);
       ++k;
     }
     out.push_back(vec(m));
   }
-  return torch::cat(out);
+  return at::cat(out);
 }
 
 DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layers, const at::Tensor& inputs,
@@ -37,9 +38,9 @@ DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layer
     total += l.kind->dim_a() * l.kind->dim_g();
   }
   f.offsets.push_back(total);
-  f.matrix = torch::zeros({total, total}, torch::kDouble);
+  f.matrix = at::zeros({total, total}, at::kDouble);
   const int64_t batch = inputs.size(0);
-  auto add = [&](const at::Tensor& g, double w) { f.matrix += w * torch::outer(g, g); };
+  auto add = [&](const at::Tensor& g, double w) { f.matrix += w * at::outer(g, g); };
   for (int64_t b = 0; b < batch; ++b) {
     auto z = forward(inputs.narrow(0, b, 1)).reshape({-1});
     const int64_t classes = z.size(0);
@@ -49,14 +50,14 @@ DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layer
       continue;
     }
     if (loss == LossKind::SoftmaxCrossEntropy) {
-      auto logp = torch::log_softmax(z, 0);
+      auto logp = at::log_softmax(z, 0);
       auto p = logp.exp().detach();
       for (int64_t c = 0; c < classes; ++c) add(flat_grad(logp[c], layers), p[c].item<double>());
     } else {
       for (int64_t c = 0; c < classes; ++c) {
         double w = 1.0;
         if (loss == LossKind::SigmoidCrossEntropy) {
-          const double s = torch::sigmoid(z[c]).item<double>();
+          const double s = at::sigmoid(z[c]).item<double>();
           w = s * (1 - s);
         }
         add(flat_grad(z[c], layers), w);
@@ -67,4 +68,4 @@ DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layer
   return f;
 }
 
-}  // namespace kfac::test
+}  // namespace kfac

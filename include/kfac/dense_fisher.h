@@ -1,5 +1,5 @@
-// Brute-force Fisher oracle (float64): per-example gradients from autograd, summed densely. Independent of the
-// library's statistics code: the true Fisher sums over the model's predictive distribution explicitly
+// The dense Fisher of a small network by brute force (float64): per-example gradients from autograd, summed
+// densely. It is the oracle of the tests and of `kfac fisher`, and is independent of the statistics code: the true Fisher sums over the model's predictive distribution explicitly
 // (Σ_c p_c ∇log p_c ∇log p_cᵀ for softmax; σ(1−σ)∇z∇zᵀ per unit for Bernoulli; J ᵀJ for Gaussian).
 //
 // Parameters are ordered layer by layer as in `layers`, each as vec([W | b]) column-major (kfac/layer_kind.h).
@@ -13,7 +13,7 @@
 #include "kfac/likelihood.h"
 #include "kfac/preconditioner.h"
 
-namespace kfac::test {
+namespace kfac {
 
 struct DenseFisher {
   at::Tensor matrix;             ///< [P, P]
@@ -36,4 +36,4 @@ at::Tensor flat_grad(const at::Tensor& scalar, const std::vector<Layer>& layers)
 at::Tensor vec(const at::Tensor& m);
 at::Tensor unvec(const at::Tensor& v, int64_t rows, int64_t cols);
 
-}  // namespace kfac::test
+}  // namespace kfac
