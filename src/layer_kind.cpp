@@ -24,19 +24,22 @@ at::Tensor LayerKind::grad_matrix() const {
   return at::cat({w, gb.defined() ? gb.unsqueeze(1) : at::zeros({w.size(0), 1}, w.options())}, 1);
 }
 
-void LayerKind::set_grad_matrix(const at::Tensor& m) const {
+std::vector<at::Tensor> LayerKind::split_matrix(const at::Tensor& m) const {
   const int64_t cols = bias_.defined() ? m.size(1) - 1 : m.size(1);
-  auto w = m.narrow(1, 0, cols).reshape(weight_.sizes()).to(weight_.dtype());
-  if (weight_.grad().defined())
-    weight_.mutable_grad().copy_(w);
-  else
-    weight_.mutable_grad() = w.clone();
-  if (bias_.defined()) {
-    auto b = m.select(1, cols).to(bias_.dtype());
-    if (bias_.grad().defined())
-      bias_.mutable_grad().copy_(b);
+  std::vector<at::Tensor> parts{m.narrow(1, 0, cols).reshape(weight_.sizes()).to(weight_.dtype())};
+  if (bias_.defined()) parts.push_back(m.select(1, cols).to(bias_.dtype()));
+  return parts;
+}
+
+void LayerKind::set_grad_matrix(const at::Tensor& m) const {
+  const auto parts = split_matrix(m);
+  const auto params = parameters();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto& p = params[i];
+    if (p.grad().defined())
+      p.mutable_grad().copy_(parts[i]);
     else
-      bias_.mutable_grad() = b.clone();
+      p.mutable_grad() = parts[i].clone();
   }
 }
 

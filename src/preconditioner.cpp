@@ -198,6 +198,35 @@ StepStats Preconditioner::step() {
   return stats;
 }
 
+std::vector<at::Tensor> Preconditioner::gradient_matrices() const {
+  std::vector<at::Tensor> out;
+  for (const auto& l : layers_) {
+    auto v = l.kind->grad_matrix();
+    KFAC_CHECK(v.defined(), "layer '", l.name, "' has no gradient; call backward() on the loss first");
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+std::vector<at::Tensor> Preconditioner::precondition(const std::vector<at::Tensor>& matrices) const {
+  KFAC_CHECK(matrices.size() == layers_.size(), "precondition: ", matrices.size(), " matrices for ",
+             layers_.size(), " layers");
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& c = *curvatures_[i];
+    out.push_back(c.precondition(matrices[i].to(c.dtype()), damping_).to(matrices[i].scalar_type()));
+  }
+  return out;
+}
+
+StepStats Preconditioner::refresh_all() {
+  StepStats stats;
+  stats.step = step_;
+  stats.damping = damping_;
+  refresh(stats, /*scheduled=*/true);
+  return stats;
+}
+
 void Preconditioner::scale_gradients(double factor) const {
   if (factor == 1.0) return;
   for (const auto& l : layers_)

@@ -37,6 +37,8 @@ class LayerKind {
   at::Tensor grad_matrix() const;
   /// Writes a [d_G, d_A] matrix back into the parameters' .grad().
   void set_grad_matrix(const at::Tensor& matrix) const;
+  /// Splits a [d_G, d_A] matrix into tensors shaped like parameters() (views where possible).
+  std::vector<at::Tensor> split_matrix(const at::Tensor& matrix) const;
   /// The parameters as the [d_G, d_A] matrix [W | b] (a copy).
   at::Tensor param_matrix() const;
   const at::Tensor& weight() const { return weight_; }

@@ -89,6 +89,14 @@ class Preconditioner {
   /// preconditioned direction. Leaves gradients untouched and reports `skipped` if any is non-finite.
   StepStats step();
 
+  /// The registered layers' current gradients as [d_G, d_A] matrices.
+  std::vector<at::Tensor> gradient_matrices() const;
+  /// Preconditions [d_G, d_A] matrices (one per layer) with the current decompositions and damping, without
+  /// touching any state or gradient.
+  std::vector<at::Tensor> precondition(const std::vector<at::Tensor>& matrices) const;
+  /// Refreshes every layer now (e.g. after set_damping with the factored damping form), under the failure policy.
+  StepStats refresh_all();
+
   /// Multiplies every registered layer's gradient by `factor` (used by step rules such as KL clipping).
   void scale_gradients(double factor) const;
 

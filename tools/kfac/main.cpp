@@ -15,6 +15,11 @@ namespace {
 
 using kfac::tool::TrainConfig;
 
+void apply_preset_and_reparse(CLI::App& app, TrainConfig& cfg, const std::string& preset, int argc, char** argv) {
+  kfac::tool::apply_preset(preset, cfg);
+  app.parse(argc, argv);  // explicit flags win over the preset
+}
+
 void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::string& damping_mode,
                std::string& inverse, std::string& fisher, std::string& factor_dtype, int& threads) {
   auto* t = app.add_subcommand("train", "Train one model with one method on Fashion-MNIST and report metrics");
@@ -61,6 +66,17 @@ void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::
                        "EKFAC/TEKFAC: keep the spectrum's EMA at refreshes instead of resetting it");
   t->add_option("--factor-dtype", factor_dtype, "Factor dtype: model, float32 or float64")
       ->check(CLI::IsMember({"model", "float32", "float64"}));
+  t->add_option("--step-rule", cfg.step_rule, "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
+                                             "K-FAC paper's quadratic model with adaptive λ and γ)")
+      ->check(CLI::IsMember({"kl-clip", "qmodel"}));
+  auto& q = cfg.qmodel;
+  t->add_option_function<double>("--initial-lambda", [&q](double v) { q.initial_lambda(v); },
+                                 "qmodel: initial Levenberg-Marquardt λ")
+      ->default_str("150");
+  t->add_option_function<double>("--l2", [&q](double v) { q.l2(v); }, "qmodel: L2 coefficient η of the objective")
+      ->default_str("1e-05");
+  t->add_flag("--batch-growth", cfg.batch_growth,
+              "Grow the batch exponentially from --batch-size to the training set by step 500 (the paper)");
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
   t->add_option("--data-dir", cfg.data_dir, "Directory with Fashion-MNIST IDX files (default: Debian's package)");
   t->add_option("--device", cfg.device, "cpu or cuda");
@@ -91,7 +107,19 @@ int main(int argc, char** argv) {
   f->add_option("--methods", lab.methods, "Methods to compare (default: all)");
   f->add_option("--seed", lab.seed, "Seed of the model's initialization");
   f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
-  CLI11_PARSE(app, argc, argv);
+  std::string preset;
+  app.get_subcommand("train")
+      ->add_option("--preset", preset, "Apply a named preset first (kfac-paper); later flags override it")
+      ->check(CLI::IsMember({"kfac-paper"}));
+  // Presets are applied before the other flags: parse once to find the preset, then again over it.
+  try {
+    app.parse(argc, argv);
+    if (!preset.empty()) {
+      apply_preset_and_reparse(app, cfg, preset, argc, argv);
+    }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
 
   if (f->parsed()) {
     try {

@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
+#include <tuple>
 #include <fstream>
 #include <memory>
 
@@ -24,27 +26,47 @@ double default_lr(const std::string& method, const std::string& model) {
   return ae ? 0.1 : 0.05;
 }
 
+void apply_preset(const std::string& name, TrainConfig& c) {
+  KFAC_CHECK(name == "kfac-paper", "unknown preset '", name, "'; valid presets: kfac-paper");
+  // Martens & Grosse 2015: the MNIST-architecture autoencoder, quadratic-model step with adaptive λ and γ,
+  // statistics on 1/8 of the batch, refresh every T3 = 20, η = 1e-5, batches growing from 1000.
+  c.model = "autoencoder";
+  c.method = "kfac";
+  c.step_rule = "qmodel";
+  c.batch_size = 1000;
+  c.batch_growth = true;
+  c.preconditioner = presets::kfac_paper();
+  c.qmodel = QModelOptions();
+}
+
+int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset) {
+  const double f = std::min(static_cast<double>(step) / 499.0, 1.0);
+  const auto m = static_cast<int64_t>(initial * std::pow(static_cast<double>(dataset) / initial, f));
+  return std::min(dataset, std::max(initial, m / 50 * 50));
+}
+
 namespace {
 
-// Deterministic minibatches: epoch e is a permutation drawn from a generator seeded with (seed, e).
+// Deterministic minibatches: a stream through permutations of the data set, the e-th drawn from a generator
+// seeded with (seed, e); a batch that would cross the end starts the next permutation.
 class Batches {
  public:
-  Batches(int64_t n, int64_t batch, uint64_t seed) : n_(n), batch_(std::min(batch, n)), seed_(seed) {}
-  at::Tensor indices(int64_t step) {
-    const int64_t per_epoch = n_ / batch_;
-    const int64_t epoch = step / per_epoch, pos = step % per_epoch;
-    if (epoch != epoch_) {
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_ * 1000003ULL + static_cast<uint64_t>(epoch));
+  Batches(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}
+  at::Tensor next(int64_t size) {
+    size = std::min(size, n_);
+    if (!perm_.defined() || pos_ + size > n_) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed_ * 1000003ULL + static_cast<uint64_t>(++epoch_));
       perm_ = at::randperm(n_, gen, at::kLong);
-      epoch_ = epoch;
+      pos_ = 0;
     }
-    return perm_.narrow(0, pos * batch_, batch_);
+    pos_ += size;
+    return perm_.narrow(0, pos_ - size, size);
   }
 
  private:
-  int64_t n_, batch_;
+  int64_t n_;
   uint64_t seed_;
-  int64_t epoch_ = -1;
+  int64_t epoch_ = -1, pos_ = 0;
   at::Tensor perm_;
 };
 
@@ -52,17 +74,20 @@ at::Tensor targets_of(const Model& m, const Dataset& d, const at::Tensor& idx) {
   return m.reconstructs_input ? d.images.index_select(0, idx) : d.labels.index_select(0, idx);
 }
 
-double evaluate(Model& m, const Dataset& d, int64_t examples, const torch::Device& device) {
+// Mean loss (and, for autoencoders, mean squared reconstruction error) over the first `examples` examples.
+std::pair<double, double> evaluate(Model& m, const Dataset& d, int64_t examples, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   const int64_t n = std::min(examples, d.size());
-  double total = 0;
+  double total = 0, squared = 0;
   for (int64_t start = 0; start < n; start += 1000) {
     const int64_t len = std::min<int64_t>(1000, n - start);
     auto idx = at::arange(start, start + len, at::kLong);
     auto x = d.images.index_select(0, idx).to(device);
-    total += kfac::loss(m.net->forward(x), targets_of(m, d, idx).to(device), m.loss).item<double>() * len;
+    auto out = m.net->forward(x);
+    total += kfac::loss(out, targets_of(m, d, idx).to(device), m.loss).item<double>() * len;
+    if (m.reconstructs_input) squared += (torch::sigmoid(out) - x).pow(2).sum().item<double>();
   }
-  return total / n;
+  return {total / n, m.reconstructs_input ? squared / n : NAN};
 }
 
 }  // namespace
@@ -89,6 +114,7 @@ TrainResult train(const TrainConfig& cfg) {
   auto params = model.net->parameters();
 
   std::unique_ptr<torch::optim::Optimizer> opt;
+  std::unique_ptr<QModelOptimizer> qmodel;
   std::shared_ptr<Preconditioner> precond;
   if (cfg.method == "sgd") {
     opt = std::make_unique<torch::optim::SGD>(
@@ -100,12 +126,17 @@ TrainResult train(const TrainConfig& cfg) {
     auto popts = cfg.preconditioner;
     popts.method(cfg.method).seed(cfg.seed);
     precond = std::make_shared<Preconditioner>(*model.net, popts);
-    opt = std::make_unique<KfacOptimizer>(
-        params, precond,
-        KfacOptimizerOptions(result.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay).kl_clip(cfg.kl_clip));
+    KFAC_CHECK(cfg.step_rule == "kl-clip" || cfg.step_rule == "qmodel", "unknown step rule '", cfg.step_rule,
+               "'; valid: kl-clip, qmodel");
+    if (cfg.step_rule == "qmodel")
+      qmodel = std::make_unique<QModelOptimizer>(precond, cfg.qmodel);
+    else
+      opt = std::make_unique<KfacOptimizer>(
+          params, precond,
+          KfacOptimizerOptions(result.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay).kl_clip(cfg.kl_clip));
   }
 
-  Batches batches(train_set.size(), cfg.batch_size, cfg.seed);
+  Batches batches(train_set.size(), cfg.seed);
   Progress progress(cfg.method + " " + cfg.model, cfg.steps, cfg.quiet);
   const auto forward = [&](const at::Tensor& in) { return model.net->forward(in); };
   const int64_t warmup = std::max<int64_t>(2, cfg.steps / 10);
@@ -113,17 +144,29 @@ TrainResult train(const TrainConfig& cfg) {
   const auto start = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < cfg.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto idx = batches.indices(step);
+    const int64_t size =
+        cfg.batch_growth ? grown_batch_size(step, cfg.batch_size, train_set.size()) : cfg.batch_size;
+    const auto idx = batches.next(size);
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
-    opt->zero_grad();
+    model.net->zero_grad();
     if (precond) precond->update_statistics(forward, x, model.loss, y);
-    auto loss = kfac::loss(model.net->forward(x), y, model.loss);
-    loss.backward();
-    opt->step();
+    auto output = model.net->forward(x);
+    auto loss = kfac::loss(output, y, model.loss);
+    loss.backward({}, /*retain_graph=*/qmodel != nullptr);
     const double value = loss.item<double>();  // also synchronizes an accelerator
+    bool skipped = false;
+    if (qmodel) {
+      skipped = qmodel
+                    ->step(output, model.loss, value,
+                           [&] { return kfac::loss(model.net->forward(x), y, model.loss).item<double>(); })
+                    .preconditioner.skipped;
+    } else {
+      opt->step();
+      if (precond) skipped = static_cast<KfacOptimizer&>(*opt).last_stats().skipped;
+    }
     const auto t1 = std::chrono::steady_clock::now();
-    if (precond && static_cast<KfacOptimizer&>(*opt).last_stats().skipped) ++result.skipped_steps;
+    result.skipped_steps += skipped ? 1 : 0;
     if (step >= warmup || cfg.steps <= warmup) timed += std::chrono::duration<double>(t1 - t0).count();
     result.history.push_back({step, value, std::chrono::duration<double>(t1 - start).count()});
     progress.update(step + 1, value);
@@ -131,8 +174,9 @@ TrainResult train(const TrainConfig& cfg) {
   progress.finish();
   result.seconds_per_step = timed / static_cast<double>(cfg.steps <= warmup ? cfg.steps : cfg.steps - warmup);
   model.net->eval();
-  result.train_loss = evaluate(model, train_set, cfg.eval_examples, device);
-  result.test_loss = evaluate(model, test_set, cfg.eval_examples, device);
+  if (qmodel && cfg.qmodel.averaging_decay() > 0) qmodel->swap_averages();  // evaluate the iterate average
+  std::tie(result.train_loss, result.train_squared_error) = evaluate(model, train_set, cfg.eval_examples, device);
+  result.test_loss = evaluate(model, test_set, cfg.eval_examples, device).first;
   return result;
 }
 
@@ -144,7 +188,9 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["batch_size"] = r.config.batch_size;
   j["lr"] = r.lr;
   j["seed"] = r.config.seed;
+  j["step_rule"] = r.config.step_rule;
   j["train_loss"] = r.train_loss;
+  if (!std::isnan(r.train_squared_error)) j["train_squared_error"] = r.train_squared_error;
   j["test_loss"] = r.test_loss;
   j["seconds_per_step"] = r.seconds_per_step;
   j["skipped_steps"] = r.skipped_steps;

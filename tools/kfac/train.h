@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "kfac/optim/qmodel.h"
 #include "kfac/options.h"
 
 namespace kfac::tool {
@@ -19,6 +20,10 @@ struct TrainConfig {
   double kl_clip = 1e-3;
   uint64_t seed = 0;
   PreconditionerOptions preconditioner;
+  std::string step_rule = "kl-clip";  ///< K-FAC methods: kl-clip (KfacOptimizer) or qmodel (QModelOptimizer)
+  QModelOptions qmodel;
+  /// The K-FAC paper's exponentially growing batch: batch_size at step 0 up to the whole training set at step 500.
+  bool batch_growth = false;
   std::string data_dir;
   std::string device = "cpu";
   int64_t eval_examples = 10000;
@@ -36,12 +41,17 @@ struct TrainResult {
   double lr = 0;
   double train_loss = 0;  ///< loss on the first eval_examples training examples after training
   double test_loss = 0;   ///< loss on the first eval_examples test examples after training
+  double train_squared_error = NAN;  ///< autoencoders: Σ‖σ(z) − x‖² per example (the K-FAC paper's metric)
   double seconds_per_step = 0;  ///< mean wall time of a step after warm-up (first 10% of steps, at least 2)
   int64_t skipped_steps = 0;
   std::vector<HistoryPoint> history;
 };
 
 double default_lr(const std::string& method, const std::string& model);
+/// Applies a named preset ("kfac-paper": the K-FAC paper's autoencoder setup) to a config.
+void apply_preset(const std::string& name, TrainConfig& config);
+/// The paper's batch size at `step`: ⌊m1 (N/m1)^min(step/499, 1)⌋, rounded down to a multiple of 50.
+int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset);
 TrainResult train(const TrainConfig& config);
 void write_metrics_json(const TrainResult& result, const std::string& path);
 
