@@ -9,5 +9,5 @@ export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_fil
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-  -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON "$@" >/dev/null
+  -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON -DKFAC_BUILD_BENCH="${KFAC_BUILD_BENCH:-OFF}" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"

@@ -200,11 +200,11 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
   if (!options_.adapt_gamma()) gamma_ = std::sqrt(lambda_ + eta);
 
   if (options_.averaging_decay() > 0) {
+    // Zero-initialized EMA, debiased when swapped in (as Adam's moments), so early averages are not stale.
     const double d = options_.averaging_decay();
     if (averages_.empty())
-      for (const auto& p : params) averages_.push_back(p.detach().clone());
-    else
-      for (size_t i = 0; i < params.size(); ++i) averages_[i].mul_(d).add_(params[i].detach(), 1 - d);
+      for (const auto& p : params) averages_.push_back(at::zeros_like(p.detach()));
+    for (size_t i = 0; i < params.size(); ++i) averages_[i].mul_(d).add_(params[i].detach(), 1 - d);
   }
   qs.lambda = lambda_;
   qs.gamma = gamma_;
@@ -215,10 +215,11 @@ void QModelOptimizer::swap_averages() {
   KFAC_CHECK(!averages_.empty(), "no iterate averages yet (averaging_decay is 0, or no step was taken)");
   at::NoGradGuard no_grad;
   const auto params = preconditioner_->parameters();
+  const double debias = 1.0 - std::pow(options_.averaging_decay(), static_cast<double>(steps_));
   for (size_t i = 0; i < params.size(); ++i) {
     auto tmp = params[i].detach().clone();
-    params[i].detach().copy_(averages_[i]);
-    averages_[i].copy_(tmp);
+    params[i].detach().copy_(averages_[i] / debias);
+    averages_[i].copy_(tmp * debias);
   }
 }
 

@@ -1,37 +1,42 @@
 // The kfac command-line tool.
-//   kfac train --model autoencoder --method kfac --steps 200 --batch-size 1000
+//   kfac train   --model autoencoder --method kfac --steps 200 --batch-size 1000
+//   kfac compare --methods sgd,adam,kfac,ekfac --steps 100 --out reports/compare
+//   kfac fisher  --model cnn
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <iostream>
 
+#include "compare.h"
+#include "fisher_lab.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/options.h"
-#include "fisher_lab.h"
 #include "train.h"
 
 namespace {
 
 using kfac::tool::TrainConfig;
 
-void apply_preset_and_reparse(CLI::App& app, TrainConfig& cfg, const std::string& preset, int argc, char** argv) {
-  kfac::tool::apply_preset(preset, cfg);
-  app.parse(argc, argv);  // explicit flags win over the preset
-}
+// Flags whose values need translating into library options after parsing.
+struct RawFlags {
+  std::string damping_mode = "factored", inverse = "eigen", fisher = "sampled", factor_dtype = "model", preset;
+  int threads = 0;
+};
 
-void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::string& damping_mode,
-               std::string& inverse, std::string& fisher, std::string& factor_dtype, int& threads) {
-  auto* t = app.add_subcommand("train", "Train one model with one method on Fashion-MNIST and report metrics");
+// The training flags shared by `train` and `compare`.
+void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_method) {
   t->option_defaults()->always_capture_default();
   t->add_option("--model", cfg.model, "Model: autoencoder (the K-FAC paper's), mlp or cnn")
       ->check(CLI::IsMember({"autoencoder", "mlp", "cnn"}));
-  t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
-                                           kfac::registered_method_names() + ")");
+  if (with_method)
+    t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
+                                             kfac::registered_method_names() + ")");
+  t->add_option("--preset", raw.preset, "Apply a named preset first (kfac-paper); explicit flags override it")
+      ->check(CLI::IsMember({"kfac-paper"}));
   t->add_option("--steps", cfg.steps, "Training steps")->check(CLI::PositiveNumber);
   t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(CLI::PositiveNumber);
-  t->add_option("--lr", cfg.lr, "Learning rate; 0 = the method's default (sgd 0.01, adam 1e-3, kfac 0.1 on the "
-                                "autoencoder)")
+  t->add_option("--lr", cfg.lr, "Learning rate; 0 = the method's default (sgd 0.01, adam 1e-3, K-FAC methods 0.1 on "
+                                "the autoencoder; 0.05, 1e-3, 0.05 otherwise)")
       ->check(CLI::NonNegativeNumber);
   t->add_option("--momentum", cfg.momentum, "Momentum (sgd and K-FAC methods)")->check(CLI::Range(0.0, 0.999999));
   t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(CLI::NonNegativeNumber);
@@ -40,11 +45,11 @@ void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::
   auto& p = cfg.preconditioner;
   t->add_option_function<double>("--damping", [&p](double v) { p.damping(v); }, "Tikhonov damping of K-FAC methods")
       ->default_str(std::to_string(p.damping()));
-  t->add_option("--damping-mode", damping_mode, "factored (D1, with pi) or eigen (D2, exact Tikhonov)")
+  t->add_option("--damping-mode", raw.damping_mode, "factored (D1, with pi) or eigen (D2, exact Tikhonov)")
       ->check(CLI::IsMember({"factored", "eigen"}));
-  t->add_option("--inverse", inverse, "Inversion of damped factors: eigen or cholesky")
+  t->add_option("--inverse", raw.inverse, "Inversion of damped factors: eigen or cholesky")
       ->check(CLI::IsMember({"eigen", "cholesky"}));
-  t->add_option("--fisher", fisher, "Statistics: sampled (true Fisher), empirical, exact")
+  t->add_option("--fisher", raw.fisher, "Statistics: sampled (true Fisher), empirical, exact")
       ->check(CLI::IsMember({"sampled", "empirical", "exact"}));
   t->add_option_function<int64_t>("--stats-period", [&p](int64_t v) { p.stats_period(v); },
                                   "Steps between factor statistics updates")
@@ -64,7 +69,7 @@ void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::
       ->default_str("normal");
   t->add_flag_function("--keep-spectrum", [&p](int64_t) { p.reset_spectrum(false); },
                        "EKFAC/TEKFAC: keep the spectrum's EMA at refreshes instead of resetting it");
-  t->add_option("--factor-dtype", factor_dtype, "Factor dtype: model, float32 or float64")
+  t->add_option("--factor-dtype", raw.factor_dtype, "Factor dtype: model, float32 or float64")
       ->check(CLI::IsMember({"model", "float32", "float64"}));
   t->add_option("--step-rule", cfg.step_rule, "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
                                              "K-FAC paper's quadratic model with adaptive λ and γ)")
@@ -80,11 +85,21 @@ void add_train(CLI::App& app, TrainConfig& cfg, std::string& metrics_json, std::
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
   t->add_option("--data-dir", cfg.data_dir, "Directory with Fashion-MNIST IDX files (default: Debian's package)");
   t->add_option("--device", cfg.device, "cpu or cuda");
-  t->add_option("--threads", threads, "Intra-op threads (0 = LibTorch's default)")->check(CLI::NonNegativeNumber);
+  t->add_option("--threads", raw.threads, "Intra-op threads (0 = LibTorch's default)")->check(CLI::NonNegativeNumber);
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(CLI::PositiveNumber);
-  t->add_option("--metrics-json", metrics_json, "Write the metrics and loss history to this JSON file");
   t->add_flag("--quiet", cfg.quiet, "No progress line");
+}
+
+// Translates the raw flags into library options and validates them.
+void finish_config(TrainConfig& cfg, const RawFlags& raw) {
+  if (raw.threads > 0) torch::set_num_threads(raw.threads);
+  auto& p = cfg.preconditioner;
+  p.damping_mode(kfac::parse_damping_mode(raw.damping_mode))
+      .inverse_method(kfac::parse_inverse_method(raw.inverse))
+      .fisher(kfac::parse_fisher_type(raw.fisher));
+  if (raw.factor_dtype != "model") p.factor_dtype(raw.factor_dtype == "float64" ? torch::kDouble : torch::kFloat);
+  kfac::validate(kfac::PreconditionerOptions(p).method("kfac"));
 }
 
 }  // namespace
@@ -93,9 +108,19 @@ int main(int argc, char** argv) {
   CLI::App app{"kfac: Kronecker-factored natural-gradient optimizers for LibTorch"};
   app.require_subcommand(1);
   TrainConfig cfg;
-  std::string metrics_json, damping_mode = "factored", inverse = "eigen", fisher = "sampled", factor_dtype = "model";
-  int threads = 0;
-  add_train(app, cfg, metrics_json, damping_mode, inverse, fisher, factor_dtype, threads);
+  RawFlags raw;
+  std::string metrics_json;
+  auto* train = app.add_subcommand("train", "Train one model with one method on Fashion-MNIST and report metrics");
+  add_training_flags(train, cfg, raw, /*with_method=*/true);
+  train->add_option("--metrics-json", metrics_json, "Write the metrics and loss history to this JSON file");
+
+  kfac::tool::CompareConfig compare;
+  auto* cmp = app.add_subcommand("compare", "Run several methods on the same data and seed; write a report folder "
+                                            "(metrics, PNG plots, summary.md)");
+  add_training_flags(cmp, cfg, raw, /*with_method=*/false);
+  cmp->add_option("--methods", compare.methods, "Methods to compare")->delimiter(',');
+  cmp->add_option("--out", compare.out_dir, "Report folder");
+
   kfac::tool::FisherLabConfig lab;
   auto* f = app.add_subcommand("fisher", "Curvature lab: each method's distance to the exact Fisher blocks and the "
                                          "angle of its direction to the exact natural gradient, on a tiny network");
@@ -104,41 +129,32 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mlp", "cnn"}));
   f->add_option("--examples", lab.examples, "Training examples in the exact Fisher")->check(CLI::PositiveNumber);
   f->add_option("--damping", lab.damping, "Damping λ of the methods and of (F + λI)")->check(CLI::PositiveNumber);
-  f->add_option("--methods", lab.methods, "Methods to compare (default: all)");
+  f->add_option("--methods", lab.methods, "Methods to compare (default: all)")->delimiter(',');
   f->add_option("--seed", lab.seed, "Seed of the model's initialization");
   f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
-  std::string preset;
-  app.get_subcommand("train")
-      ->add_option("--preset", preset, "Apply a named preset first (kfac-paper); later flags override it")
-      ->check(CLI::IsMember({"kfac-paper"}));
-  // Presets are applied before the other flags: parse once to find the preset, then again over it.
+
   try {
     app.parse(argc, argv);
-    if (!preset.empty()) {
-      apply_preset_and_reparse(app, cfg, preset, argc, argv);
+    if (!raw.preset.empty()) {  // presets first, then the explicit flags again over them
+      kfac::tool::apply_preset(raw.preset, cfg);
+      app.parse(argc, argv);
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
 
-  if (f->parsed()) {
-    try {
+  try {
+    if (f->parsed()) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
       return 0;
-    } catch (const c10::Error& e) {
-      std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
-      return 2;
     }
-  }
-
-  try {
-    if (threads > 0) torch::set_num_threads(threads);
-    auto& p = cfg.preconditioner;
-    p.damping_mode(kfac::parse_damping_mode(damping_mode))
-        .inverse_method(kfac::parse_inverse_method(inverse))
-        .fisher(kfac::parse_fisher_type(fisher));
-    if (factor_dtype != "model") p.factor_dtype(factor_dtype == "float64" ? torch::kDouble : torch::kFloat);
-    if (cfg.method != "sgd" && cfg.method != "adam") kfac::validate(p.method(cfg.method));
+    finish_config(cfg, raw);
+    if (cmp->parsed()) {
+      compare.base = cfg;
+      std::printf("%s", kfac::tool::run_compare(compare).c_str());
+      return 0;
+    }
+    if (cfg.method != "sgd" && cfg.method != "adam") kfac::validate(kfac::PreconditionerOptions(cfg.preconditioner).method(cfg.method));
     const auto result = kfac::tool::train(cfg);
     std::printf("%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g)\n",
                 cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,

@@ -90,6 +90,15 @@ std::pair<double, double> evaluate(Model& m, const Dataset& d, int64_t examples,
   return {total / n, m.reconstructs_input ? squared / n : NAN};
 }
 
+// Peak resident memory of this process in MiB (Linux), NaN elsewhere.
+double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return NAN;
+}
+
 }  // namespace
 
 TrainResult train(const TrainConfig& cfg) {
@@ -174,6 +183,7 @@ TrainResult train(const TrainConfig& cfg) {
   progress.finish();
   result.seconds_per_step = timed / static_cast<double>(cfg.steps <= warmup ? cfg.steps : cfg.steps - warmup);
   model.net->eval();
+  result.peak_rss_mib = peak_rss_mib();
   if (qmodel && cfg.qmodel.averaging_decay() > 0) qmodel->swap_averages();  // evaluate the iterate average
   std::tie(result.train_loss, result.train_squared_error) = evaluate(model, train_set, cfg.eval_examples, device);
   result.test_loss = evaluate(model, test_set, cfg.eval_examples, device).first;
@@ -194,6 +204,7 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["test_loss"] = r.test_loss;
   j["seconds_per_step"] = r.seconds_per_step;
   j["skipped_steps"] = r.skipped_steps;
+  j["peak_rss_mib"] = r.peak_rss_mib;
   j["history"] = nlohmann::json::array();
   for (const auto& h : r.history)
     j["history"].push_back({{"step", h.step}, {"train_loss", h.train_loss}, {"seconds", h.seconds}});

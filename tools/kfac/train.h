@@ -44,6 +44,7 @@ struct TrainResult {
   double train_squared_error = NAN;  ///< autoencoders: Σ‖σ(z) − x‖² per example (the K-FAC paper's metric)
   double seconds_per_step = 0;  ///< mean wall time of a step after warm-up (first 10% of steps, at least 2)
   int64_t skipped_steps = 0;
+  double peak_rss_mib = 0;  ///< peak resident memory of the process (training only, before evaluation)
   std::vector<HistoryPoint> history;
 };
 

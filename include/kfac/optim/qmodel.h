@@ -43,7 +43,8 @@ struct QModelOptions {
   TORCH_ARG(bool, rho_includes_damping) = true;
   /// Use the previous update as a second direction (momentum from the quadratic model).
   TORCH_ARG(bool, momentum) = true;
-  /// Decay of the iterate average used for evaluation: θ̄ ← d θ̄ + (1 − d) θ. 0 disables. Default 0.99.
+  /// Decay of the iterate average used for evaluation: θ̄ ← d θ̄ + (1 − d) θ from zero, debiased by 1 − dᵏ.
+  /// 0 disables. Default 0.99.
   TORCH_ARG(double, averaging_decay) = 0.99;
 };
 

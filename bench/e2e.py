@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: seconds per step of every method divided by SGD's, measured in one run.
+
+    python3 bench/e2e.py [--steps N] [--out bench/results] [--quick]
+
+For each configuration (the autoencoder at batch 1000, the CNN at batch 128; statistics every step with refresh
+every 10 steps, and the paper's setting: statistics on 1/8 of the batch, refresh every 20) it runs `kfac train`
+for sgd, adam and each K-FAC method with the same seed and batches, and prints a Markdown table of seconds per
+step, the ratio to SGD, peak resident memory, the final training loss, and the wall time each method needs to
+reach Adam's final minibatch loss. Standard library only.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KFAC = os.path.join(ROOT, "build", "tools", "kfac", "kfac")
+METHODS = ["sgd", "adam", "kfac", "ekfac", "tkfac", "tekfac"]
+CONFIGS = [
+    ("autoencoder", 1000, "stats 1, refresh 10", ["--stats-period", "1", "--refresh-period", "10"]),
+    ("autoencoder", 1000, "paper: stats 1/8, refresh 20", ["--stats-fraction", "0.125", "--refresh-period", "20"]),
+    ("cnn", 128, "stats 1, refresh 10", ["--stats-period", "1", "--refresh-period", "10"]),
+]
+
+
+def run(model, batch, method, steps, extra, out):
+    path = os.path.join(out, f"{model}_{batch}_{method}_{abs(hash(tuple(extra))) % 10000}.json")
+    cmd = [KFAC, "train", "--model", model, "--method", method, "--steps", str(steps), "--batch-size", str(batch),
+           "--seed", "0", "--quiet", "--metrics-json", path]
+    if method not in ("sgd", "adam"):
+        cmd += extra
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(path) as f:
+        return json.load(f)
+
+
+def time_to(history, target):
+    for h in history:
+        if h["train_loss"] <= target:
+            return h["seconds"]
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    methods = args.methods.split(",")
+    for model, batch, label, extra in CONFIGS:
+        results = {m: run(model, batch, m, args.steps, extra, args.out) for m in methods}
+        sgd = results["sgd"]["seconds_per_step"]
+        target = min(h["train_loss"] for h in results["adam"]["history"][-5:]) if "adam" in results else None
+        print(f"\n### {model}, batch {batch}, {label}, {args.steps} steps\n")
+        print("| method | s/step | / SGD | peak RSS MiB | final train loss | s to Adam's final loss |")
+        print("|---|---|---|---|---|---|")
+        for m, r in results.items():
+            t = time_to(r["history"], target) if target is not None else None
+            print(f"| {m} | {r['seconds_per_step']:.4f} | {r['seconds_per_step'] / sgd:.2f} | "
+                  f"{r.get('peak_rss_mib', float('nan')):.0f} | {r['train_loss']:.4g} | "
+                  f"{'%.1f' % t if t is not None else 'not reached'} |")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+// Microbenchmarks of K-FAC's kernels next to a plain matrix product of the same size, measured in the same run.
+//   build/bench/kfac_micro --benchmark_counters_tabular=true
+// Each benchmark reports GFLOP/s ("flops" counter, a rate) so kernels can be compared with BM_Matmul.
+#include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+
+#include "kfac/curvature/curvature.h"
+#include "kfac/curvature/kfac_curvature.h"
+#include "kfac/linalg/psd.h"
+
+namespace {
+
+constexpr int64_t kRows = 1000;  // examples per statistics step (the autoencoder's batch)
+
+at::Tensor spd(int64_t n) {
+  auto x = at::randn({2 * n, n});
+  return x.t().mm(x) / (2.0 * n) + 1e-3 * at::eye(n);
+}
+
+void report(benchmark::State& state, double flops_per_iteration) {
+  state.counters["flops"] =
+      benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// Reference: an n×n by n×n product (2n³ flops).
+void BM_Matmul(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto a = at::randn({n, n}), b = at::randn({n, n}), c = at::empty({n, n});
+  for (auto _ : state) at::mm_out(c, a, b);
+  report(state, 2.0 * n * n * n);
+}
+
+// Factor statistics update: F ← εF + (1−ε) XᵀX/rows for X of kRows × n (2·rows·n² flops).
+void BM_FactorUpdate(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto x = at::randn({kRows, n}), f = at::zeros({n, n});
+  for (auto _ : state) f.addmm_(x.t(), x, 0.95, 0.05 / kRows);
+  report(state, 2.0 * kRows * n * n);
+}
+
+// Symmetric eigendecomposition (reported against the ~9n³ flops of a tridiagonal-QR eigensolver).
+void BM_Eigh(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto m = spd(n);
+  for (auto _ : state) benchmark::DoNotOptimize(kfac::linalg::eigh_psd(m, "bench"));
+  report(state, 9.0 * n * n * n);
+}
+
+// Damped inverse by Cholesky: factorization n³/3 + inverse 2n³/3... ~n³ flops.
+void BM_CholeskyInverse(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto m = spd(n);
+  for (auto _ : state) benchmark::DoNotOptimize(kfac::linalg::cholesky_inverse_psd(m, 1e-3, "bench"));
+  report(state, 1.0 * n * n * n);
+}
+
+// Preconditioning an n×n gradient through the layer's curvature (factored: 2 products, 4n³ flops; eigen: 4
+// products, 8n³ flops).
+void precondition(benchmark::State& state, kfac::DampingMode mode) {
+  const int64_t n = state.range(0);
+  kfac::CurvatureContext ctx{"bench", {n, n}, kfac::PreconditionerOptions().damping_mode(mode),
+                             at::TensorOptions().dtype(at::kFloat)};
+  kfac::KfacCurvature c(ctx);
+  kfac::LayerStatistics s{at::randn({kRows, 1, n}), at::randn({1, kRows, 1, n})};
+  c.update(s, 0.0);
+  c.refresh(1e-3);
+  auto v = at::randn({n, n});
+  for (auto _ : state) benchmark::DoNotOptimize(c.precondition(v, 1e-3));
+  report(state, (mode == kfac::DampingMode::Factored ? 4.0 : 8.0) * n * n * n);
+}
+void BM_PreconditionFactored(benchmark::State& state) { precondition(state, kfac::DampingMode::Factored); }
+void BM_PreconditionEigen(benchmark::State& state) { precondition(state, kfac::DampingMode::Eigen); }
+
+}  // namespace
+
+#define KFAC_SIZES ->Arg(32)->Arg(128)->Arg(512)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)
+BENCHMARK(BM_Matmul) KFAC_SIZES;
+BENCHMARK(BM_FactorUpdate) KFAC_SIZES;
+BENCHMARK(BM_PreconditionFactored) KFAC_SIZES;
+BENCHMARK(BM_PreconditionEigen) KFAC_SIZES;
+BENCHMARK(BM_CholeskyInverse) KFAC_SIZES;
+BENCHMARK(BM_Eigh) KFAC_SIZES;
+
+BENCHMARK_MAIN();

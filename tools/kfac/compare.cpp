@@ -1,0 +1,109 @@
+#include "compare.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "kfac/errors.h"
+
+namespace kfac::tool {
+
+namespace fs = std::filesystem;
+
+namespace {
+// Mean of the last few minibatch losses: a less noisy "final loss" of a run.
+double final_minibatch_loss(const TrainResult& r) {
+  const size_t n = std::min<size_t>(5, r.history.size());
+  double s = 0;
+  for (size_t i = r.history.size() - n; i < r.history.size(); ++i) s += r.history[i].train_loss;
+  return s / static_cast<double>(n);
+}
+
+double seconds_to(const TrainResult& r, double target) {
+  for (const auto& h : r.history)
+    if (h.train_loss <= target) return h.seconds;
+  return NAN;
+}
+
+void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, const std::string& title) {
+  std::ofstream gp(dir + "/plot.gp");
+  gp << "set terminal pngcairo size 900,600 enhanced font 'sans,11'\n"
+     << "set datafile separator ','\nset key top right\nset grid\n"
+     << "set ylabel 'training loss (minibatch)'\n";
+  for (const auto& [file, column, label] :
+       {std::tuple<const char*, int, const char*>{"loss_vs_step.png", 1, "step"},
+        {"loss_vs_seconds.png", 3, "wall-clock seconds"}}) {
+    gp << "set output '" << file << "'\nset title '" << title << "'\nset xlabel '" << label << "'\nplot ";
+    for (size_t i = 0; i < runs.size(); ++i)
+      gp << (i ? ", " : "") << "'" << runs[i].config.method << ".csv' every ::1 using " << column
+         << ":2 with lines lw 2 title '" << runs[i].config.method << "'";
+    gp << "\n";
+  }
+  gp.close();
+  const std::string cmd = "cd '" + dir + "' && gnuplot plot.gp 2>plot.log";
+  if (std::system(cmd.c_str()) != 0)
+    std::fprintf(stderr, "warning: gnuplot failed or is missing (see %s/plot.log); the plots were not made\n",
+                 dir.c_str());
+}
+}  // namespace
+
+void write_history_csv(const TrainResult& r, const std::string& path) {
+  std::ofstream out(path);
+  KFAC_CHECK(out.good(), "cannot write '", path, "'");
+  out << "step,train_loss,seconds\n";
+  for (const auto& h : r.history) out << h.step << "," << h.train_loss << "," << h.seconds << "\n";
+}
+
+std::string run_compare(const CompareConfig& cfg) {
+  KFAC_CHECK(!cfg.methods.empty(), "--methods is empty; give at least one method");
+  fs::create_directories(cfg.out_dir);
+  std::fprintf(stderr, "Report folder: %s\n", fs::absolute(cfg.out_dir).c_str());
+  std::vector<TrainResult> runs;
+  for (const auto& method : cfg.methods) {
+    TrainConfig c = cfg.base;
+    c.method = method;
+    runs.push_back(train(c));
+    const auto& r = runs.back();
+    write_metrics_json(r, cfg.out_dir + "/" + method + ".json");
+    write_history_csv(r, cfg.out_dir + "/" + method + ".csv");
+    std::fprintf(stderr, "%s: train loss %.5g, %.4f s/step\n", method.c_str(), r.train_loss, r.seconds_per_step);
+  }
+  const auto& base = cfg.base;
+  std::ostringstream title;
+  title << base.model << ", batch " << base.batch_size << ", " << base.steps << " steps, seed " << base.seed;
+  write_plots(cfg.out_dir, runs, title.str());
+
+  // Target: Adam's final minibatch loss when Adam ran, else the worst final loss of the runs.
+  double target = -INFINITY;
+  std::string target_from = "the worst final loss";
+  for (const auto& r : runs) target = std::max(target, final_minibatch_loss(r));
+  for (const auto& r : runs)
+    if (r.config.method == "adam") target = final_minibatch_loss(r), target_from = "Adam's final loss";
+  double sgd = NAN;
+  for (const auto& r : runs)
+    if (r.config.method == "sgd") sgd = r.seconds_per_step;
+
+  std::ostringstream md;
+  md << "# kfac compare: " << title.str() << "\n\n"
+     << "| method | lr | final train loss | test loss | s/step | step time / SGD | s to " << target_from << " ("
+     << target << ") |\n|---|---|---|---|---|---|---|\n";
+  char buf[512];
+  for (const auto& r : runs) {
+    const double t = seconds_to(r, target);
+    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %s | %s |\n", r.config.method.c_str(), r.lr,
+                  r.train_loss, r.test_loss, r.seconds_per_step,
+                  std::isnan(sgd) ? "–" : (std::to_string(r.seconds_per_step / sgd).substr(0, 4)).c_str(),
+                  std::isnan(t) ? "not reached" : (std::to_string(t).substr(0, 5)).c_str());
+    md << buf;
+  }
+  md << "\nFinal losses are on the first " << base.eval_examples << " training and test examples after training; "
+     << "times to target use the minibatch loss history. Plots: loss_vs_step.png, loss_vs_seconds.png. "
+     << "Per-run metrics: <method>.json and <method>.csv.\n";
+  std::ofstream(cfg.out_dir + "/summary.md") << md.str();
+  return md.str();
+}
+
+}  // namespace kfac::tool

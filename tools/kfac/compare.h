@@ -1,0 +1,24 @@
+// `kfac compare`: several methods on the same model, data, seed and batches; a report folder with per-run metrics
+// (JSON and CSV), plots of loss against steps and against seconds (gnuplot, PNG), and a Markdown summary.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "train.h"
+
+namespace kfac::tool {
+
+struct CompareConfig {
+  TrainConfig base;  ///< everything but the method
+  std::vector<std::string> methods{"sgd", "adam", "kfac", "ekfac", "tkfac", "tekfac"};
+  std::string out_dir = "reports/compare";
+};
+
+/// Runs the comparison and writes the report; returns the summary (Markdown).
+std::string run_compare(const CompareConfig& config);
+
+/// Writes a run's loss history as CSV (step,train_loss,seconds).
+void write_history_csv(const TrainResult& result, const std::string& path);
+
+}  // namespace kfac::tool
