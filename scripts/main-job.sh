@@ -1,27 +1,14 @@
 #!/usr/bin/env bash
-# The main job: trains the K-FAC paper's autoencoder on Fashion-MNIST with SGD, Adam and K-FAC (same seed, same
-# batches) and prints a comparison table. Installs and builds what is missing first.
-# Usage: scripts/main-job.sh [steps] [output-dir]
+# The main job: the K-FAC family (kfac, ekfac, tkfac, tekfac) against SGD and Adam on the K-FAC paper's
+# Fashion-MNIST autoencoder, same seed and batches, with the paper's statistics settings (statistics on 1/8 of the
+# batch, refresh every 20 steps). Writes a report folder (summary.md, PNG plots, per-run JSON/CSV) and prints the
+# summary. Installs and builds what is missing first.
+# Usage: scripts/main-job.sh [steps] [report-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS="${1:-200}"
+STEPS="${1:-100}"
 OUT="${2:-reports/main-job}"
 bash scripts/build.sh >/dev/null
-mkdir -p "$OUT"
-echo "Report folder: $OUT"
-for method in sgd adam kfac; do
-  ./build/tools/kfac/kfac train --model autoencoder --method "$method" --steps "$STEPS" --batch-size 1000 \
-    --seed 0 --metrics-json "$OUT/$method.json"
-done
-echo
-echo "| method | train loss | test loss | seconds/step | step time / SGD |"
-echo "|---|---|---|---|---|"
-sgd=$(grep -o '"seconds_per_step": [0-9.e+-]*' "$OUT/sgd.json" | awk '{print $2}')
-for method in sgd adam kfac; do
-  f="$OUT/$method.json"
-  tl=$(grep -o '"train_loss": [0-9.e+-]*' "$f" | head -1 | awk '{print $2}')
-  te=$(grep -o '"test_loss": [0-9.e+-]*' "$f" | awk '{print $2}')
-  sp=$(grep -o '"seconds_per_step": [0-9.e+-]*' "$f" | awk '{print $2}')
-  awk -v m="$method" -v a="$tl" -v b="$te" -v c="$sp" -v s="$sgd" \
-    'BEGIN { printf "| %s | %.2f | %.2f | %.4f | %.2f |\n", m, a, b, c, c / s }'
-done
+echo "Report folder: $OUT (summary.md, loss_vs_step.png, loss_vs_seconds.png)"
+./build/tools/kfac/kfac compare --model autoencoder --methods sgd,adam,kfac,ekfac,tkfac,tekfac \
+  --steps "$STEPS" --batch-size 1000 --seed 0 --stats-fraction 0.125 --refresh-period 20 --out "$OUT"

@@ -38,10 +38,14 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--lr", cfg.lr, "Learning rate; 0 = the method's default (sgd 0.01, adam 1e-3, K-FAC methods 0.1 on "
                                 "the autoencoder; 0.05, 1e-3, 0.05 otherwise)")
       ->check(CLI::NonNegativeNumber);
-  t->add_option("--momentum", cfg.momentum, "Momentum (sgd and K-FAC methods)")->check(CLI::Range(0.0, 0.999999));
+  t->add_option("--momentum", cfg.momentum, "Momentum; default sgd 0.9, K-FAC methods 0.5")
+      ->check(CLI::Range(0.0, 0.999999))
+      ->default_str("auto");
   t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(CLI::NonNegativeNumber);
-  t->add_option("--kl-clip", cfg.kl_clip, "KL-clip bound of K-FAC methods (0 disables)")
-      ->check(CLI::NonNegativeNumber);
+  t->add_option("--kl-clip", cfg.kl_clip, "KL-clip bound of K-FAC methods (0 disables); default 0.1 for the "
+                                         "autoencoder, 0.01 otherwise")
+      ->check(CLI::NonNegativeNumber)
+      ->default_str("auto");
   auto& p = cfg.preconditioner;
   t->add_option_function<double>("--damping", [&p](double v) { p.damping(v); }, "Tikhonov damping of K-FAC methods")
       ->default_str(std::to_string(p.damping()));

@@ -26,6 +26,9 @@ double default_lr(const std::string& method, const std::string& model) {
   return ae ? 0.1 : 0.05;
 }
 
+double default_momentum(const std::string& method) { return method == "sgd" ? 0.9 : 0.5; }
+double default_kl_clip(const std::string& model) { return model == "autoencoder" ? 0.1 : 0.01; }
+
 void apply_preset(const std::string& name, TrainConfig& c) {
   KFAC_CHECK(name == "kfac-paper", "unknown preset '", name, "'; valid presets: kfac-paper");
   // Martens & Grosse 2015: the MNIST-architecture autoencoder, quadratic-model step with adaptive λ and γ,
@@ -112,6 +115,8 @@ TrainResult train(const TrainConfig& cfg) {
   TrainResult result;
   result.config = cfg;
   result.lr = cfg.lr > 0 ? cfg.lr : default_lr(cfg.method, cfg.model);
+  result.momentum = cfg.momentum >= 0 ? cfg.momentum : default_momentum(cfg.method);
+  result.kl_clip = cfg.kl_clip >= 0 ? cfg.kl_clip : default_kl_clip(cfg.model);
 
   const auto dir = cfg.data_dir.empty() ? default_fashion_mnist_dir() : cfg.data_dir;
   const auto train_set = load_fashion_mnist(dir, true);
@@ -127,7 +132,7 @@ TrainResult train(const TrainConfig& cfg) {
   std::shared_ptr<Preconditioner> precond;
   if (cfg.method == "sgd") {
     opt = std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(result.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay));
+        params, torch::optim::SGDOptions(result.lr).momentum(result.momentum).weight_decay(cfg.weight_decay));
   } else if (cfg.method == "adam") {
     opt = std::make_unique<torch::optim::Adam>(params,
                                                torch::optim::AdamOptions(result.lr).weight_decay(cfg.weight_decay));
@@ -142,7 +147,7 @@ TrainResult train(const TrainConfig& cfg) {
     else
       opt = std::make_unique<KfacOptimizer>(
           params, precond,
-          KfacOptimizerOptions(result.lr).momentum(cfg.momentum).weight_decay(cfg.weight_decay).kl_clip(cfg.kl_clip));
+          KfacOptimizerOptions(result.lr).momentum(result.momentum).weight_decay(cfg.weight_decay).kl_clip(result.kl_clip));
   }
 
   Batches batches(train_set.size(), cfg.seed);
@@ -197,6 +202,8 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["steps"] = r.config.steps;
   j["batch_size"] = r.config.batch_size;
   j["lr"] = r.lr;
+  j["momentum"] = r.momentum;
+  j["kl_clip"] = r.kl_clip;
   j["seed"] = r.config.seed;
   j["step_rule"] = r.config.step_rule;
   j["train_loss"] = r.train_loss;
