@@ -7,6 +7,7 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 # The precompiled headers need these for ccache hits.
 export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+export CCACHE_BASEDIR="$PWD"  # relative paths in the cache key: clones in other folders hit the same cache
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
   -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON -DKFAC_BUILD_BENCH="${KFAC_BUILD_BENCH:-OFF}" "$@" >/dev/null
