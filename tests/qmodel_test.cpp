@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include "kfac/kfac.h"
+#include "kfac/serialize.h"
+
+#include <sstream>
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 
@@ -159,6 +162,44 @@ TEST(QModel, TrainsEveryCurvatureMethod) {
     for (int k = 0; k < 15; ++k) last = pb.train_step(q);
     EXPECT_LT(last, 0.8 * first) << method;
   }
+}
+
+}  // namespace
+}  // namespace kfac::test
+
+namespace kfac::test {
+namespace {
+
+TEST(QModel, CheckpointContinuesBitwise) {
+  torch::manual_seed(76);
+  auto x = torch::randn({16, 4}, torch::kDouble), y = torch::randn({16, 3}, torch::kDouble);
+  auto opts = QModelOptions().initial_lambda(1.0).gamma_period(2).lambda_period(2);
+  auto make_model = [] {
+    torch::manual_seed(77);
+    return mlp({4, 6, 3});
+  };
+  Problem a{make_model(), x, y}, b{make_model(), x, y};
+  QModelOptimizer qa(std::make_shared<Preconditioner>(*a.model), opts);
+  QModelOptimizer qb(std::make_shared<Preconditioner>(*b.model), opts);
+  for (int k = 0; k < 6; ++k) a.train_step(qa);
+  for (int k = 0; k < 3; ++k) b.train_step(qb);
+  torch::serialize::OutputArchive out;
+  qb.save(out);
+  std::stringstream bytes;
+  out.save_to(bytes);
+  std::stringstream model_bytes;
+  torch::save(b.model, model_bytes);
+  Problem c{make_model(), x, y};
+  torch::load(c.model, model_bytes);
+  QModelOptimizer qc(std::make_shared<Preconditioner>(*c.model), opts);
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  qc.load(in);
+  for (int k = 0; k < 3; ++k) c.train_step(qc);
+  for (size_t i = 0; i < a.model->parameters().size(); ++i)
+    EXPECT_TRUE(torch::equal(a.model->parameters()[i], c.model->parameters()[i])) << i;
+  EXPECT_EQ(qa.lambda(), qc.lambda());
+  EXPECT_EQ(qa.gamma(), qc.gamma());
 }
 
 }  // namespace

@@ -18,3 +18,4 @@
 #include "kfac/optim/qmodel.h"
 #include "kfac/options.h"
 #include "kfac/preconditioner.h"
+#include "kfac/serialize.h"

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kfac/errors.h"
+#include "kfac/serialize.h"
 
 namespace kfac {
 
@@ -68,31 +69,16 @@ at::Tensor KfacOptimizer::step(LossClosure closure) {
 
 void KfacOptimizer::save(torch::serialize::OutputArchive& archive) const {
   archive.write("lr", c10::IValue(static_cast<const KfacOptimizerOptions&>(param_groups_.front().options()).lr()));
-  for (size_t i = 0; i < momentum_.size(); ++i)
-    if (momentum_[i].defined()) archive.write("momentum_" + std::to_string(i), momentum_[i]);
-  torch::serialize::OutputArchive precond(archive.compilation_unit());
-  preconditioner_->save(precond);
-  archive.write("preconditioner", precond);
+  write_tensors(archive, "momentum_", momentum_);
+  write_preconditioner(archive, "preconditioner", *preconditioner_);
 }
 
 void KfacOptimizer::load(torch::serialize::InputArchive& archive) {
   c10::IValue lr;
   archive.read("lr", lr);
   options().lr(lr.toDouble());
-  const auto& params = param_groups_.front().params();
-  for (size_t i = 0; i < momentum_.size(); ++i) {
-    at::Tensor m;
-    if (!archive.try_read("momentum_" + std::to_string(i), m)) {
-      momentum_[i] = at::Tensor();
-      continue;
-    }
-    KFAC_CHECK(m.sizes() == params[i].sizes(), "optimizer checkpoint: momentum of parameter ", i, " has shape ",
-               m.sizes(), " but the parameter has shape ", params[i].sizes());
-    momentum_[i] = m.to(params[i].options());
-  }
-  torch::serialize::InputArchive precond;
-  archive.read("preconditioner", precond);
-  preconditioner_->load(precond);
+  momentum_ = read_tensors(archive, "momentum_", param_groups_.front().params(), "momentum of parameter");
+  read_preconditioner(archive, "preconditioner", *preconditioner_);
 }
 
 }  // namespace kfac

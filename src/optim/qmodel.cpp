@@ -7,6 +7,7 @@
 
 #include "kfac/curvature_products.h"
 #include "kfac/errors.h"
+#include "kfac/serialize.h"
 
 namespace kfac {
 
@@ -227,11 +228,9 @@ void QModelOptimizer::save(torch::serialize::OutputArchive& archive) const {
   archive.write("lambda", c10::IValue(lambda_));
   archive.write("gamma", c10::IValue(gamma_));
   archive.write("steps", c10::IValue(steps_));
-  for (size_t i = 0; i < previous_.size(); ++i) archive.write("previous_" + std::to_string(i), previous_[i]);
-  for (size_t i = 0; i < averages_.size(); ++i) archive.write("average_" + std::to_string(i), averages_[i]);
-  torch::serialize::OutputArchive precond(archive.compilation_unit());
-  preconditioner_->save(precond);
-  archive.write("preconditioner", precond);
+  write_tensors(archive, "previous_", previous_);
+  write_tensors(archive, "average_", averages_);
+  write_preconditioner(archive, "preconditioner", *preconditioner_);
 }
 
 void QModelOptimizer::load(torch::serialize::InputArchive& archive) {
@@ -242,17 +241,14 @@ void QModelOptimizer::load(torch::serialize::InputArchive& archive) {
   gamma_ = v.toDouble();
   archive.read("steps", v);
   steps_ = v.toInt();
-  const auto layers = preconditioner_->layers().size();
-  const auto params = preconditioner_->parameters();
-  previous_.clear();
-  averages_.clear();
-  at::Tensor t;
-  for (size_t i = 0; i < layers && archive.try_read("previous_" + std::to_string(i), t); ++i) previous_.push_back(t);
-  for (size_t i = 0; i < params.size() && archive.try_read("average_" + std::to_string(i), t); ++i)
-    averages_.push_back(t.to(params[i].options()));
-  torch::serialize::InputArchive precond;
-  archive.read("preconditioner", precond);
-  preconditioner_->load(precond);
+  std::vector<at::Tensor> layer_shaped;
+  for (const auto& l : preconditioner_->layers())
+    layer_shaped.push_back(at::empty({l.kind->dim_g(), l.kind->dim_a()}, l.kind->weight().options()));
+  previous_ = read_tensors(archive, "previous_", layer_shaped, "previous update of layer");
+  if (!previous_.empty() && !previous_.front().defined()) previous_.clear();
+  averages_ = read_tensors(archive, "average_", preconditioner_->parameters(), "iterate average of parameter");
+  if (!averages_.empty() && !averages_.front().defined()) averages_.clear();
+  read_preconditioner(archive, "preconditioner", *preconditioner_);
 }
 
 }  // namespace kfac

@@ -1,0 +1,41 @@
+#include "kfac/serialize.h"
+
+#include <torch/serialize/archive.h>
+
+#include "kfac/errors.h"
+#include "kfac/preconditioner.h"
+
+namespace kfac {
+
+void write_tensors(torch::serialize::OutputArchive& archive, const std::string& prefix,
+                   const std::vector<at::Tensor>& tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i)
+    if (tensors[i].defined()) archive.write(prefix + std::to_string(i), tensors[i]);
+}
+
+std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& archive, const std::string& prefix,
+                                     const std::vector<at::Tensor>& like, const std::string& what) {
+  std::vector<at::Tensor> out(like.size());
+  for (size_t i = 0; i < like.size(); ++i) {
+    at::Tensor t;
+    if (!archive.try_read(prefix + std::to_string(i), t)) continue;
+    KFAC_CHECK(t.sizes() == like[i].sizes(), "checkpoint: ", what, " ", i, " has shape ", t.sizes(),
+               " but this model needs ", like[i].sizes(), "; the checkpoint was written for a different model");
+    out[i] = t.to(like[i].options());
+  }
+  return out;
+}
+
+void write_preconditioner(torch::serialize::OutputArchive& archive, const std::string& key, const Preconditioner& p) {
+  torch::serialize::OutputArchive nested(archive.compilation_unit());
+  p.save(nested);
+  archive.write(key, nested);
+}
+
+void read_preconditioner(torch::serialize::InputArchive& archive, const std::string& key, Preconditioner& p) {
+  torch::serialize::InputArchive nested;
+  archive.read(key, nested);
+  p.load(nested);
+}
+
+}  // namespace kfac
