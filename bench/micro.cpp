@@ -2,7 +2,10 @@
 //   build/bench/kfac_micro --benchmark_counters_tabular=true
 // Each benchmark reports GFLOP/s ("flops" counter, a rate) so kernels can be compared with BM_Matmul.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+
+#include <thread>
 
 #include "kfac/curvature/curvature.h"
 #include "kfac/curvature/kfac_curvature.h"
@@ -28,6 +31,43 @@ void BM_Matmul(benchmark::State& state) {
   auto a = at::randn({n, n}), b = at::randn({n, n}), c = at::empty({n, n});
   for (auto _ : state) at::mm_out(c, a, b);
   report(state, 2.0 * n * n * n);
+}
+
+// Diagnostics for the gap between the kernels and BM_Matmul: an allocating product, and a transposed operand.
+void BM_MatmulAllocating(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto a = at::randn({n, n}), b = at::randn({n, n});
+  for (auto _ : state) benchmark::DoNotOptimize(at::mm(a, b));
+  report(state, 2.0 * n * n * n);
+}
+void BM_MatmulTransposed(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto a = at::randn({n, n}), b = at::randn({n, n}), c = at::empty({n, n});
+  for (auto _ : state) at::mm_out(c, a.t(), b);
+  report(state, 2.0 * n * n * n);
+}
+
+void BM_FactorUpdateViaMm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto x = at::randn({kRows, n}), f = at::zeros({n, n}), t = at::empty({n, n});
+  for (auto _ : state) {
+    at::mm_out(t, x.t(), x);
+    f.mul_(0.95).add_(t, 0.05 / kRows);
+  }
+  report(state, 2.0 * kRows * n * n);
+}
+void BM_MmOfProduct(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto a = at::randn({n, n}), b = at::randn({n, n}), v = at::randn({n, n});
+  auto av = a.mm(v);
+  for (auto _ : state) benchmark::DoNotOptimize(av.mm(b));
+  report(state, 2.0 * n * n * n);
+}
+void BM_ChainMm(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  auto a = at::randn({n, n}), b = at::randn({n, n}), v = at::randn({n, n});
+  for (auto _ : state) benchmark::DoNotOptimize(a.mm(v).mm(b));
+  report(state, 4.0 * n * n * n);
 }
 
 // Factor statistics update: F ← εF + (1−ε) XᵀX/rows for X of kRows × n (2·rows·n² flops).
@@ -75,10 +115,21 @@ void BM_PreconditionEigen(benchmark::State& state) { precondition(state, kfac::D
 
 #define KFAC_SIZES ->Arg(32)->Arg(128)->Arg(512)->Arg(1024)->Arg(2048)->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_Matmul) KFAC_SIZES;
+BENCHMARK(BM_MatmulAllocating) KFAC_SIZES;
+BENCHMARK(BM_MatmulTransposed) KFAC_SIZES;
 BENCHMARK(BM_FactorUpdate) KFAC_SIZES;
+BENCHMARK(BM_FactorUpdateViaMm) KFAC_SIZES;
+BENCHMARK(BM_ChainMm) KFAC_SIZES;
+BENCHMARK(BM_MmOfProduct) KFAC_SIZES;
 BENCHMARK(BM_PreconditionFactored) KFAC_SIZES;
 BENCHMARK(BM_PreconditionEigen) KFAC_SIZES;
 BENCHMARK(BM_CholeskyInverse) KFAC_SIZES;
 BENCHMARK(BM_Eigh) KFAC_SIZES;
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  // Every logical CPU, as the kfac tool does (LibTorch's default would leave OpenBLAS on one thread here).
+  at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <thread>
 
 #include "compare.h"
 #include "fisher_lab.h"
@@ -89,7 +90,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
   t->add_option("--data-dir", cfg.data_dir, "Directory with Fashion-MNIST IDX files (default: Debian's package)");
   t->add_option("--device", cfg.device, "cpu or cuda");
-  t->add_option("--threads", raw.threads, "Intra-op threads (0 = LibTorch's default)")->check(CLI::NonNegativeNumber);
+  t->add_option("--threads", raw.threads, "Intra-op threads (0 = every logical CPU)")->check(CLI::NonNegativeNumber);
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(CLI::PositiveNumber);
   t->add_flag("--quiet", cfg.quiet, "No progress line");
@@ -97,7 +98,6 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
 
 // Translates the raw flags into library options and validates them.
 void finish_config(TrainConfig& cfg, const RawFlags& raw) {
-  if (raw.threads > 0) torch::set_num_threads(raw.threads);
   auto& p = cfg.preconditioner;
   p.damping_mode(kfac::parse_damping_mode(raw.damping_mode))
       .inverse_method(kfac::parse_inverse_method(raw.inverse))
@@ -147,6 +147,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
+  // LibTorch's default counts physical cores, and once it has set OpenMP to that, OpenBLAS follows: on a 2-vCPU
+  // machine every product then runs on one thread (half the speed, measured in bench/README.md).
+  torch::set_num_threads(raw.threads > 0 ? raw.threads : static_cast<int>(std::thread::hardware_concurrency()));
   try {
     if (f->parsed()) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
