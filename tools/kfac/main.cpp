@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
@@ -94,6 +95,11 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(CLI::PositiveNumber);
   t->add_flag("--quiet", cfg.quiet, "No progress line");
+  t->add_option("--checkpoint", cfg.checkpoint, "Checkpoint file (written atomically at the end, every "
+                                                "--checkpoint-every steps, and on Ctrl-C)");
+  t->add_option("--checkpoint-every", cfg.checkpoint_every, "Steps between checkpoints (0 = end and Ctrl-C only)")
+      ->check(CLI::NonNegativeNumber);
+  t->add_flag("--resume", cfg.resume, "Continue the run saved in --checkpoint exactly where it stopped");
 }
 
 // Translates the raw flags into library options and validates them.
@@ -150,6 +156,7 @@ int main(int argc, char** argv) {
   // LibTorch's default counts physical cores, and once it has set OpenMP to that, OpenBLAS follows: on a 2-vCPU
   // machine every product then runs on one thread (half the speed, measured in bench/README.md).
   torch::set_num_threads(raw.threads > 0 ? raw.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  std::signal(SIGINT, [](int) { kfac::tool::request_interrupt(); });
   try {
     if (f->parsed()) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
@@ -167,6 +174,9 @@ int main(int argc, char** argv) {
                 cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,
                 static_cast<long long>(cfg.steps), static_cast<long long>(cfg.batch_size), result.lr);
     if (!metrics_json.empty()) kfac::tool::write_metrics_json(result, metrics_json);
+  } catch (const kfac::tool::Interrupted& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 130;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
     return 2;

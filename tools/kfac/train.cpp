@@ -6,6 +6,7 @@
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <tuple>
@@ -16,6 +17,7 @@
 #include "kfac/kfac.h"
 #include "models.h"
 #include "progress.h"
+#include "run_checkpoint.h"
 
 namespace kfac::tool {
 
@@ -93,6 +95,8 @@ std::pair<double, double> evaluate(Model& m, const Dataset& d, int64_t examples,
   return {total / n, m.reconstructs_input ? squared / n : NAN};
 }
 
+std::atomic<bool> g_interrupted{false};
+
 // Peak resident memory of this process in MiB (Linux), NaN elsewhere.
 double peak_rss_mib() {
   std::ifstream status("/proc/self/status");
@@ -104,7 +108,11 @@ double peak_rss_mib() {
 
 }  // namespace
 
+void request_interrupt() { g_interrupted.store(true); }
+bool interrupted() { return g_interrupted.load(); }
+
 TrainResult train(const TrainConfig& cfg) {
+  KFAC_CHECK(!cfg.resume || !cfg.checkpoint.empty(), "--resume needs --checkpoint FILE");
   KFAC_CHECK(cfg.steps >= 1, "--steps must be >= 1, got ", cfg.steps);
   KFAC_CHECK(cfg.batch_size >= 1, "--batch-size must be >= 1, got ", cfg.batch_size);
   KFAC_CHECK(cfg.lr >= 0, "--lr must be > 0 (or 0 for the method's default), got ", cfg.lr);
@@ -151,16 +159,26 @@ TrainResult train(const TrainConfig& cfg) {
   }
 
   Batches batches(train_set.size(), cfg.seed);
+  const auto batch_size = [&](int64_t step) {
+    return cfg.batch_growth ? grown_batch_size(step, cfg.batch_size, train_set.size()) : cfg.batch_size;
+  };
+  RunState state;
+  if (cfg.resume) {
+    state = load_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get());
+    for (int64_t s = 0; s < state.next_step; ++s) batches.next(batch_size(s));  // replay the batch stream
+  }
   Progress progress(cfg.method + " " + cfg.model, cfg.steps, cfg.quiet);
   const auto forward = [&](const at::Tensor& in) { return model.net->forward(in); };
   const int64_t warmup = std::max<int64_t>(2, cfg.steps / 10);
-  double timed = 0;
+  const double resumed_seconds = state.history.empty() ? 0.0 : state.history.back().seconds;
   const auto start = std::chrono::steady_clock::now();
-  for (int64_t step = 0; step < cfg.steps; ++step) {
+  auto checkpoint = [&](int64_t next_step) {
+    state.next_step = next_step;
+    save_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get(), state);
+  };
+  for (int64_t step = state.next_step; step < cfg.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    const int64_t size =
-        cfg.batch_growth ? grown_batch_size(step, cfg.batch_size, train_set.size()) : cfg.batch_size;
-    const auto idx = batches.next(size);
+    const auto idx = batches.next(batch_size(step));
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
     model.net->zero_grad();
@@ -180,13 +198,28 @@ TrainResult train(const TrainConfig& cfg) {
       if (precond) skipped = static_cast<KfacOptimizer&>(*opt).last_stats().skipped;
     }
     const auto t1 = std::chrono::steady_clock::now();
-    result.skipped_steps += skipped ? 1 : 0;
-    if (step >= warmup || cfg.steps <= warmup) timed += std::chrono::duration<double>(t1 - t0).count();
-    result.history.push_back({step, value, std::chrono::duration<double>(t1 - start).count()});
+    state.skipped_steps += skipped ? 1 : 0;
+    if (step >= warmup || cfg.steps <= warmup) {
+      state.timed_seconds += std::chrono::duration<double>(t1 - t0).count();
+      ++state.timed_steps;
+    }
+    state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count()});
     progress.update(step + 1, value);
+    if (!cfg.checkpoint.empty() && cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0)
+      checkpoint(step + 1);
+    if (interrupted()) {
+      progress.finish();
+      KFAC_CHECK(!cfg.checkpoint.empty(), "interrupted at step ", step + 1, " (no --checkpoint given, nothing saved)");
+      checkpoint(step + 1);
+      throw Interrupted("interrupted after step " + std::to_string(step + 1) + "; checkpoint written to '" +
+                        cfg.checkpoint + "'; continue with --resume");
+    }
   }
   progress.finish();
-  result.seconds_per_step = timed / static_cast<double>(cfg.steps <= warmup ? cfg.steps : cfg.steps - warmup);
+  if (!cfg.checkpoint.empty()) checkpoint(cfg.steps);
+  result.history = state.history;
+  result.skipped_steps = state.skipped_steps;
+  result.seconds_per_step = state.timed_steps > 0 ? state.timed_seconds / static_cast<double>(state.timed_steps) : 0;
   model.net->eval();
   result.peak_rss_mib = peak_rss_mib();
   if (qmodel && cfg.qmodel.averaging_decay() > 0) qmodel->swap_averages();  // evaluate the iterate average

@@ -1,6 +1,7 @@
 // `kfac train`: one model, one method, a fixed number of steps; metrics as JSON.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct TrainConfig {
   std::string device = "cpu";
   int64_t eval_examples = 10000;
   bool quiet = false;
+  std::string checkpoint;        ///< checkpoint file; written every checkpoint_every steps, at the end and on Ctrl-C
+  int64_t checkpoint_every = 0;  ///< 0 = only at the end and on interruption
+  bool resume = false;           ///< continue from `checkpoint`
 };
 
 struct HistoryPoint {
@@ -58,6 +62,14 @@ void apply_preset(const std::string& name, TrainConfig& config);
 /// The paper's batch size at `step`: ⌊m1 (N/m1)^min(step/499, 1)⌋, rounded down to a multiple of 50.
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset);
 TrainResult train(const TrainConfig& config);
+
+/// Thrown by train() after an interruption (SIGINT) once the checkpoint is written.
+struct Interrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+/// Async-signal-safe: asks the running train() to checkpoint and stop after the current step.
+void request_interrupt();
+bool interrupted();
 void write_metrics_json(const TrainResult& result, const std::string& path);
 
 }  // namespace kfac::tool
