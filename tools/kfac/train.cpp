@@ -75,6 +75,16 @@ class Batches {
   at::Tensor perm_;
 };
 
+// Resizes 28x28 images to the model's input side (the FACES architecture takes 25x25).
+Dataset fit_images(Dataset d, int64_t side) {
+  if (d.images.size(1) == side * side) return d;
+  const int64_t from = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(d.images.size(1)))));
+  KFAC_CHECK(from * from == d.images.size(1), "images of ", d.images.size(1), " pixels are not square");
+  auto x = at::upsample_bilinear2d(d.images.reshape({-1, 1, from, from}), {side, side}, false);
+  d.images = x.reshape({d.images.size(0), side * side}).clamp(0, 1);
+  return d;
+}
+
 at::Tensor targets_of(const Model& m, const Dataset& d, const at::Tensor& idx) {
   return m.reconstructs_input ? d.images.index_select(0, idx) : d.labels.index_select(0, idx);
 }
@@ -126,12 +136,12 @@ TrainResult train(const TrainConfig& cfg) {
   result.momentum = cfg.momentum >= 0 ? cfg.momentum : default_momentum(cfg.method);
   result.kl_clip = cfg.kl_clip >= 0 ? cfg.kl_clip : default_kl_clip(cfg.model);
 
-  const auto dir = cfg.data_dir.empty() ? default_fashion_mnist_dir() : cfg.data_dir;
-  const auto train_set = load_fashion_mnist(dir, true);
-  const auto test_set = load_fashion_mnist(dir, false);
-
   torch::manual_seed(cfg.seed);
   Model model = make_model(cfg.model);
+  KFAC_CHECK(cfg.dataset != "curves" || model.reconstructs_input, "the curves dataset has no labels; train an "
+             "autoencoder on it (--model autoencoder, curves-autoencoder or faces-autoencoder)");
+  const auto train_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, true), model.image_side);
+  const auto test_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, false), model.image_side);
   model.net->to(device);
   auto params = model.net->parameters();
 

@@ -25,7 +25,8 @@ struct TrainConfig {
   QModelOptions qmodel;
   /// The K-FAC paper's exponentially growing batch: batch_size at step 0 up to the whole training set at step 500.
   bool batch_growth = false;
-  std::string data_dir;
+  std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist | curves | idx | csv (data.h)
+  std::string data_dir;                  ///< directory or file of the dataset (default: the installed one)
   std::string device = "cpu";
   int64_t eval_examples = 10000;
   bool quiet = false;
