@@ -38,8 +38,9 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   if (with_method)
     t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
                                              kfac::registered_method_names() + ")");
-  t->add_option("--preset", raw.preset, "Apply a named preset first (kfac-paper); explicit flags override it")
-      ->check(CLI::IsMember({"kfac-paper"}));
+  t->add_option("--preset", raw.preset, "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, "
+                                       "koroko: the papers' and reference codes' setups); explicit flags override it")
+      ->check(CLI::IsMember(kfac::tool::preset_names()));
   t->add_option("--steps", cfg.steps, "Training steps")->check(CLI::PositiveNumber);
   t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(CLI::PositiveNumber);
   t->add_option("--lr", cfg.lr, "Learning rate; 0 = the method's default (sgd 0.01, adam 1e-3, K-FAC methods 0.1 on "

@@ -58,7 +58,9 @@ double default_lr(const std::string& method, const std::string& model);
 double default_momentum(const std::string& method);
 /// KL-clip bound κ: 0.1 for the autoencoder (its loss sums 784 pixels), 0.01 otherwise (same grids).
 double default_kl_clip(const std::string& model);
-/// Applies a named preset ("kfac-paper": the K-FAC paper's autoencoder setup) to a config.
+/// Named presets reproducing published setups (kfac-paper, pytorch-kfac, ekfac-paper, koroko; see train.cpp).
+std::vector<std::string> preset_names();
+/// Applies a named preset to a config (explicit flags are applied over it by the caller).
 void apply_preset(const std::string& name, TrainConfig& config);
 /// The paper's batch size at `step`: ⌊m1 (N/m1)^min(step/499, 1)⌋, rounded down to a multiple of 50.
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset);
