@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <thread>
 
@@ -164,7 +165,11 @@ int main(int argc, char** argv) {
 
   // LibTorch's default counts physical cores, and once it has set OpenMP to that, OpenBLAS follows: on a 2-vCPU
   // machine every product then runs on one thread (half the speed, measured in bench/README.md).
-  torch::set_num_threads(raw.threads > 0 ? raw.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  // An explicit OMP_NUM_THREADS (e.g. parallel test runs) is respected.
+  if (raw.threads > 0)
+    torch::set_num_threads(raw.threads);
+  else if (std::getenv("OMP_NUM_THREADS") == nullptr)
+    torch::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
   std::signal(SIGINT, [](int) { kfac::tool::request_interrupt(); });
   try {
     if (f->parsed()) {
