@@ -25,6 +25,7 @@ void validate(const PreconditionerOptions& o) {
              "factor_dtype must be float32 or float64, got ", c10::toString(*o.factor_dtype()));
   KFAC_CHECK(std::isfinite(o.eigenvalue_floor()) && o.eigenvalue_floor() >= 0,
              "eigenvalue_floor must be finite and >= 0, got ", o.eigenvalue_floor());
+  KFAC_CHECK(o.spectrum_period() >= 1, "spectrum_period must be >= 1, got ", o.spectrum_period());
   KFAC_CHECK(o.max_consecutive_failures() >= 1, "max_consecutive_failures must be >= 1, got ",
              o.max_consecutive_failures());
 }

@@ -93,6 +93,24 @@ TEST(Ekfac, EqualsKfacRightAfterRefreshWithReset) {
   for (size_t i = 0; i < kfac.size(); ++i) EXPECT_LT(max_abs_diff(kfac[i], ekfac[i]), 1e-10) << i;
 }
 
+TEST(Ekfac, SpectrumUpdatesAtItsOwnPeriod) {
+  torch::manual_seed(46);
+  auto model = mlp({3, 4, 3});
+  auto x = torch::randn({8, 3}, torch::kDouble);
+  auto y = torch::randint(0, 3, {8});
+  Preconditioner p(*model, PreconditionerOptions().method("ekfac").spectrum_period(3).refresh_period(100));
+  const auto& e = dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.curvature(0));
+  std::vector<bool> changed;
+  at::Tensor last;
+  for (int k = 0; k < 7; ++k) {
+    stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);
+    changed.push_back(!last.defined() || !torch::equal(last, e.spectrum()));
+    last = e.spectrum().clone();
+  }
+  // Update k+1 (1-based) touches the spectrum when divisible by 3; step 0 sets it at the first refresh.
+  EXPECT_EQ(changed, (std::vector<bool>{true, false, true, false, false, true, false}));
+}
+
 // The exact true-Fisher blocks of a model and the approximations of the given methods, from exact statistics.
 struct Approximations {
   DenseFisher exact;

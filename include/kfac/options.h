@@ -70,6 +70,8 @@ struct PreconditionerOptions {
   TORCH_ARG(double, eigenvalue_floor) = 0.0;
   /// Consecutive failed refreshes of one layer tolerated before step() throws. >= 1. Default 3.
   TORCH_ARG(int64_t, max_consecutive_failures) = 3;
+  /// EKFAC / TEKFAC: statistics updates between spectrum updates (the spectrum's own period). >= 1. Default 1.
+  TORCH_ARG(int64_t, spectrum_period) = 1;
   /// EKFAC / TEKFAC: reset the spectrum to the base method's eigenvalues at each refresh. Default true.
   TORCH_ARG(bool, reset_spectrum) = true;
   /// TKFAC / TEKFAC damping form. Default Normal.

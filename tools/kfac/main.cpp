@@ -80,6 +80,9 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
        "TKFAC/TEKFAC damping: normal or trace-relative")
       ->check(CLI::IsMember({"normal", "trace-relative"}))
       ->default_str("normal");
+  t->add_option_function<int64_t>("--spectrum-period", [&p](int64_t v) { p.spectrum_period(v); },
+                                  "EKFAC/TEKFAC: statistics updates between spectrum updates")
+      ->default_str("1");
   t->add_flag_function("--keep-spectrum", [&p](int64_t) { p.reset_spectrum(false); },
                        "EKFAC/TEKFAC: keep the spectrum's EMA at refreshes instead of resetting it");
   t->add_option("--factor-dtype", raw.factor_dtype, "Factor dtype: model, float32 or float64")

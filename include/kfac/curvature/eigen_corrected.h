@@ -5,8 +5,8 @@
 // and precondition with Q_R [(Q_Rᵀ V Q_L) ⊘ (S + λ')] Q_Lᵀ, λ' = base.spectrum_damping(λ).
 //   EKFAC  = EigenCorrected<KfacCurvature>   (basis of A, G)
 //   TEKFAC = EigenCorrected<TkfacCurvature>  (basis of Φ, Ψ)
-// Schedule: the basis is recomputed at each refresh; S is updated (EMA) at every statistics update once a basis
-// exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when
+// Schedule: the basis is recomputed at each refresh; S is updated (EMA) every options().spectrum_period()-th
+// statistics update once a basis exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when
 // options().reset_spectrum() is set (default), so right after such a refresh the method equals its base in the
 // exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
 #pragma once
@@ -29,7 +29,7 @@ class EigenCorrected : public Base {
 
   void update(const LayerStatistics& stats, double decay) override {
     Base::update(stats, decay);
-    if (!q_a_.defined()) return;
+    if (!q_a_.defined() || this->updates_ % this->context_.options.spectrum_period() != 0) return;
     spectrum_.mul_(decay).add_(projected_second_moment(stats, q_a_, q_g_), 1.0 - decay);
   }
 
