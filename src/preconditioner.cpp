@@ -11,6 +11,7 @@
 
 #include "kfac/curvature/registry.h"
 #include "kfac/errors.h"
+#include "kfac/serialize.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
@@ -278,12 +279,9 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
     consecutive_failures_[i] = v.toInt();
     curvatures_[i]->load(layer);
   }
-  archive.read("step", v);
-  step_ = v.toInt();
-  archive.read("statistics_updates", v);
-  statistics_updates_ = v.toInt();
-  archive.read("damping", v);
-  damping_ = v.toDouble();
+  step_ = read_value(archive, "step").toInt();
+  statistics_updates_ = read_value(archive, "statistics_updates").toInt();
+  damping_ = read_value(archive, "damping").toDouble();
   clear_slots();
 }
 

@@ -7,6 +7,12 @@
 
 namespace kfac {
 
+c10::IValue read_value(torch::serialize::InputArchive& archive, const std::string& key) {
+  c10::IValue v;
+  KFAC_CHECK(archive.try_read(key, v), "checkpoint has no entry '", key, "'; it was not written by this library");
+  return v;
+}
+
 void write_tensors(torch::serialize::OutputArchive& archive, const std::string& prefix,
                    const std::vector<at::Tensor>& tensors) {
   for (size_t i = 0; i < tensors.size(); ++i)

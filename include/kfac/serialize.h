@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include <string>
 #include <vector>
@@ -15,6 +16,9 @@ class InputArchive;
 namespace kfac {
 
 class Preconditioner;
+
+/// Reads one scalar or string entry (throws naming the key if it is missing).
+c10::IValue read_value(torch::serialize::InputArchive& archive, const std::string& key);
 
 /// Writes tensors as "<prefix>0", "<prefix>1", ...; undefined entries are skipped.
 void write_tensors(torch::serialize::OutputArchive& archive, const std::string& prefix,

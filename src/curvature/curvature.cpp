@@ -4,6 +4,7 @@
 #include <torch/serialize/archive.h>
 
 #include "kfac/errors.h"
+#include "kfac/serialize.h"
 
 namespace kfac {
 
@@ -55,12 +56,9 @@ void Curvature::load(torch::serialize::InputArchive& archive) {
   archive.read("method", v);
   KFAC_CHECK(v.toStringRef() == method(), "checkpoint of layer '", layer_name(), "' holds method '",
              v.toStringRef(), "' but this preconditioner uses '", method(), "'");
-  archive.read("locations", v);
-  locations_ = v.toInt();
-  archive.read("updates", v);
-  updates_ = v.toInt();
-  archive.read("ready", v);
-  ready_ = v.toBool();
+  locations_ = read_value(archive, "locations").toInt();
+  updates_ = read_value(archive, "updates").toInt();
+  ready_ = read_value(archive, "ready").toBool();
   for (auto& [name, t] : state_tensors()) {
     at::Tensor loaded;
     if (!archive.try_read(name, loaded)) {

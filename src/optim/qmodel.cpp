@@ -234,13 +234,9 @@ void QModelOptimizer::save(torch::serialize::OutputArchive& archive) const {
 }
 
 void QModelOptimizer::load(torch::serialize::InputArchive& archive) {
-  c10::IValue v;
-  archive.read("lambda", v);
-  lambda_ = v.toDouble();
-  archive.read("gamma", v);
-  gamma_ = v.toDouble();
-  archive.read("steps", v);
-  steps_ = v.toInt();
+  lambda_ = read_value(archive, "lambda").toDouble();
+  gamma_ = read_value(archive, "gamma").toDouble();
+  steps_ = read_value(archive, "steps").toInt();
   std::vector<at::Tensor> layer_shaped;
   for (const auto& l : preconditioner_->layers())
     layer_shaped.push_back(at::empty({l.kind->dim_g(), l.kind->dim_a()}, l.kind->weight().options()));
