@@ -26,6 +26,21 @@ void validate(const PreconditionerOptions& o) {
   KFAC_CHECK(std::isfinite(o.eigenvalue_floor()) && o.eigenvalue_floor() >= 0,
              "eigenvalue_floor must be finite and >= 0, got ", o.eigenvalue_floor());
   KFAC_CHECK(o.spectrum_period() >= 1, "spectrum_period must be >= 1, got ", o.spectrum_period());
+  const auto& t = o.two_level();
+  KFAC_CHECK(std::isfinite(t.weight()) && t.weight() >= 0, "two_level.weight (ω) must be finite and >= 0, got ",
+             t.weight());
+  KFAC_CHECK(!t.damping() || (std::isfinite(*t.damping()) && *t.damping() > 0),
+             "two_level.damping (coarse λ_c) must be finite and > 0, got ", t.damping().value_or(0));
+  KFAC_CHECK(t.period() >= 1, "two_level.period must be >= 1, got ", t.period());
+  KFAC_CHECK(t.ema_decay() >= 0 && t.ema_decay() < 1, "two_level.ema_decay must be in [0, 1), got ", t.ema_decay());
+  KFAC_CHECK(!t.krylov() || t.space() == CoarseSpace::Nicolaides || t.space() == CoarseSpace::Residual,
+             "Krylov enrichment needs the nicolaides or residual coarse space, got '", to_string(t.space()),
+             "' (the spectral vector is an eigenvector, so M⁻¹r is parallel to r)");
+  KFAC_CHECK(t.space() != CoarseSpace::BlockTridiagonal ||
+                 (o.method() == "kfac" && o.damping_mode() == DampingMode::Factored),
+             "block-tridiagonal K-FAC is built from K-FAC's factored damping: it needs method 'kfac' and "
+             "damping_mode 'factored', got method '", o.method(), "' and damping_mode '", to_string(o.damping_mode()),
+             "'");
   KFAC_CHECK(o.max_consecutive_failures() >= 1, "max_consecutive_failures must be >= 1, got ",
              o.max_consecutive_failures());
 }

@@ -11,6 +11,7 @@
 
 #include "kfac/curvature/registry.h"
 #include "kfac/errors.h"
+#include "kfac/global/global_stage.h"
 #include "kfac/serialize.h"
 #include "kfac/linalg/psd.h"
 
@@ -50,6 +51,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     curvatures_.push_back(make_curvature(options_.method(), std::move(context)));
   }
   consecutive_failures_.assign(layers_.size(), 0);
+  global_ = make_global_stage(options_);
 }
 
 Preconditioner::~Preconditioner() { clear_slots(); }
@@ -120,8 +122,10 @@ void Preconditioner::update_factors(StepStats& stats) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& kind = *layers_[i].kind;
     const auto dtype = curvatures_[i]->dtype();
+    const auto& grad_output = layers_[i].slot->grad_output();  // [S, B, C] or [S, B, C, H, W]
     LayerStatistics s{kind.expand_input(layers_[i].slot->input()).to(dtype),
-                      kind.expand_output_grad(layers_[i].slot->grad_output()).to(dtype)};
+                      kind.expand_output_grad(grad_output).to(dtype)};
+    if (grad_output.dim() == 5) s.grid = {grad_output.size(3), grad_output.size(4)};
     finite.push_back(at::isfinite(s.a).all());
     finite.push_back(at::isfinite(s.g).all());
     batch.push_back(std::move(s));
@@ -137,6 +141,8 @@ void Preconditioner::update_factors(StepStats& stats) {
   ++statistics_updates_;
   const double decay = std::min(1.0 - 1.0 / static_cast<double>(statistics_updates_), options_.ema_decay());
   for (size_t i = 0; i < layers_.size(); ++i) curvatures_[i]->update(batch[i], decay);
+  if (global_ || options_.retain_statistics()) captured_ = CapturedFisher(std::move(batch));
+  if (global_) global_->update(captured_, decay);
   stats.statistics_updated = true;
 }
 
@@ -185,14 +191,17 @@ StepStats Preconditioner::step() {
   update_factors(stats);
   refresh(stats, step_ % options_.refresh_period() == 0);
 
+  for (const auto& c : curvatures_)
+    if (!c->ready()) ++stats.fallback_layers;
+  auto directions = precondition_layers(grads);
+  if (global_) {
+    global_->prepare(grads, *this, stats);
+    directions = global_->apply(grads, std::move(directions), *this);
+  }
   std::vector<at::Tensor> dots;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    auto& c = *curvatures_[i];
-    if (!c.ready()) ++stats.fallback_layers;
-    const auto& v = grads[i];
-    auto d = c.precondition(v.to(c.dtype()), damping_).to(v.scalar_type());
-    dots.push_back((d * v).sum().to(at::kDouble));
-    layers_[i].kind->set_grad_matrix(d);
+    dots.push_back((directions[i] * grads[i]).sum().to(at::kDouble));
+    layers_[i].kind->set_grad_matrix(directions[i]);
   }
   stats.grad_dot_direction = at::stack(dots).sum().item<double>();
   ++step_;
@@ -210,6 +219,11 @@ std::vector<at::Tensor> Preconditioner::gradient_matrices() const {
 }
 
 std::vector<at::Tensor> Preconditioner::precondition(const std::vector<at::Tensor>& matrices) const {
+  auto out = precondition_layers(matrices);
+  return global_ ? global_->apply(matrices, std::move(out), *this) : out;
+}
+
+std::vector<at::Tensor> Preconditioner::precondition_layers(const std::vector<at::Tensor>& matrices) const {
   KFAC_CHECK(matrices.size() == layers_.size(), "precondition: ", matrices.size(), " matrices for ",
              layers_.size(), " layers");
   std::vector<at::Tensor> out;
@@ -249,6 +263,20 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
     archive.write("layer_" + std::to_string(i), layer);
   }
   archive.write("layers", c10::IValue(static_cast<int64_t>(layers_.size())));
+  if (!captured_.empty()) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto& st = captured_.statistics(i);
+      const auto key = "captured_" + std::to_string(i);
+      archive.write(key + "_a", st.a);
+      archive.write(key + "_g", st.g);
+      archive.write(key + "_grid", at::tensor(std::vector<int64_t>{st.grid[0], st.grid[1]}));
+    }
+  }
+  if (global_) {
+    torch::serialize::OutputArchive stage(archive.compilation_unit());
+    global_->save(stage);
+    archive.write("global_stage", stage);
+  }
 }
 
 void Preconditioner::load(torch::serialize::InputArchive& archive) {
@@ -282,6 +310,27 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   step_ = read_value(archive, "step").toInt();
   statistics_updates_ = read_value(archive, "statistics_updates").toInt();
   damping_ = read_value(archive, "damping").toDouble();
+  std::vector<LayerStatistics> captured;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto key = "captured_" + std::to_string(index[layers_[i].name]);
+    LayerStatistics st;
+    if (!archive.try_read(key + "_a", st.a)) break;
+    archive.read(key + "_g", st.g);
+    at::Tensor grid;
+    archive.read(key + "_grid", grid);
+    st.grid = {grid[0].item<int64_t>(), grid[1].item<int64_t>()};
+    const auto& device = layers_[i].kind->weight().device();
+    st.a = st.a.to(device), st.g = st.g.to(device);
+    captured.push_back(std::move(st));
+  }
+  captured_ = captured.size() == layers_.size() ? CapturedFisher(std::move(captured)) : CapturedFisher();
+  if (global_) {
+    torch::serialize::InputArchive stage;
+    KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",
+               to_string(options_.two_level().space()), "); it was written without two_level, so resume with the "
+               "same two-level options it was written with");
+    global_->load(stage);
+  }
   clear_slots();
 }
 

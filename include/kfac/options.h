@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kfac/global/two_level_options.h"
+
 namespace kfac {
 
 /// How the damping λ enters the Kronecker-factored inverse (docs/design.md, "Damping").
@@ -76,6 +78,11 @@ struct PreconditionerOptions {
   TORCH_ARG(bool, reset_spectrum) = true;
   /// TKFAC / TEKFAC damping form. Default Normal.
   TORCH_ARG(TraceDamping, trace_damping) = TraceDamping::Normal;
+  /// The global stage after the per-layer preconditioning (two-level coarse correction, block-tridiagonal).
+  TORCH_ARG(TwoLevelOptions, two_level) = {};
+  /// Keep the last statistics step's per-example data for Fisher–vector products (Preconditioner::captured_fisher).
+  /// Implied by a two-level coarse space. Default false.
+  TORCH_ARG(bool, retain_statistics) = false;
   /// Seed of the sampled targets; step k uses a generator seeded from (seed, k), so runs resume exactly. Default 0.
   TORCH_ARG(uint64_t, seed) = 0;
 };

@@ -26,6 +26,7 @@
 
 #include "kfac/capture.h"
 #include "kfac/curvature/curvature.h"
+#include "kfac/fisher_products.h"
 #include "kfac/layer_kind.h"
 #include "kfac/likelihood.h"
 #include "kfac/options.h"
@@ -39,6 +40,8 @@ class InputArchive;
 }  // namespace torch::serialize
 
 namespace kfac {
+
+class GlobalStage;
 
 /// A registered layer: its name, how its parameters look as matrices, and where its forward taps.
 struct Layer {
@@ -91,9 +94,16 @@ class Preconditioner {
 
   /// The registered layers' current gradients as [d_G, d_A] matrices.
   std::vector<at::Tensor> gradient_matrices() const;
-  /// Preconditions [d_G, d_A] matrices (one per layer) with the current decompositions and damping, without
-  /// touching any state or gradient.
+  /// Preconditions [d_G, d_A] matrices (one per layer) with the current decompositions, damping and global stage
+  /// (two-level correction), without touching any state or gradient.
   std::vector<at::Tensor> precondition(const std::vector<at::Tensor>& matrices) const;
+  /// The one-level part only: each layer's M_i⁻¹ (no global stage).
+  std::vector<at::Tensor> precondition_layers(const std::vector<at::Tensor>& matrices) const;
+  /// Exact Fisher–vector products on the last statistics batch; empty unless options().retain_statistics() or a
+  /// two-level space is set.
+  const CapturedFisher& captured_fisher() const { return captured_; }
+  /// The global stage after the per-layer preconditioning (nullptr when one-level).
+  const GlobalStage* global_stage() const { return global_.get(); }
   /// Refreshes every layer now (e.g. after set_damping with the factored damping form), under the failure policy.
   StepStats refresh_all();
 
@@ -124,6 +134,8 @@ class Preconditioner {
   std::vector<Layer> layers_;
   PreconditionerOptions options_;
   std::vector<std::unique_ptr<Curvature>> curvatures_;
+  std::unique_ptr<GlobalStage> global_;
+  CapturedFisher captured_;
   std::vector<int64_t> consecutive_failures_;
   double damping_;
   int64_t step_ = 0;

@@ -3,7 +3,9 @@
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
+#include "kfac/curvature/kronecker.h"
 #include "kfac/errors.h"
+#include "kfac/linalg/psd.h"
 #include "kfac/serialize.h"
 
 namespace kfac {
@@ -15,6 +17,17 @@ int64_t Curvature::memory_bytes() const {
   for (auto& [name, t] : const_cast<Curvature*>(this)->state_tensors())
     if (t->defined()) bytes += t->numel() * static_cast<int64_t>(t->element_size());
   return bytes;
+}
+
+at::Tensor Curvature::lowest_mode() const {
+  const auto q = linalg::eigh_psd(to_dense(), what("dense block")).vectors.select(1, 0);
+  return q.reshape({shape().dim_a, shape().dim_g}).t().contiguous();  // un-vec (column-major)
+}
+
+at::Tensor KroneckerCurvature::lowest_mode() const {
+  const auto q_l = linalg::eigh_psd(input_factor(), what("input factor")).vectors.select(1, 0);
+  const auto q_r = linalg::eigh_psd(output_factor(), what("output factor")).vectors.select(1, 0);
+  return at::outer(q_r, q_l);
 }
 
 at::Tensor Curvature::precondition(const at::Tensor& grad_matrix, double damping) const {

@@ -10,6 +10,7 @@
 #include "kfac/curvature/registry.h"
 #include "kfac/dense_fisher.h"
 #include "kfac/kfac.h"
+#include "train.h"
 
 namespace kfac::tool {
 
@@ -71,11 +72,17 @@ FisherLabResult run_fisher_lab(const FisherLabConfig& cfg) {
   const auto eye = torch::eye(g.size(0), torch::kDouble);
   const auto natural = torch::linalg_solve(exact.matrix + cfg.damping * eye, g.unsqueeze(1)).squeeze(1);
 
-  const auto methods = cfg.methods.empty() ? registered_methods() : cfg.methods;
+  auto methods = cfg.methods;
+  if (methods.empty()) {
+    methods = registered_methods();
+    for (const auto* space : {"nicolaides", "spectral", "residual", "tselepidis", "block-tridiagonal"})
+      methods.push_back(std::string("kfac+") + space);
+  }
   for (const auto& method : methods) {
     // Exact statistics; the second step fills the eigenvalue-corrected spectra from them.
-    Preconditioner p(*model, PreconditionerOptions()
-                                 .method(method)
+    auto options = with_method(PreconditionerOptions(), method);
+    options.two_level().combine(parse_coarse_combine(cfg.combine));
+    Preconditioner p(*model, options
                                  .damping(cfg.damping)
                                  .fisher(FisherType::Exact)
                                  .ema_decay(0)

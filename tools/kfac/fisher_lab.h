@@ -13,7 +13,8 @@ struct FisherLabConfig {
   double damping = 1e-3;
   uint64_t seed = 0;
   std::string data_dir;
-  std::vector<std::string> methods;  ///< empty = every registered method
+  std::vector<std::string> methods;  ///< empty = every registered method, then kfac with each global stage
+  std::string combine = "additive";  ///< two-level combination of the kfac+SPACE rows
 };
 
 struct FisherLabRow {

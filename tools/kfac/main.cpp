@@ -85,6 +85,33 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->default_str("1");
   t->add_flag_function("--keep-spectrum", [&p](int64_t) { p.reset_spectrum(false); },
                        "EKFAC/TEKFAC: keep the spectrum's EMA at refreshes instead of resetting it");
+  auto& two = p.two_level();
+  t->add_option_function<std::string>(
+       "--two-level", [&two](const std::string& v) { two.space(kfac::parse_coarse_space(v)); },
+       "Global stage after the per-layer one: none, nicolaides, spectral, residual, tselepidis (two-level coarse "
+       "spaces) or block-tridiagonal (K-FAC only); also as --method kfac+SPACE")
+      ->check(CLI::IsMember({"none", "nicolaides", "spectral", "residual", "tselepidis", "block-tridiagonal"}))
+      ->default_str("none");
+  t->add_option_function<std::string>(
+       "--combine", [&two](const std::string& v) { two.combine(kfac::parse_coarse_combine(v)); },
+       "Two-level combination: additive, residual, deflated or balanced")
+      ->check(CLI::IsMember({"additive", "residual", "deflated", "balanced"}))
+      ->default_str("additive");
+  t->add_option_function<std::string>(
+       "--coarse-matrix", [&two](const std::string& v) { two.matrix(kfac::parse_coarse_matrix(v)); },
+       "Coarse matrix: exact (per-example gradients) or kronecker (cross-layer factors); default kronecker for "
+       "tselepidis, exact otherwise")
+      ->check(CLI::IsMember({"exact", "kronecker"}));
+  t->add_flag_function("--krylov", [&two](int64_t) { two.krylov(true); },
+                       "Two-level: add M⁻¹r to each layer's coarse vector (nicolaides, residual)");
+  t->add_option_function<double>("--coarse-weight", [&two](double v) { two.weight(v); },
+                                 "Two-level: weight ω of the coarse correction")
+      ->default_str("1");
+  t->add_option_function<double>("--coarse-damping", [&two](double v) { two.damping(v); },
+                                 "Two-level: coarse damping λ_c (default: --damping)");
+  t->add_option_function<int64_t>("--coarse-period", [&two](int64_t v) { two.period(v); },
+                                  "Two-level: steps between coarse basis/matrix updates")
+      ->default_str("1");
   t->add_option("--factor-dtype", raw.factor_dtype, "Factor dtype: model, float32 or float64")
       ->check(CLI::IsMember({"model", "float32", "float64"}));
   t->add_option("--step-rule", cfg.step_rule, "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
@@ -152,7 +179,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mlp", "cnn"}));
   f->add_option("--examples", lab.examples, "Training examples in the exact Fisher")->check(CLI::PositiveNumber);
   f->add_option("--damping", lab.damping, "Damping λ of the methods and of (F + λI)")->check(CLI::PositiveNumber);
-  f->add_option("--methods", lab.methods, "Methods to compare (default: all)")->delimiter(',');
+  f->add_option("--methods", lab.methods, "Methods to compare, e.g. kfac,ekfac,kfac+residual (default: every method "
+                "and kfac with every global stage)")->delimiter(',');
+  f->add_option("--combine", lab.combine, "Two-level combination of the METHOD+SPACE rows")
+      ->check(CLI::IsMember({"additive", "residual", "deflated", "balanced"}));
   f->add_option("--seed", lab.seed, "Seed of the model's initialization");
   f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
 
@@ -185,7 +215,8 @@ int main(int argc, char** argv) {
       std::printf("%s", kfac::tool::run_compare(compare).c_str());
       return 0;
     }
-    if (cfg.method != "sgd" && cfg.method != "adam") kfac::validate(kfac::PreconditionerOptions(cfg.preconditioner).method(cfg.method));
+    if (cfg.method != "sgd" && cfg.method != "adam")
+      kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
     const auto result = kfac::tool::train(cfg);
     std::printf("%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g)\n",
                 cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,

@@ -21,6 +21,13 @@
 
 namespace kfac::tool {
 
+PreconditionerOptions with_method(PreconditionerOptions options, const std::string& spec) {
+  const auto plus = spec.find('+');
+  options.method(spec.substr(0, plus));
+  if (plus != std::string::npos) options.two_level().space(parse_coarse_space(spec.substr(plus + 1)));
+  return options;
+}
+
 double default_lr(const std::string& method, const std::string& model) {
   const bool ae = model == "autoencoder";
   if (method == "sgd") return ae ? 0.01 : 0.05;
@@ -193,8 +200,8 @@ TrainResult train(const TrainConfig& cfg) {
     opt = std::make_unique<torch::optim::Adam>(params,
                                                torch::optim::AdamOptions(result.lr).weight_decay(cfg.weight_decay));
   } else {
-    auto popts = cfg.preconditioner;
-    popts.method(cfg.method).seed(cfg.seed);
+    auto popts = with_method(cfg.preconditioner, cfg.method);
+    popts.seed(cfg.seed);
     precond = std::make_shared<Preconditioner>(*model.net, popts);
     KFAC_CHECK(cfg.step_rule == "kl-clip" || cfg.step_rule == "qmodel", "unknown step rule '", cfg.step_rule,
                "'; valid: kl-clip, qmodel");

@@ -53,6 +53,10 @@ struct TrainResult {
   std::vector<HistoryPoint> history;
 };
 
+/// Applies a method spec to preconditioner options: "kfac", or a one-level method with a global stage,
+/// "kfac+nicolaides", "ekfac+residual", "kfac+block-tridiagonal" (sets method and two_level.space).
+PreconditionerOptions with_method(PreconditionerOptions options, const std::string& spec);
+
 double default_lr(const std::string& method, const std::string& model);
 /// sgd 0.9; K-FAC methods 0.5 (a 30-step grid on the autoencoder and 100 steps on the CNN: 0.9 overshoots).
 double default_momentum(const std::string& method);

@@ -13,6 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ namespace kfac {
 struct LayerStatistics {
   at::Tensor a;  ///< [B, T, d_A] expanded inputs (patches, homogeneous coordinate)
   at::Tensor g;  ///< [S, B, T, d_G] per-example output gradients; the Fisher is (1/B) Σ_s Σ_b ∇_sb ∇_sbᵀ
+  std::array<int64_t, 2> grid{1, 1};  ///< output locations as (height, width), T = height·width; {1, 1} for Linear
   int64_t examples() const { return a.size(0); }
   int64_t locations() const { return a.size(1); }
 };
@@ -63,6 +65,9 @@ class Curvature {
   /// The undamped approximate Fisher block in column-major vec order.
   virtual at::Tensor to_dense() const = 0;
   virtual int64_t memory_bytes() const;
+  /// The unit eigenvector of the approximate block with the smallest eigenvalue, as a [d_G, d_A] matrix (the
+  /// spectral coarse space). The default decomposes to_dense(); Kronecker methods use their factors.
+  virtual at::Tensor lowest_mode() const;
 
   /// ≈ (F + λI)⁻¹ vec(V) as a [d_G, d_A] matrix. Before the first successful refresh: V / λ (reported by the
   /// preconditioner as a fallback). Throws if no statistics were ever seen.

@@ -50,6 +50,13 @@ class EigenCorrected : public Base {
     return at::matmul(u * spectrum_.t().reshape({1, -1}), u.t());
   }
 
+  /// The basis vector with the smallest corrected eigenvalue.
+  at::Tensor lowest_mode() const override {
+    if (!q_a_.defined()) return Base::lowest_mode();
+    const int64_t k = spectrum_.argmin().item<int64_t>();
+    return at::outer(q_g_.select(1, k / spectrum_.size(1)), q_a_.select(1, k % spectrum_.size(1)));
+  }
+
   const at::Tensor& spectrum() const { return spectrum_; }
   const at::Tensor& basis_input() const { return q_a_; }
   const at::Tensor& basis_output() const { return q_g_; }

@@ -25,13 +25,12 @@ class KfacCurvature : public KroneckerCurvature {
   const at::Tensor& input_factor() const override { return a_; }
   const at::Tensor& output_factor() const override { return g_; }
   double kronecker_scale() const override { return static_cast<double>(locations_); }
+  /// π of the factored damping, 1 when a trace is zero or not finite.
+  double pi() const;
 
  protected:
   at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;
   std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override;
-
-  /// π of the factored damping, 1 when a trace is zero or not finite.
-  double pi() const;
 
   at::Tensor a_, g_;                    // running factors
   at::Tensor a_inv_, g_inv_;            // damped inverses (Factored)

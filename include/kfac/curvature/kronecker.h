@@ -18,6 +18,8 @@ class KroneckerCurvature : public Curvature {
   virtual double kronecker_scale() const = 0;
   /// The Tikhonov term the eigenvalue-corrected form adds to its spectrum for damping λ.
   virtual double spectrum_damping(double damping) const { return damping; }
+  /// q_R q_Lᵀ for the factors' lowest eigenvectors: the eigenvalues of L ⊗ R are the products of theirs.
+  at::Tensor lowest_mode() const override;
 };
 
 }  // namespace kfac

@@ -1,0 +1,153 @@
+#include "kfac/global/block_tridiagonal.h"
+
+#include <ATen/ATen.h>
+#include <torch/serialize/archive.h>
+
+#include <cmath>
+
+#include "kfac/curvature/kfac_curvature.h"
+#include "kfac/errors.h"
+#include "kfac/linalg/psd.h"
+#include "kfac/preconditioner.h"
+#include "kfac/serialize.h"
+
+namespace kfac {
+
+namespace {
+constexpr double kMinDenominator = 1e-6;
+
+// Â = m + shift·I as (inverse, inverse square root), from one guarded eigendecomposition.
+std::pair<at::Tensor, at::Tensor> damped_inverses(const at::Tensor& m, double shift, const std::string& what) {
+  const auto e = linalg::eigh_psd(m, what);
+  const auto d = e.values + shift;
+  return {linalg::inverse_from_eig(e, shift), e.vectors.mm(at::diag(d.rsqrt())).mm(e.vectors.t())};
+}
+
+// K with Kᵀ Â K = I and Kᵀ B K = diag(s), from Â^{-1/2} and B.
+std::pair<at::Tensor, at::Tensor> generalized_eig(const at::Tensor& inv_sqrt, const at::Tensor& b,
+                                                  const std::string& what) {
+  const auto e = linalg::eigh_psd(inv_sqrt.mm(b).mm(inv_sqrt), what);
+  return {inv_sqrt.mm(e.vectors), e.values};
+}
+}  // namespace
+
+void BlockTridiagonal::update(const CapturedFisher& fisher, double decay) {
+  const size_t layers = fisher.layers();
+  cross_a_.resize(layers > 0 ? layers - 1 : 0);
+  cross_g_.resize(cross_a_.size());
+  ++updates_;
+  for (size_t i = 0; i + 1 < layers; ++i) {
+    const auto& s = fisher.statistics(i);
+    const auto& t = fisher.statistics(i + 1);
+    if (s.locations() != 1 || t.locations() != 1) continue;  // only Linear–Linear pairs are coupled
+    const double examples = static_cast<double>(s.examples());
+    const auto a = s.a.squeeze(1).t().mm(t.a.squeeze(1)) / examples;
+    const auto g = s.g.reshape({-1, s.g.size(-1)}).t().mm(t.g.reshape({-1, t.g.size(-1)})) / examples;
+    cross_a_[i] = cross_a_[i].defined() ? decay * cross_a_[i] + (1 - decay) * a : a;
+    cross_g_[i] = cross_g_[i].defined() ? decay * cross_g_[i] + (1 - decay) * g : g;
+  }
+}
+
+void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) {
+  const bool built = links_.size() == cross_a_.size() && !cross_a_.empty();
+  if (cross_a_.empty() || (built && !stats.refreshed && pre.steps() % options_.period() != 0)) return;
+  const double gamma = std::sqrt(pre.damping());
+  std::vector<Link> links(cross_a_.size());
+  int64_t clamped = 0;
+  try {
+    for (size_t i = 0; i < cross_a_.size(); ++i) {
+      if (!coupled(i)) continue;
+      const auto& here = dynamic_cast<const KfacCurvature&>(pre.curvature(i));
+      const auto& next = dynamic_cast<const KfacCurvature&>(pre.curvature(i + 1));
+      const std::string what = "block-tridiagonal link '" + here.layer_name() + "' → '" + next.layer_name() + "'";
+      const double p = here.pi(), q = next.pi();
+      const auto [a_next_inv, a_next_unused] = damped_inverses(next.factor_a(), q * gamma, what + " (A)");
+      const auto [g_next_inv, g_next_unused] = damped_inverses(next.factor_g(), gamma / q, what + " (G)");
+      const auto [a_inv, a_inv_sqrt] = damped_inverses(here.factor_a(), p * gamma, what + " (A)");
+      const auto [g_inv, g_inv_sqrt] = damped_inverses(here.factor_g(), gamma / p, what + " (G)");
+      auto& link = links[i];
+      link.psi_a = cross_a_[i].mm(a_next_inv);
+      link.psi_g = cross_g_[i].mm(g_next_inv);
+      at::Tensor s_a, s_g;
+      std::tie(link.k_a, s_a) = generalized_eig(a_inv_sqrt, link.psi_a.mm(cross_a_[i].t()), what + " (A)");
+      std::tie(link.k_g, s_g) = generalized_eig(g_inv_sqrt, link.psi_g.mm(cross_g_[i].t()), what + " (G)");
+      const auto denominator = 1 - at::outer(s_g, s_a);
+      clamped += (denominator < kMinDenominator).sum().item<int64_t>();
+      link.denominator = denominator.clamp_min(kMinDenominator);
+    }
+  } catch (const NumericalError& e) {
+    stats.messages.push_back(std::string(e.what()) + (built ? " (keeping the previous block-tridiagonal links)"
+                                                            : " (block-diagonal step)"));
+    return;
+  }
+  if (clamped > 0)
+    stats.messages.push_back("block-tridiagonal K-FAC: " + std::to_string(clamped) + " conditional-covariance "
+                             "eigenvalues were not positive and were clamped to " + std::to_string(kMinDenominator));
+  links_ = std::move(links);
+}
+
+std::vector<at::Tensor> BlockTridiagonal::apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
+                                                const Preconditioner& pre) const {
+  if (links_.size() != cross_a_.size() || links_.empty()) return fine;
+  const size_t n = grads.size();
+  auto linked = [&](size_t i) { return i < links_.size() && links_[i].psi_a.defined(); };
+  std::vector<at::Tensor> z(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!linked(i)) {
+      z[i] = fine[i];  // y_i = g_i and Σ_i = F̂_ii: the one-level direction
+      continue;
+    }
+    const auto& l = links_[i];
+    const auto dtype = l.psi_a.scalar_type();
+    const auto y = grads[i].to(dtype) - l.psi_g.mm(grads[i + 1].to(dtype)).mm(l.psi_a.t());
+    z[i] = l.k_g.mm(l.k_g.t().mm(y).mm(l.k_a) / l.denominator).mm(l.k_a.t()).to(grads[i].scalar_type());
+  }
+  for (size_t i = n; i-- > 1;) {
+    if (!linked(i - 1)) continue;
+    const auto& l = links_[i - 1];
+    const auto back = l.psi_g.t().mm(z[i - 1].to(l.psi_a.scalar_type())).mm(l.psi_a);
+    z[i] = z[i] - back.to(z[i].scalar_type());
+  }
+  return z;
+}
+
+void BlockTridiagonal::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("updates", c10::IValue(updates_));
+  archive.write("pairs", c10::IValue(static_cast<int64_t>(cross_a_.size())));
+  archive.write("links", c10::IValue(static_cast<int64_t>(links_.size())));
+  auto put = [&](const std::string& key, const at::Tensor& t) {
+    if (t.defined()) archive.write(key, t);
+  };
+  for (size_t i = 0; i < cross_a_.size(); ++i) {
+    const auto k = std::to_string(i);
+    put("cross_a_" + k, cross_a_[i]);
+    put("cross_g_" + k, cross_g_[i]);
+  }
+  for (size_t i = 0; i < links_.size(); ++i) {
+    const auto k = std::to_string(i);
+    const auto& l = links_[i];
+    put("psi_a_" + k, l.psi_a), put("psi_g_" + k, l.psi_g), put("k_a_" + k, l.k_a), put("k_g_" + k, l.k_g);
+    put("denominator_" + k, l.denominator);
+  }
+}
+
+void BlockTridiagonal::load(torch::serialize::InputArchive& archive) {
+  updates_ = read_value(archive, "updates").toInt();
+  cross_a_.assign(static_cast<size_t>(read_value(archive, "pairs").toInt()), at::Tensor());
+  cross_g_.assign(cross_a_.size(), at::Tensor());
+  links_.assign(static_cast<size_t>(read_value(archive, "links").toInt()), Link{});
+  for (size_t i = 0; i < cross_a_.size(); ++i) {
+    const auto k = std::to_string(i);
+    archive.try_read("cross_a_" + k, cross_a_[i]);
+    archive.try_read("cross_g_" + k, cross_g_[i]);
+  }
+  for (size_t i = 0; i < links_.size(); ++i) {
+    const auto k = std::to_string(i);
+    auto& l = links_[i];
+    archive.try_read("psi_a_" + k, l.psi_a), archive.try_read("psi_g_" + k, l.psi_g);
+    archive.try_read("k_a_" + k, l.k_a), archive.try_read("k_g_" + k, l.k_g);
+    archive.try_read("denominator_" + k, l.denominator);
+  }
+}
+
+}  // namespace kfac

@@ -1,0 +1,102 @@
+#include "kfac/global/coarse_matrix.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+namespace kfac {
+
+at::Tensor restrict_to_coarse(const CoarseBasis& basis, const std::vector<at::Tensor>& x) {
+  std::vector<at::Tensor> out;
+  for (const auto& r : basis) out.push_back((r.matrix * x.at(r.layer).to(r.matrix.scalar_type())).sum().to(at::kDouble));
+  return at::stack(out);
+}
+
+std::vector<at::Tensor> prolong(const CoarseBasis& basis, const at::Tensor& y, const std::vector<at::Tensor>& like) {
+  std::vector<at::Tensor> out;
+  for (const auto& t : like) out.push_back(at::zeros_like(t));
+  for (size_t k = 0; k < basis.size(); ++k) {
+    auto& o = out.at(basis[k].layer);
+    o.add_(basis[k].matrix.to(o.scalar_type()) * y[static_cast<int64_t>(k)].to(o.scalar_type()));
+  }
+  return out;
+}
+
+at::Tensor exact_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis) {
+  std::vector<at::Tensor> columns;  // U[sb, k] = ⟨r_k, ∇_sb⟩
+  for (const auto& r : basis) columns.push_back(fisher.project(r.layer, r.matrix).reshape({-1}).to(at::kDouble));
+  const auto u = at::stack(columns, 1);
+  return u.t().mm(u) / static_cast<double>(fisher.examples());
+}
+
+LayerStatistics downsample(const LayerStatistics& s, std::array<int64_t, 2> grid) {
+  if (grid == s.grid) return s;
+  auto pick = [](int64_t from, int64_t to, const at::TensorOptions& o) {
+    return (at::arange(to, o.dtype(at::kLong)) * from).div(to, "floor");
+  };
+  const auto [h, w] = s.grid;
+  const auto ih = pick(h, grid[0], s.a.options()), iw = pick(w, grid[1], s.a.options());
+  auto on_grid = [&](const at::Tensor& t) {  // [..., T, d] → [..., T', d]
+    auto sizes = t.sizes().vec();
+    const int64_t d = sizes.back();
+    sizes.pop_back();
+    sizes.back() = h;
+    sizes.push_back(w);
+    sizes.push_back(d);
+    const auto x = t.reshape(sizes).index_select(-3, ih).index_select(-2, iw);
+    sizes[sizes.size() - 3] = grid[0] * grid[1];
+    sizes.erase(sizes.end() - 2);
+    return x.reshape(sizes);
+  };
+  return LayerStatistics{on_grid(s.a), on_grid(s.g), grid};
+}
+
+namespace {
+std::array<int64_t, 2> common_grid(const LayerStatistics& i, const LayerStatistics& j) {
+  return {std::min(i.grid[0], j.grid[0]), std::min(i.grid[1], j.grid[1])};
+}
+}  // namespace
+
+CrossFactors cross_factors(const LayerStatistics& si, const LayerStatistics& sj) {
+  const auto grid = common_grid(si, sj);
+  const auto i = downsample(si, grid), j = downsample(sj, grid);
+  const double rows = static_cast<double>(i.examples() * i.locations());
+  const auto ai = i.a.reshape({-1, i.a.size(-1)}), aj = j.a.reshape({-1, j.a.size(-1)});
+  const auto gi = i.g.reshape({-1, i.g.size(-1)}), gj = j.g.reshape({-1, j.g.size(-1)});
+  return {ai.t().mm(aj) / rows, gi.t().mm(gj) / rows, i.locations()};
+}
+
+at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis) {
+  const int64_t k = static_cast<int64_t>(basis.size());
+  auto fc = at::zeros({k, k}, at::kDouble);
+  std::map<std::pair<size_t, size_t>, CrossFactors> cross;  // per layer pair, formed once
+  for (int64_t p = 0; p < k; ++p) {
+    for (int64_t q = p; q < k; ++q) {
+      const auto& rp = basis[p];
+      const auto& rq = basis[q];
+      const auto& si = fisher.statistics(rp.layer);
+      const auto& sj = fisher.statistics(rq.layer);
+      at::Tensor entry;
+      if (rp.rank_one() && rq.rank_one()) {
+        const auto grid = common_grid(si, sj);
+        const auto i = downsample(si, grid), j = downsample(sj, grid);
+        const double rows = static_cast<double>(i.examples() * i.locations());
+        const auto a_sum = (at::matmul(i.a, rp.right) * at::matmul(j.a, rq.right)).sum() / rows;
+        const auto g_sum = (at::matmul(i.g, rp.left) * at::matmul(j.g, rq.left)).sum() / rows;
+        entry = a_sum * g_sum * static_cast<double>(i.locations());
+      } else {
+        const auto key = std::make_pair(rp.layer, rq.layer);
+        if (!cross.count(key)) cross[key] = cross_factors(si, sj);
+        const auto& c = cross[key];
+        entry = (rp.matrix * c.g.mm(rq.matrix).mm(c.a.t())).sum() * static_cast<double>(c.locations);
+      }
+      fc[p][q] = entry.to(at::kDouble);
+      fc[q][p] = fc[p][q];
+    }
+  }
+  return fc;
+}
+
+}  // namespace kfac
