@@ -2,11 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 
 namespace kfac {
 
-CapturedFisher::CapturedFisher(std::vector<LayerStatistics> layers) : layers_(std::move(layers)) {
+CapturedFisher::CapturedFisher(std::vector<LayerStatistics> layers, std::shared_ptr<Communicator> comm)
+    : layers_(std::move(layers)), comm_(std::move(comm)) {
   for (const auto& s : layers_)
     KFAC_CHECK(s.g.size(0) == rows() && s.examples() == examples(), "CapturedFisher: every layer must come from "
                "the same statistics pass; got [S, B] = [", s.g.size(0), ", ", s.examples(), "] and [", rows(), ", ",
@@ -39,6 +41,7 @@ std::vector<at::Tensor> CapturedFisher::multiply(const std::vector<at::Tensor>& 
   u = u / static_cast<double>(examples());
   std::vector<at::Tensor> out;
   for (size_t i = 0; i < v.size(); ++i) out.push_back(combine(i, u).to(v[i].scalar_type()));
+  if (comm_) all_reduce_mean(*comm_, out);
   return out;
 }
 

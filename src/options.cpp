@@ -26,6 +26,8 @@ void validate(const PreconditionerOptions& o) {
   KFAC_CHECK(std::isfinite(o.eigenvalue_floor()) && o.eigenvalue_floor() >= 0,
              "eigenvalue_floor must be finite and >= 0, got ", o.eigenvalue_floor());
   KFAC_CHECK(o.spectrum_period() >= 1, "spectrum_period must be >= 1, got ", o.spectrum_period());
+  KFAC_CHECK(o.grad_worker_fraction() > 0 && o.grad_worker_fraction() <= 1, "grad_worker_fraction must be in (0, 1], "
+             "got ", o.grad_worker_fraction());
   const auto& t = o.two_level();
   KFAC_CHECK(std::isfinite(t.weight()) && t.weight() >= 0, "two_level.weight (ω) must be finite and >= 0, got ",
              t.weight());

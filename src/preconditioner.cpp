@@ -10,6 +10,7 @@
 #include <set>
 
 #include "kfac/curvature/registry.h"
+#include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
 #include "kfac/global/global_stage.h"
 #include "kfac/serialize.h"
@@ -27,10 +28,12 @@ std::string join_names(const std::vector<std::string>& names) {
 }
 }  // namespace
 
-Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions options)
-    : Preconditioner(find_layers(model), std::move(options)) {}
+Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions options,
+                               std::shared_ptr<Communicator> communicator)
+    : Preconditioner(find_layers(model), std::move(options), std::move(communicator)) {}
 
-Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions options)
+Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions options,
+                               std::shared_ptr<Communicator> communicator)
     : layers_(std::move(layers)), options_(std::move(options)), damping_(options_.damping()) {
   validate(options_);
   KFAC_CHECK(!layers_.empty(), "no K-FAC layers to precondition; build the model from kfac::nn::Linear / "
@@ -51,8 +54,22 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     curvatures_.push_back(make_curvature(options_.method(), std::move(context)));
   }
   consecutive_failures_.assign(layers_.size(), 0);
+  decomposed_.assign(layers_.size(), false);
   global_ = make_global_stage(options_);
+  std::vector<BlockShape> shapes;
+  for (const auto& c : curvatures_) shapes.push_back(c->shape());
+  placement_ = std::make_unique<Placement>(std::move(communicator), shapes, options_.grad_worker_fraction());
+  if (placement_->distributed()) {
+    for (const auto& c : curvatures_)
+      KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(), "' does not declare its running "
+                 "statistics (Curvature::running_statistics), so it cannot be used in a distributed run");
+    KFAC_CHECK(!global_ || placement_->everyone_works(), "the global stage (", to_string(options_.two_level().space()),
+               ") applies the one-level solve to arbitrary vectors on every rank: it needs grad_worker_fraction 1, "
+               "got ", options_.grad_worker_fraction());
+  }
 }
+
+Communicator& Preconditioner::communicator() const { return placement_->communicator(); }
 
 Preconditioner::~Preconditioner() { clear_slots(); }
 
@@ -131,7 +148,7 @@ void Preconditioner::update_factors(StepStats& stats) {
     batch.push_back(std::move(s));
   }
   clear_slots();
-  if (!at::stack(finite).all().item<bool>()) {
+  if (!placement_->all_agree(at::stack(finite).all().item<bool>())) {
     stats.statistics_skipped = true;
     stats.messages.push_back("step " + std::to_string(step_) +
                              ": non-finite activations or output gradients in the statistics pass; statistics "
@@ -141,29 +158,59 @@ void Preconditioner::update_factors(StepStats& stats) {
   ++statistics_updates_;
   const double decay = std::min(1.0 - 1.0 / static_cast<double>(statistics_updates_), options_.ema_decay());
   for (size_t i = 0; i < layers_.size(); ++i) curvatures_[i]->update(batch[i], decay);
-  if (global_ || options_.retain_statistics()) captured_ = CapturedFisher(std::move(batch));
+  if (global_ || options_.retain_statistics())
+    captured_ = CapturedFisher(std::move(batch), placement_->distributed() ? placement_->shared_communicator() : nullptr);
   if (global_) global_->update(captured_, decay);
+  if (placement_->distributed()) {
+    std::vector<std::pair<at::Tensor*, bool>> running;
+    for (auto& c : curvatures_)
+      for (const auto& r : c->running_statistics()) running.push_back(r);
+    if (global_)
+      for (auto* t : global_->running_statistics()) running.emplace_back(t, false);
+    placement_->average(running);
+  }
   stats.statistics_updated = true;
 }
 
 void Preconditioner::refresh(StepStats& stats, bool scheduled) {
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    auto& c = *curvatures_[i];
-    if (!c.has_statistics() || (!scheduled && c.ready())) continue;
-    try {
-      c.refresh(damping_);
+  std::vector<size_t> due;  // identical on every rank: counters and decomposed_ are
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (curvatures_[i]->has_statistics() && (scheduled || !decomposed_[i])) due.push_back(i);
+  if (due.empty()) return;
+  std::vector<Curvature*> curvatures;
+  for (auto& c : curvatures_) curvatures.push_back(c.get());
+  std::map<size_t, std::string> errors;  // on the owner rank
+  const auto ok = placement_->refresh(
+      due,
+      [&](size_t i) {
+        try {
+          curvatures_[i]->refresh(damping_);
+          return true;
+        } catch (const NumericalError& e) {
+          errors[i] = e.what();
+          return false;
+        }
+      },
+      curvatures);
+  for (size_t k = 0; k < due.size(); ++k) {
+    const size_t i = due[k];
+    if (ok[k]) {
       consecutive_failures_[i] = 0;
+      decomposed_[i] = true;
       stats.refreshed = true;
-    } catch (const NumericalError& e) {
-      ++stats.refresh_failures;
-      const auto n = ++consecutive_failures_[i];
-      stats.messages.push_back(std::string(e.what()) + (c.ready() ? " (keeping the previous decomposition)"
-                                                                  : " (no decomposition yet: using gradient/λ)"));
-      KFAC_CHECK(n < options_.max_consecutive_failures(), "layer '", layers_[i].name, "': ", n,
-                 " consecutive refresh failures (max_consecutive_failures=", options_.max_consecutive_failures(),
-                 "). Last error: ", e.what(), ". Try a larger damping, a smaller learning rate, factor_dtype "
-                 "float64, or check the data for NaN/Inf");
+      continue;
     }
+    ++stats.refresh_failures;
+    const auto n = ++consecutive_failures_[i];
+    const auto error = errors.count(i) ? errors[i]
+                                       : "refresh of layer '" + layers_[i].name + "' failed on its owner rank " +
+                                             std::to_string(placement_->owner(i));
+    stats.messages.push_back(error + (decomposed_[i] ? " (keeping the previous decomposition)"
+                                                     : " (no decomposition yet: using gradient/λ)"));
+    KFAC_CHECK(n < options_.max_consecutive_failures(), "layer '", layers_[i].name, "': ", n,
+               " consecutive refresh failures (max_consecutive_failures=", options_.max_consecutive_failures(),
+               "). Last error: ", stats.messages.back(), ". Try a larger damping, a smaller learning rate, "
+               "factor_dtype float64, or check the data for NaN/Inf");
   }
 }
 
@@ -191,8 +238,8 @@ StepStats Preconditioner::step() {
   update_factors(stats);
   refresh(stats, step_ % options_.refresh_period() == 0);
 
-  for (const auto& c : curvatures_)
-    if (!c->ready()) ++stats.fallback_layers;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (!decomposed_[i]) ++stats.fallback_layers;
   auto directions = precondition_layers(grads);
   if (global_) {
     global_->prepare(grads, *this, stats);
@@ -229,8 +276,11 @@ std::vector<at::Tensor> Preconditioner::precondition_layers(const std::vector<at
   std::vector<at::Tensor> out;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& c = *curvatures_[i];
-    out.push_back(c.precondition(matrices[i].to(c.dtype()), damping_).to(matrices[i].scalar_type()));
+    out.push_back(placement_->is_worker(i)
+                      ? c.precondition(matrices[i].to(c.dtype()), damping_).to(matrices[i].scalar_type())
+                      : at::zeros_like(matrices[i]));
   }
+  placement_->share_directions(out);
   return out;
 }
 
@@ -306,6 +356,7 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
     layer.read("consecutive_failures", v);
     consecutive_failures_[i] = v.toInt();
     curvatures_[i]->load(layer);
+    decomposed_[i] = curvatures_[i]->ready();
   }
   step_ = read_value(archive, "step").toInt();
   statistics_updates_ = read_value(archive, "statistics_updates").toInt();
@@ -323,7 +374,10 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
     st.a = st.a.to(device), st.g = st.g.to(device);
     captured.push_back(std::move(st));
   }
-  captured_ = captured.size() == layers_.size() ? CapturedFisher(std::move(captured)) : CapturedFisher();
+  captured_ = captured.size() == layers_.size()
+                  ? CapturedFisher(std::move(captured),
+                                   placement_->distributed() ? placement_->shared_communicator() : nullptr)
+                  : CapturedFisher();
   if (global_) {
     torch::serialize::InputArchive stage;
     KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",

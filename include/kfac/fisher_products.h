@@ -16,14 +16,17 @@
 #include <vector>
 
 #include "kfac/curvature/curvature.h"
+#include "kfac/distributed/communicator.h"
 
 namespace kfac {
 
 class CapturedFisher {
  public:
   CapturedFisher() = default;
-  /// One LayerStatistics per layer, all from the same statistics pass (same S and B).
-  explicit CapturedFisher(std::vector<LayerStatistics> layers);
+  /// One LayerStatistics per layer, all from the same statistics pass (same S and B). With a communicator of
+  /// several ranks (each holding its shard of the batch, equal sizes), multiply() averages over ranks, so it is the
+  /// product with the Fisher of the whole batch; project() and combine() stay local.
+  explicit CapturedFisher(std::vector<LayerStatistics> layers, std::shared_ptr<Communicator> comm = nullptr);
 
   bool empty() const { return layers_.empty(); }
   size_t layers() const { return layers_.size(); }
@@ -42,6 +45,7 @@ class CapturedFisher {
 
  private:
   std::vector<LayerStatistics> layers_;
+  std::shared_ptr<Communicator> comm_;
 };
 
 }  // namespace kfac

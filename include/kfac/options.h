@@ -83,6 +83,10 @@ struct PreconditionerOptions {
   /// Keep the last statistics step's per-example data for Fisher–vector products (Preconditioner::captured_fisher).
   /// Implied by a two-level coarse space. Default false.
   TORCH_ARG(bool, retain_statistics) = false;
+  /// Distributed runs (kfac/distributed/placement.h): the fraction of ranks that hold each layer's decompositions and
+  /// precondition its gradient (KAISA's gradient workers). 1/ranks = memory-optimal, 1 = communication-optimal.
+  /// In (0, 1]. Default 1.
+  TORCH_ARG(double, grad_worker_fraction) = 1.0;
   /// Seed of the sampled targets; step k uses a generator seeded from (seed, k), so runs resume exactly. Default 0.
   TORCH_ARG(uint64_t, seed) = 0;
 };

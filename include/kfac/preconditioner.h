@@ -26,6 +26,7 @@
 
 #include "kfac/capture.h"
 #include "kfac/curvature/curvature.h"
+#include "kfac/distributed/communicator.h"
 #include "kfac/fisher_products.h"
 #include "kfac/layer_kind.h"
 #include "kfac/likelihood.h"
@@ -42,6 +43,7 @@ class InputArchive;
 namespace kfac {
 
 class GlobalStage;
+class Placement;
 
 /// A registered layer: its name, how its parameters look as matrices, and where its forward taps.
 struct Layer {
@@ -67,9 +69,14 @@ struct StepStats {
 
 class Preconditioner {
  public:
-  Preconditioner(std::vector<Layer> layers, PreconditionerOptions options = {});
+  /// `communicator`: the ranks of a data-parallel run (kfac/distributed/placement.h); nullptr = one process. Every
+  /// rank then calls the same methods in the same order on its own shard of each batch, with gradients already
+  /// averaged (kfac::all_reduce_gradients; KfacOptimizer does it).
+  Preconditioner(std::vector<Layer> layers, PreconditionerOptions options = {},
+                 std::shared_ptr<Communicator> communicator = nullptr);
   /// Registers every kfac::nn::Linear and kfac::nn::Conv2d of `model`, named as in model.named_modules().
-  explicit Preconditioner(torch::nn::Module& model, PreconditionerOptions options = {});
+  explicit Preconditioner(torch::nn::Module& model, PreconditionerOptions options = {},
+                          std::shared_ptr<Communicator> communicator = nullptr);
   ~Preconditioner();
   Preconditioner(const Preconditioner&) = delete;
   Preconditioner& operator=(const Preconditioner&) = delete;
@@ -102,6 +109,9 @@ class Preconditioner {
   /// Exact Fisher–vector products on the last statistics batch; empty unless options().retain_statistics() or a
   /// two-level space is set.
   const CapturedFisher& captured_fisher() const { return captured_; }
+  /// The ranks this preconditioner shares its work with (a SingleProcess when not distributed).
+  Communicator& communicator() const;
+  const Placement& placement() const { return *placement_; }
   /// The global stage after the per-layer preconditioning (nullptr when one-level).
   const GlobalStage* global_stage() const { return global_.get(); }
   /// Refreshes every layer now (e.g. after set_damping with the factored damping form), under the failure policy.
@@ -135,6 +145,8 @@ class Preconditioner {
   PreconditionerOptions options_;
   std::vector<std::unique_ptr<Curvature>> curvatures_;
   std::unique_ptr<GlobalStage> global_;
+  std::unique_ptr<Placement> placement_;
+  std::vector<bool> decomposed_;  // a refresh of the layer has succeeded (identical on every rank)
   CapturedFisher captured_;
   std::vector<int64_t> consecutive_failures_;
   double damping_;

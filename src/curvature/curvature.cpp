@@ -25,9 +25,11 @@ at::Tensor Curvature::lowest_mode() const {
 }
 
 at::Tensor KroneckerCurvature::lowest_mode() const {
+  if (lowest_mode_key_ == refreshes_ && lowest_mode_.defined()) return lowest_mode_;
   const auto q_l = linalg::eigh_psd(input_factor(), what("input factor")).vectors.select(1, 0);
   const auto q_r = linalg::eigh_psd(output_factor(), what("output factor")).vectors.select(1, 0);
-  return at::outer(q_r, q_l);
+  lowest_mode_ = at::outer(q_r, q_l), lowest_mode_key_ = refreshes_;
+  return lowest_mode_;
 }
 
 at::Tensor Curvature::precondition(const at::Tensor& grad_matrix, double damping) const {
@@ -51,6 +53,17 @@ void Curvature::note_update(const LayerStatistics& stats) {
              ", ", shape().dim_g, "], got ", stats.g.sizes());
   locations_ = stats.locations();
   ++updates_;
+}
+
+std::vector<at::Tensor*> Curvature::refreshed_state() {
+  std::vector<at::Tensor*> out;
+  const auto running = running_statistics();
+  for (auto& [name, t] : state_tensors()) {
+    bool factor = false;
+    for (const auto& [r, symmetric] : running) factor = factor || (r == t && symmetric);
+    if (!factor) out.push_back(t);
+  }
+  return out;
 }
 
 std::string Curvature::what(const std::string& part) const { return part + " of layer '" + layer_name() + "'"; }

@@ -50,7 +50,7 @@ void BlockTridiagonal::update(const CapturedFisher& fisher, double decay) {
 
 void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) {
   const bool built = links_.size() == cross_a_.size() && !cross_a_.empty();
-  if (cross_a_.empty() || (built && !stats.refreshed && pre.steps() % options_.period() != 0)) return;
+  if (cross_a_.empty() || (built && !stats.refreshed)) return;
   const double gamma = std::sqrt(pre.damping());
   std::vector<Link> links(cross_a_.size());
   int64_t clamped = 0;
@@ -109,6 +109,13 @@ std::vector<at::Tensor> BlockTridiagonal::apply(const std::vector<at::Tensor>& g
     z[i] = z[i] - back.to(z[i].scalar_type());
   }
   return z;
+}
+
+std::vector<at::Tensor*> BlockTridiagonal::running_statistics() {
+  std::vector<at::Tensor*> out;
+  for (size_t i = 0; i < cross_a_.size(); ++i)
+    if (coupled(i)) out.push_back(&cross_a_[i]), out.push_back(&cross_g_[i]);
+  return out;
 }
 
 void BlockTridiagonal::save(torch::serialize::OutputArchive& archive) const {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/psd.h"
 #include "kfac/preconditioner.h"
@@ -113,6 +114,7 @@ void TwoLevelCorrection::prepare(const Matrices& grads, const Preconditioner& pr
   }
   const auto fc = options_.matrix_or_default() == CoarseMatrix::Exact ? exact_coarse_matrix(fisher, basis_)
                                                                       : kronecker_coarse_matrix(fisher, basis_);
+  all_reduce_mean(pre.communicator(), {fc});  // the ranks' shards together (exact for the exact matrix)
   const double decay = std::min(1.0 - 1.0 / static_cast<double>(++ema_updates_), options_.ema_decay());
   coarse_ = ema_updates_ == 1 ? fc : decay * coarse_ + (1.0 - decay) * fc;
   fresh_ = false;

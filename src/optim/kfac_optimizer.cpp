@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 #include "kfac/serialize.h"
 
@@ -42,6 +43,12 @@ at::Tensor KfacOptimizer::step(LossClosure closure) {
   }
   auto& o = options();
   validate(o);
+  if (preconditioner_->communicator().size() > 1) {  // data-parallel: every parameter's gradient averaged over ranks
+    std::vector<at::Tensor> params;
+    for (const auto& group : param_groups_)
+      for (const auto& p : group.params()) params.push_back(p);
+    all_reduce_gradients(preconditioner_->communicator(), params);
+  }
   last_ = preconditioner_->step();
   if (last_.skipped) return loss;
 

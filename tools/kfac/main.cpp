@@ -12,6 +12,7 @@
 
 #include "compare.h"
 #include "fisher_lab.h"
+#include "launch.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/options.h"
 #include "models.h"
@@ -163,6 +164,14 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train one model with one method on Fashion-MNIST and report metrics");
   add_training_flags(train, cfg, raw, /*with_method=*/true);
   train->add_option("--metrics-json", metrics_json, "Write the metrics and loss history to this JSON file");
+  int nproc = 1, master_port = 0;
+  train->add_option("--nproc", nproc, "Data-parallel ranks to start on this machine (Gloo over 127.0.0.1); each "
+                    "trains on 1/N of every batch. External launchers set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
+                    "instead")->check(CLI::PositiveNumber);
+  train->add_option("--master-port", master_port, "TCP port of rank 0's store for --nproc (0 = a free one)")
+      ->check(CLI::Range(0, 65535));
+  train->add_option("--dist-timeout", cfg.dist_timeout_s, "Seconds after which a dead or hung rank makes the others "
+                    "stop with an error")->check(CLI::PositiveNumber);
 
   kfac::tool::CompareConfig compare;
   auto* cmp = app.add_subcommand("compare", "Run several methods on the same data and seed; write a report folder "
@@ -199,10 +208,15 @@ int main(int argc, char** argv) {
   // LibTorch's default counts physical cores, and once it has set OpenMP to that, OpenBLAS follows: on a 2-vCPU
   // machine every product then runs on one thread (half the speed, measured in bench/README.md).
   // An explicit OMP_NUM_THREADS (e.g. parallel test runs) is respected.
+  // Local ranks (LOCAL_WORLD_SIZE, set by --nproc) share the CPUs.
+  if (train->parsed() && nproc > 1 && std::getenv("RANK") == nullptr)
+    return kfac::tool::launch_local_ranks(nproc, master_port, cfg.dist_timeout_s, argv);
+  const char* local_ranks = std::getenv("LOCAL_WORLD_SIZE");
+  const int share = local_ranks ? std::max(1, std::atoi(local_ranks)) : 1;
   if (raw.threads > 0)
     torch::set_num_threads(raw.threads);
   else if (std::getenv("OMP_NUM_THREADS") == nullptr)
-    torch::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+    torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / share));
   std::signal(SIGINT, [](int) { kfac::tool::request_interrupt(); });
   try {
     if (f->parsed()) {
@@ -218,9 +232,14 @@ int main(int argc, char** argv) {
     if (cfg.method != "sgd" && cfg.method != "adam")
       kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
     const auto result = kfac::tool::train(cfg);
-    std::printf("%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g)\n",
+    const char* rank = std::getenv("RANK");
+    if (rank != nullptr && std::atoi(rank) != 0) return 0;  // rank 0 reports for all
+    std::printf("%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g)",
                 cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,
                 static_cast<long long>(cfg.steps), static_cast<long long>(cfg.batch_size), result.lr);
+    if (result.world_size > 1)
+      std::printf("  ranks %d, %.3f MB/step communicated per rank", result.world_size, result.bytes_per_step / 1e6);
+    std::printf("\n");
     if (!metrics_json.empty()) kfac::tool::write_metrics_json(result, metrics_json);
   } catch (const kfac::tool::Interrupted& e) {
     std::fprintf(stderr, "%s\n", e.what());

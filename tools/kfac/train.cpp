@@ -9,11 +9,14 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <tuple>
 #include <fstream>
 #include <memory>
 
 #include "data.h"
+#include "kfac/distributed/collectives.h"
 #include "kfac/kfac.h"
 #include "models.h"
 #include "progress.h"
@@ -22,9 +25,18 @@
 namespace kfac::tool {
 
 PreconditionerOptions with_method(PreconditionerOptions options, const std::string& spec) {
-  const auto plus = spec.find('+');
-  options.method(spec.substr(0, plus));
-  if (plus != std::string::npos) options.two_level().space(parse_coarse_space(spec.substr(plus + 1)));
+  std::vector<std::string> parts;
+  for (size_t start = 0, plus = 0; plus != std::string::npos; start = plus + 1) {
+    plus = spec.find('+', start);
+    parts.push_back(spec.substr(start, plus == std::string::npos ? plus : plus - start));
+  }
+  options.method(parts[0]);
+  if (parts.size() > 1) options.two_level().space(parse_coarse_space(parts[1]));
+  for (size_t i = 2; i < parts.size(); ++i) {
+    KFAC_CHECK(parts[i] == "krylov", "method spec '", spec, "': unknown part '", parts[i], "'; the form is METHOD, "
+               "METHOD+SPACE or METHOD+SPACE+krylov");
+    options.two_level().krylov(true);
+  }
   return options;
 }
 
@@ -163,6 +175,13 @@ double peak_rss_mib() {
 
 }  // namespace
 
+// Test seam for the fault test: KFAC_TEST_KILL_RANK=r and KFAC_TEST_KILL_STEP=k make rank r die (SIGKILL) at step k.
+void maybe_die_for_test(int rank, int64_t step) {
+  const char* r = std::getenv("KFAC_TEST_KILL_RANK");
+  const char* k = std::getenv("KFAC_TEST_KILL_STEP");
+  if (r && k && std::atoi(r) == rank && std::atoll(k) == step) std::raise(SIGKILL);
+}
+
 void request_interrupt() { g_interrupted.store(true); }
 bool interrupted() { return g_interrupted.load(); }
 
@@ -180,6 +199,17 @@ TrainResult train(const TrainConfig& cfg) {
   result.lr = cfg.lr > 0 ? cfg.lr : default_lr(cfg.method, cfg.model);
   result.momentum = cfg.momentum >= 0 ? cfg.momentum : default_momentum(cfg.method);
   result.kl_clip = cfg.kl_clip >= 0 ? cfg.kl_clip : default_kl_clip(cfg.model);
+
+  auto dist = ProcessGroupOptions::from_environment();
+  dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout_s * 1000));
+  const auto comm = connect(dist);
+  const int rank = comm->rank(), ranks = comm->size();
+  KFAC_CHECK(ranks == 1 || (cfg.batch_size % ranks == 0 && !cfg.batch_growth), "a run on ", ranks, " ranks needs --batch-size "
+             "divisible by the number of ranks (got ", cfg.batch_size, ") and no --batch-growth");
+  KFAC_CHECK(ranks == 1 || cfg.step_rule == "kl-clip", "--step-rule ", cfg.step_rule, " is not available in "
+             "distributed runs yet; use kl-clip");
+  const bool quiet = cfg.quiet || rank != 0;
+  result.world_size = ranks;
 
   torch::manual_seed(cfg.seed);
   Model model = make_model(cfg.model);
@@ -202,7 +232,7 @@ TrainResult train(const TrainConfig& cfg) {
   } else {
     auto popts = with_method(cfg.preconditioner, cfg.method);
     popts.seed(cfg.seed);
-    precond = std::make_shared<Preconditioner>(*model.net, popts);
+    precond = std::make_shared<Preconditioner>(*model.net, popts, comm);
     KFAC_CHECK(cfg.step_rule == "kl-clip" || cfg.step_rule == "qmodel", "unknown step rule '", cfg.step_rule,
                "'; valid: kl-clip, qmodel");
     if (cfg.step_rule == "qmodel")
@@ -222,18 +252,22 @@ TrainResult train(const TrainConfig& cfg) {
     state = load_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get());
     for (int64_t s = 0; s < state.next_step; ++s) batches.next(batch_size(s));  // replay the batch stream
   }
-  Progress progress(cfg.method + " " + cfg.model, cfg.steps, cfg.quiet);
+  Progress progress(cfg.method + " " + cfg.model, cfg.steps, quiet);
   const auto forward = [&](const at::Tensor& in) { return model.net->forward(in); };
   const int64_t warmup = std::max<int64_t>(2, cfg.steps / 10);
   const double resumed_seconds = state.history.empty() ? 0.0 : state.history.back().seconds;
   const auto start = std::chrono::steady_clock::now();
   auto checkpoint = [&](int64_t next_step) {
     state.next_step = next_step;
+    if (rank != 0) return;  // every rank holds the same state
     save_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get(), state);
   };
+  int64_t timed_bytes = 0;  // collective payload of the timed steps
   for (int64_t step = state.next_step; step < cfg.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto idx = batches.next(batch_size(step));
+    const int64_t bytes_before_step = comm->bytes();
+    auto idx = batches.next(batch_size(step));
+    if (ranks > 1) idx = idx.narrow(0, rank * (idx.size(0) / ranks), idx.size(0) / ranks);  // this rank's shard
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
     model.net->zero_grad();
@@ -241,7 +275,15 @@ TrainResult train(const TrainConfig& cfg) {
     auto output = model.net->forward(x);
     auto loss = kfac::loss(output, y, model.loss);
     loss.backward({}, /*retain_graph=*/qmodel != nullptr);
-    const double value = loss.item<double>();  // also synchronizes an accelerator
+    double value = loss.item<double>();  // also synchronizes an accelerator
+    bool stop = interrupted();
+    if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step
+      std::vector<at::Tensor> shared{torch::tensor({value, stop ? 1.0 : 0.0}, torch::kDouble)};
+      comm->all_reduce_sum(shared);
+      value = shared[0][0].item<double>() / ranks, stop = shared[0][1].item<double>() > 0;
+      if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's optimizer averages its own
+    }
+    maybe_die_for_test(rank, step);
     bool skipped = false;
     if (qmodel) {
       skipped = qmodel
@@ -257,12 +299,13 @@ TrainResult train(const TrainConfig& cfg) {
     if (step >= warmup || cfg.steps <= warmup) {
       state.timed_seconds += std::chrono::duration<double>(t1 - t0).count();
       ++state.timed_steps;
+      timed_bytes += comm->bytes() - bytes_before_step;
     }
     state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count()});
     progress.update(step + 1, value);
     if (!cfg.checkpoint.empty() && cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0)
       checkpoint(step + 1);
-    if (interrupted()) {
+    if (stop) {
       progress.finish();
       KFAC_CHECK(!cfg.checkpoint.empty(), "interrupted at step ", step + 1, " (no --checkpoint given, nothing saved)");
       checkpoint(step + 1);
@@ -275,6 +318,8 @@ TrainResult train(const TrainConfig& cfg) {
   result.history = state.history;
   result.skipped_steps = state.skipped_steps;
   result.seconds_per_step = state.timed_steps > 0 ? state.timed_seconds / static_cast<double>(state.timed_steps) : 0;
+  if (state.timed_steps > 0)
+    result.bytes_per_step = static_cast<double>(timed_bytes) / static_cast<double>(state.timed_steps);
   model.net->eval();
   result.peak_rss_mib = peak_rss_mib();
   if (qmodel && cfg.qmodel.averaging_decay() > 0) qmodel->swap_averages();  // evaluate the iterate average
@@ -300,6 +345,8 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["seconds_per_step"] = r.seconds_per_step;
   j["skipped_steps"] = r.skipped_steps;
   j["peak_rss_mib"] = r.peak_rss_mib;
+  j["world_size"] = r.world_size;
+  j["bytes_per_step"] = r.bytes_per_step;
   j["history"] = nlohmann::json::array();
   for (const auto& h : r.history)
     j["history"].push_back({{"step", h.step}, {"train_loss", h.train_loss}, {"seconds", h.seconds}});

@@ -33,6 +33,9 @@ struct TrainConfig {
   std::string checkpoint;        ///< checkpoint file; written every checkpoint_every steps, at the end and on Ctrl-C
   int64_t checkpoint_every = 0;  ///< 0 = only at the end and on interruption
   bool resume = false;           ///< continue from `checkpoint`
+  /// Data-parallel runs: ranks come from RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (set by `--nproc N` or an
+  /// external launcher); each rank trains on its 1/WORLD_SIZE shard of every batch. Only rank 0 reports and saves.
+  double dist_timeout_s = 60;  ///< a rank that dies or hangs makes the others fail within this
 };
 
 struct HistoryPoint {
@@ -50,11 +53,14 @@ struct TrainResult {
   double seconds_per_step = 0;  ///< mean wall time of a step after warm-up (first 10% of steps, at least 2)
   int64_t skipped_steps = 0;
   double peak_rss_mib = 0;  ///< peak resident memory of the process (training only, before evaluation)
+  int world_size = 1;       ///< ranks of a data-parallel run
+  double bytes_per_step = 0;  ///< bytes this rank passed to collectives per timed step (0 with one process)
   std::vector<HistoryPoint> history;
 };
 
 /// Applies a method spec to preconditioner options: "kfac", or a one-level method with a global stage,
-/// "kfac+nicolaides", "ekfac+residual", "kfac+block-tridiagonal" (sets method and two_level.space).
+/// "kfac+nicolaides", "ekfac+residual", "kfac+block-tridiagonal", "kfac+residual+krylov" (sets method,
+/// two_level.space and two_level.krylov).
 PreconditionerOptions with_method(PreconditionerOptions options, const std::string& spec);
 
 double default_lr(const std::string& method, const std::string& model);

@@ -66,7 +66,8 @@ class Curvature {
   virtual at::Tensor to_dense() const = 0;
   virtual int64_t memory_bytes() const;
   /// The unit eigenvector of the approximate block with the smallest eigenvalue, as a [d_G, d_A] matrix (the
-  /// spectral coarse space). The default decomposes to_dense(); Kronecker methods use their factors.
+  /// spectral coarse space). The default decomposes to_dense(); Kronecker methods use their factors as of the last
+  /// refresh (so the vector changes with the decompositions, not at every statistics update).
   virtual at::Tensor lowest_mode() const;
 
   /// ≈ (F + λI)⁻¹ vec(V) as a [d_G, d_A] matrix. Before the first successful refresh: V / λ (reported by the
@@ -78,11 +79,22 @@ class Curvature {
   int64_t locations() const { return locations_; }
   const std::string& layer_name() const { return context_.layer_name; }
   const BlockShape& shape() const { return context_.shape; }
+  /// Device and dtype of factors and decompositions.
+  const at::TensorOptions& tensor_options() const { return context_.tensor_options; }
   /// Dtype of factors and decompositions.
   at::ScalarType dtype() const { return c10::typeMetaToScalarType(context_.tensor_options.dtype()); }
 
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
+
+  // Distribution (kfac/distributed/): what ranks average and what an owner rank sends after a refresh.
+  /// The running statistics, each with whether it is a symmetric matrix. They are linear in the data, so their
+  /// mean over ranks equals the statistics of the ranks' batches together. Empty (the default): not distributable.
+  virtual std::vector<std::pair<at::Tensor*, bool>> running_statistics() { return {}; }
+  /// What a refresh writes, sent by the owner rank: every state tensor except the symmetric running statistics.
+  std::vector<at::Tensor*> refreshed_state();
+  /// Marks a decomposition received from the owner rank as usable.
+  void adopt_refresh() { mark_ready(); }
 
  protected:
   virtual at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const = 0;
@@ -90,12 +102,13 @@ class Curvature {
   virtual std::vector<std::pair<std::string, at::Tensor*>> state_tensors() = 0;
   /// Records the statistics step's geometry and counts it; methods call this from update().
   void note_update(const LayerStatistics& stats);
-  void mark_ready() { ready_ = true; }
+  void mark_ready() { ready_ = true, ++refreshes_; }
   std::string what(const std::string& part) const;  ///< "factor A of layer 'fc1'" for messages
 
   CurvatureContext context_;
   int64_t locations_ = 1;
   int64_t updates_ = 0;
+  int64_t refreshes_ = 0;  ///< successful refreshes (in this process), keys caches of decomposition-derived values
   bool ready_ = false;
 };
 

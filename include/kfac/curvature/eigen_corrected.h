@@ -50,6 +50,12 @@ class EigenCorrected : public Base {
     return at::matmul(u * spectrum_.t().reshape({1, -1}), u.t());
   }
 
+  std::vector<std::pair<at::Tensor*, bool>> running_statistics() override {
+    auto out = Base::running_statistics();
+    out.emplace_back(&spectrum_, false);
+    return out;
+  }
+
   /// The basis vector with the smallest corrected eigenvalue.
   at::Tensor lowest_mode() const override {
     if (!q_a_.defined()) return Base::lowest_mode();

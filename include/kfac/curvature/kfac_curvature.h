@@ -25,6 +25,7 @@ class KfacCurvature : public KroneckerCurvature {
   const at::Tensor& input_factor() const override { return a_; }
   const at::Tensor& output_factor() const override { return g_; }
   double kronecker_scale() const override { return static_cast<double>(locations_); }
+  std::vector<std::pair<at::Tensor*, bool>> running_statistics() override { return {{&a_, true}, {&g_, true}}; }
   /// π of the factored damping, 1 when a trace is zero or not finite.
   double pi() const;
 

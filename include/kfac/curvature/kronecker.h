@@ -20,6 +20,10 @@ class KroneckerCurvature : public Curvature {
   virtual double spectrum_damping(double damping) const { return damping; }
   /// q_R q_Lᵀ for the factors' lowest eigenvectors: the eigenvalues of L ⊗ R are the products of theirs.
   at::Tensor lowest_mode() const override;
+
+ private:
+  mutable at::Tensor lowest_mode_;       // cached per refresh
+  mutable int64_t lowest_mode_key_ = -1;
 };
 
 }  // namespace kfac

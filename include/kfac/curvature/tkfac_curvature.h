@@ -30,6 +30,9 @@ class TkfacCurvature : public KroneckerCurvature {
   const at::Tensor& output_factor() const override { return psi_raw_; }
   double kronecker_scale() const override;
   double spectrum_damping(double damping) const override;
+  std::vector<std::pair<at::Tensor*, bool>> running_statistics() override {
+    return {{&phi_raw_, true}, {&psi_raw_, true}, {&delta_, false}};
+  }
   /// δ, the running trace estimate.
   double trace() const { return delta_.item<double>(); }
 

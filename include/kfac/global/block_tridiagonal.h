@@ -14,7 +14,7 @@
 // Only consecutive Linear layers are coupled; at any other pair the chain breaks (Ψ = 0) and the layer uses its
 // one-level K-FAC block. The F̂ it defines agrees with K-FAC's damped blocks on the block diagonal and with the
 // cross factors on the first off-diagonals, and F̂⁻¹ is block-tridiagonal (tested). Needs method "kfac" with
-// factored damping. Refreshed with the one-level decompositions (and every two_level.period steps).
+// factored damping. The links are recomputed whenever K-FAC refreshes its decompositions.
 #pragma once
 
 #include "kfac/global/global_stage.h"
@@ -29,6 +29,7 @@ class BlockTridiagonal final : public GlobalStage {
   void prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                 const Preconditioner& pre) const override;
+  std::vector<at::Tensor*> running_statistics() override;
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 

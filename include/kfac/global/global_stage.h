@@ -36,6 +36,8 @@ class GlobalStage {
   virtual void prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) = 0;
   virtual std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                         const Preconditioner& pre) const = 0;
+  /// Running statistics linear in the data, averaged over ranks after update() in distributed runs.
+  virtual std::vector<at::Tensor*> running_statistics() { return {}; }
   virtual void save(torch::serialize::OutputArchive& archive) const = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;
 };

@@ -54,7 +54,8 @@ struct TwoLevelOptions {
   TORCH_ARG(double, weight) = 1.0;
   /// λ_c, the coarse damping (added as λ_c R₀R₀ᵀ); nullopt = the preconditioner's damping λ.
   TORCH_ARG(c10::optional<double>, damping) = c10::nullopt;
-  /// Steps between updates of the coarse basis and matrix (and block-tridiagonal refreshes). >= 1. Default 1.
+  /// Steps between updates of the coarse basis and matrix. >= 1. Default 1. (Block-tridiagonal K-FAC follows the
+  /// one-level refresh period instead.)
   TORCH_ARG(int64_t, period) = 1;
   /// Cap of the coarse matrix's EMA over statistics batches with an unchanged basis. In [0, 1). Default 0.95.
   TORCH_ARG(double, ema_decay) = 0.95;

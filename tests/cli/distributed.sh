@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `kfac train --nproc N`: local ranks match one process, a checkpoint taken on 2 ranks resumes on 3, and a rank killed
+# mid-run makes the others stop with the timeout error (never a hang).
+set -u
+KFAC="$1"; OUT="$2"
+mkdir -p "$OUT"; rm -f "$OUT"/*.pt
+common=(train --model mlp --method kfac --fisher exact --batch-size 30 --eval-examples 200 --quiet --threads 1)
+loss() { grep -o 'train_loss [0-9.e+-]*' | cut -d' ' -f2; }
+one=$("$KFAC" "${common[@]}" --steps 6 | loss)
+two=$("$KFAC" "${common[@]}" --steps 6 --nproc 2 | loss)
+"$KFAC" "${common[@]}" --steps 3 --nproc 2 --checkpoint "$OUT/dist.pt" >/dev/null || { echo "FAIL: 2-rank run"; exit 1; }
+resumed=$("$KFAC" "${common[@]}" --steps 6 --nproc 3 --checkpoint "$OUT/dist.pt" --resume | loss)
+echo "train loss: 1 process $one, 2 ranks $two, 2 ranks then resumed on 3 $resumed"
+close() { python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-4 * abs(a))" "$1" "$2"; }
+close "$one" "$two" || { echo "FAIL: 2 ranks differ from one process"; exit 1; }
+close "$one" "$resumed" || { echo "FAIL: resumed on 3 ranks differs"; exit 1; }
+
+start=$(date +%s.%N)
+KFAC_TEST_KILL_RANK=1 KFAC_TEST_KILL_STEP=2 "$KFAC" "${common[@]}" --steps 1000 --nproc 3 --dist-timeout 5 \
+  2>"$OUT/fault.err" >/dev/null
+rc=$?
+elapsed=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$start" "$(date +%s.%N)")
+cat "$OUT/fault.err"
+[ "$rc" -ne 0 ] || { echo "FAIL: a killed rank must fail the run"; exit 1; }
+grep -q "rank 1 of 3 was killed by signal 9" "$OUT/fault.err" || { echo "FAIL: launcher message"; exit 1; }
+grep -q "distributed .* failed on rank" "$OUT/fault.err" || { echo "FAIL: the other ranks' error"; exit 1; }
+python3 -c "import sys; sys.exit(float(sys.argv[1]) > 5 + 10)" "$elapsed" || { echo "FAIL: took $elapsed s"; exit 1; }
+echo "PASS: distributed (rank failure reported after $elapsed s, timeout 5 s)"
