@@ -204,6 +204,51 @@ INSTANTIATE_TEST_SUITE_P(Methods, RanksEqualOneProcess,
                            return n;
                          });
 
+// The quadratic-model step rule: losses, gradients and curvature terms averaged over ranks.
+std::vector<at::Tensor> train_qmodel(int ranks) {
+  torch::manual_seed(321);
+  const int64_t batch = 12;
+  const auto x = torch::randn({batch, 3}, torch::kDouble);
+  const auto y = torch::randn({batch, 2}, torch::kDouble);
+  auto base = mlp({3, 5, 2});
+  std::vector<torch::nn::Sequential> models;
+  for (int r = 0; r < ranks; ++r) {
+    auto m = mlp({3, 5, 2});
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < m->parameters().size(); ++i) m->parameters()[i].copy_(base->parameters()[i]);
+    models.push_back(m);
+  }
+  std::vector<at::Tensor> out;
+  run_ranks(ranks, [&](int rank, std::shared_ptr<Communicator> comm) {
+    auto& model = models[static_cast<size_t>(rank)];
+    auto pre = std::make_shared<Preconditioner>(
+        *model, PreconditionerOptions().fisher(FisherType::Exact).refresh_period(2), comm);
+    QModelOptimizer opt(pre, QModelOptions().gamma_period(2));
+    const int64_t shard = batch / ranks;
+    const auto xs = x.narrow(0, rank * shard, shard), ys = y.narrow(0, rank * shard, shard);
+    for (int step = 0; step < 4; ++step) {
+      model->zero_grad();
+      pre->update_statistics([&](const at::Tensor& in) { return model->forward(in); }, xs, LossKind::SquaredError);
+      auto output = model->forward(xs);
+      auto loss = kfac::loss(output, ys, LossKind::SquaredError);
+      loss.backward({}, /*retain_graph=*/true);
+      opt.step(output, LossKind::SquaredError, loss.item<double>(), [&] {
+        torch::NoGradGuard g;
+        return kfac::loss(model->forward(xs), ys, LossKind::SquaredError).item<double>();
+      });
+    }
+    if (rank == 0)
+      for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+  });
+  return out;
+}
+
+TEST(Distributed, QuadraticModelStepRuleEqualsOneProcess) {
+  const auto one = train_qmodel(1);
+  EXPECT_LT(max_difference(train_qmodel(2), one), 1e-10);
+  EXPECT_LT(max_difference(train_qmodel(3), one), 1e-10);
+}
+
 TEST(Distributed, EveryGradientWorkerFractionGivesTheSameParameters) {
   Training run;
   run.conv = true;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kfac/curvature_products.h"
+#include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 #include "kfac/serialize.h"
 
@@ -86,12 +87,26 @@ double QModelOptimizer::l2_term() const {
   return 0.5 * options_.l2() * s;
 }
 
-QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, double loss_value,
-                                  const std::function<double()>& evaluate) {
+QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, double local_loss,
+                                  const std::function<double()>& local_evaluate) {
   auto& P = *preconditioner_;
   const auto params = P.parameters();
   const double eta = options_.l2();
   QModelStats qs;
+  // Data-parallel runs: gradients, losses and the quadratic model's curvature terms are means over the ranks' shards.
+  auto& comm = P.communicator();
+  auto mean = [&](double local) {
+    if (comm.size() == 1) return local;
+    std::vector<at::Tensor> t{at::full({1}, local, at::kDouble)};
+    comm.all_reduce_sum(t);
+    return t[0].item<double>() / comm.size();
+  };
+  all_reduce_gradients(comm, params);
+  const double loss_value = mean(local_loss);
+  const auto evaluate = [&] { return mean(local_evaluate()); };
+  const auto gauss_newton = [&](const at::Tensor& output, const at::Tensor& a, const at::Tensor& b, LossKind kind) {
+    return mean(gauss_newton_form(output, a, b, kind));
+  };
   {
     at::NoGradGuard no_grad;
     if (eta > 0)
@@ -129,7 +144,7 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
   double m11 = 0, c1 = 0;
   if (use_prev) {
     j_prev = jacobian_vector_product(output, params, to_params(previous_));
-    m11 = gauss_newton_form(output, j_prev, j_prev, loss) + shift * dot(previous_, previous_);
+    m11 = gauss_newton(output, j_prev, j_prev, loss) + shift * dot(previous_, previous_);
     c1 = dot(g, previous_);
   }
   struct Candidate {
@@ -153,9 +168,9 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
     const auto j_dir = jacobian_vector_product(output, params, to_params(dir));
     std::array<std::array<double, 2>, 2> m{};
     std::array<double, 2> c{dot(g, dir), c1};
-    m[0][0] = gauss_newton_form(output, j_dir, j_dir, loss) + shift * dot(dir, dir);
+    m[0][0] = gauss_newton(output, j_dir, j_dir, loss) + shift * dot(dir, dir);
     if (use_prev) {
-      m[0][1] = m[1][0] = gauss_newton_form(output, j_dir, j_prev, loss) + shift * dot(dir, previous_);
+      m[0][1] = m[1][0] = gauss_newton(output, j_dir, j_prev, loss) + shift * dot(dir, previous_);
       m[1][1] = m11;
     }
     auto sol = solve_quadratic_model(m, c, use_prev ? 2 : 1);

@@ -113,6 +113,10 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option_function<int64_t>("--coarse-period", [&two](int64_t v) { two.period(v); },
                                   "Two-level: steps between coarse basis/matrix updates")
       ->default_str("1");
+  t->add_option_function<double>("--grad-worker-fraction", [&p](double v) { p.grad_worker_fraction(v); },
+                                 "Distributed: fraction of ranks holding each layer's decompositions (1/ranks = "
+                                 "memory-optimal, 1 = communication-optimal)")
+      ->default_str("1");
   t->add_option("--factor-dtype", raw.factor_dtype, "Factor dtype: model, float32 or float64")
       ->check(CLI::IsMember({"model", "float32", "float64"}));
   t->add_option("--step-rule", cfg.step_rule, "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "

@@ -206,8 +206,6 @@ TrainResult train(const TrainConfig& cfg) {
   const int rank = comm->rank(), ranks = comm->size();
   KFAC_CHECK(ranks == 1 || (cfg.batch_size % ranks == 0 && !cfg.batch_growth), "a run on ", ranks, " ranks needs --batch-size "
              "divisible by the number of ranks (got ", cfg.batch_size, ") and no --batch-growth");
-  KFAC_CHECK(ranks == 1 || cfg.step_rule == "kl-clip", "--step-rule ", cfg.step_rule, " is not available in "
-             "distributed runs yet; use kl-clip");
   const bool quiet = cfg.quiet || rank != 0;
   result.world_size = ranks;
 
@@ -281,7 +279,7 @@ TrainResult train(const TrainConfig& cfg) {
       std::vector<at::Tensor> shared{torch::tensor({value, stop ? 1.0 : 0.0}, torch::kDouble)};
       comm->all_reduce_sum(shared);
       value = shared[0][0].item<double>() / ranks, stop = shared[0][1].item<double>() > 0;
-      if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's optimizer averages its own
+      if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's step rules average their own
     }
     maybe_die_for_test(rank, step);
     bool skipped = false;

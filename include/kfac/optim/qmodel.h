@@ -81,6 +81,8 @@ class QModelOptimizer {
   /// One update. Before it: the statistics pass (if due), the forward `output` of the batch (graph kept), and
   /// backward of the data loss with retain_graph, so that .grad() holds its gradient. `loss_value` is that loss;
   /// `evaluate()` recomputes the data loss on the same batch at the current parameters (under no-grad).
+  /// Distributed (the preconditioner has a communicator): every rank passes its shard's output, loss and evaluate;
+  /// gradients, losses and curvature terms are averaged over ranks, so all ranks take the same step.
   QModelStats step(const at::Tensor& output, LossKind loss, double loss_value, const std::function<double()>& evaluate);
 
   double lambda() const { return lambda_; }
