@@ -48,10 +48,16 @@ def main():
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--extra", default="", help="more flags for the K-FAC methods, e.g. '--inverse cholesky'")
+    ap.add_argument("--configs", default="0,1,2", help="which configurations to run (indices of CONFIGS)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     methods = args.methods.split(",")
-    for model, batch, label, extra in CONFIGS:
+    for index in [int(i) for i in args.configs.split(",")]:
+        model, batch, label, extra = CONFIGS[index]
+        extra = extra + args.extra.split()
+        if args.extra:
+            label += ", " + args.extra
         results = {m: run(model, batch, m, args.steps, extra, args.out) for m in methods}
         sgd = results["sgd"]["seconds_per_step"]
         target = min(h["train_loss"] for h in results["adam"]["history"][-5:]) if "adam" in results else None

@@ -151,6 +151,7 @@ std::vector<at::Tensor> train(const Training& run, int ranks, const std::string&
       kfac::loss(model->forward(xs), ys, loss).backward();
       opt.step();
       EXPECT_TRUE(opt.last_stats().messages.empty()) << opt.last_stats().messages.front();
+      if (step == save_after) pre->synchronize_statistics();  // collective, before rank 0 saves
       if (step == save_after && rank == 0 && checkpoint_out) {
         torch::serialize::OutputArchive archive;
         opt.save(archive);

@@ -109,6 +109,10 @@ class Preconditioner {
   /// Exact Fisher–vector products on the last statistics batch; empty unless options().retain_statistics() or a
   /// two-level space is set.
   const CapturedFisher& captured_fisher() const { return captured_; }
+  /// Distributed runs average the Kronecker factors lazily: they are read only by refreshes, so each rank keeps its
+  /// local running factors between refreshes and they are averaged just before one (the EMA is linear, so this is
+  /// exact). Collective: call on every rank before rank 0 saves a checkpoint. A no-op with one process.
+  void synchronize_statistics();
   /// The ranks this preconditioner shares its work with (a SingleProcess when not distributed).
   Communicator& communicator() const;
   const Placement& placement() const { return *placement_; }
@@ -147,6 +151,7 @@ class Preconditioner {
   std::unique_ptr<GlobalStage> global_;
   std::unique_ptr<Placement> placement_;
   std::vector<bool> decomposed_;  // a refresh of the layer has succeeded (identical on every rank)
+  bool factors_pending_ = false;  // distributed: local factor updates not yet averaged over ranks
   CapturedFisher captured_;
   std::vector<int64_t> consecutive_failures_;
   double damping_;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
+#include <array>
 #include <cmath>
 
 #include "kfac/curvature/kfac_curvature.h"
@@ -55,22 +56,25 @@ void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const Preco
   std::vector<Link> links(cross_a_.size());
   int64_t clamped = 0;
   try {
+    // Each layer's damped factors are decomposed once: (inverse, inverse square root) of Â and Ĝ.
+    std::vector<std::array<std::pair<at::Tensor, at::Tensor>, 2>> damped(cross_a_.size() + 1);
+    for (size_t i = 0; i <= cross_a_.size(); ++i) {
+      if (!coupled(i) && !(i > 0 && coupled(i - 1))) continue;
+      const auto& c = dynamic_cast<const KfacCurvature&>(pre.curvature(i));
+      const double p = c.pi();
+      damped[i][0] = damped_inverses(c.factor_a(), p * gamma, "block-tridiagonal: " + c.layer_name() + " (A)");
+      damped[i][1] = damped_inverses(c.factor_g(), gamma / p, "block-tridiagonal: " + c.layer_name() + " (G)");
+    }
     for (size_t i = 0; i < cross_a_.size(); ++i) {
       if (!coupled(i)) continue;
-      const auto& here = dynamic_cast<const KfacCurvature&>(pre.curvature(i));
-      const auto& next = dynamic_cast<const KfacCurvature&>(pre.curvature(i + 1));
-      const std::string what = "block-tridiagonal link '" + here.layer_name() + "' → '" + next.layer_name() + "'";
-      const double p = here.pi(), q = next.pi();
-      const auto [a_next_inv, a_next_unused] = damped_inverses(next.factor_a(), q * gamma, what + " (A)");
-      const auto [g_next_inv, g_next_unused] = damped_inverses(next.factor_g(), gamma / q, what + " (G)");
-      const auto [a_inv, a_inv_sqrt] = damped_inverses(here.factor_a(), p * gamma, what + " (A)");
-      const auto [g_inv, g_inv_sqrt] = damped_inverses(here.factor_g(), gamma / p, what + " (G)");
+      const std::string what = "block-tridiagonal link '" + pre.curvature(i).layer_name() + "' → '" +
+                               pre.curvature(i + 1).layer_name() + "'";
       auto& link = links[i];
-      link.psi_a = cross_a_[i].mm(a_next_inv);
-      link.psi_g = cross_g_[i].mm(g_next_inv);
+      link.psi_a = cross_a_[i].mm(damped[i + 1][0].first);
+      link.psi_g = cross_g_[i].mm(damped[i + 1][1].first);
       at::Tensor s_a, s_g;
-      std::tie(link.k_a, s_a) = generalized_eig(a_inv_sqrt, link.psi_a.mm(cross_a_[i].t()), what + " (A)");
-      std::tie(link.k_g, s_g) = generalized_eig(g_inv_sqrt, link.psi_g.mm(cross_g_[i].t()), what + " (G)");
+      std::tie(link.k_a, s_a) = generalized_eig(damped[i][0].second, link.psi_a.mm(cross_a_[i].t()), what + " (A)");
+      std::tie(link.k_g, s_g) = generalized_eig(damped[i][1].second, link.psi_g.mm(cross_g_[i].t()), what + " (G)");
       const auto denominator = 1 - at::outer(s_g, s_a);
       clamped += (denominator < kMinDenominator).sum().item<int64_t>();
       link.denominator = denominator.clamp_min(kMinDenominator);

@@ -257,6 +257,7 @@ TrainResult train(const TrainConfig& cfg) {
   const auto start = std::chrono::steady_clock::now();
   auto checkpoint = [&](int64_t next_step) {
     state.next_step = next_step;
+    if (precond) precond->synchronize_statistics();  // collective: the factors are averaged lazily
     if (rank != 0) return;  // every rank holds the same state
     save_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get(), state);
   };

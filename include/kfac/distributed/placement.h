@@ -2,9 +2,11 @@
 //
 // Data-parallel K-FAC in the style of KAISA (Pauloski et al. 2021). Every rank runs the statistics pass on its own
 // shard of the batch; then, for each step:
-//   statistics   each rank folds its shard into its running statistics, which are then averaged over ranks
-//                (symmetric factors as upper triangles). The statistics are linear in the data and every rank
-//                starts from the same state, so this equals the statistics of the whole batch.
+//   statistics   each rank folds its shard into its running statistics, which are averaged over ranks: those
+//                read every step (EKFAC's spectrum, TKFAC's δ) at once, the Kronecker factors (read only by
+//                refreshes) as upper triangles just before a refresh (Preconditioner::synchronize_statistics).
+//                The statistics are linear in the data and every rank starts from the same state, so this equals
+//                the statistics of the whole batch.
 //   refresh      each layer's decompositions are computed by one owner rank (assign_owners: deterministic,
 //                cost-balanced), and broadcast to the layer's gradient workers.
 //   directions   gradient workers precondition the (already averaged) gradient; when not every rank is a worker,

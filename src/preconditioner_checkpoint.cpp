@@ -1,0 +1,127 @@
+// Checkpoints of the preconditioner (docs/design.md §6): format version, counters, per-layer curvature state keyed
+// by layer name, the captured statistics batch and the global stage.
+#include <ATen/ATen.h>
+#include <torch/serialize/archive.h>
+
+#include <map>
+
+#include "kfac/distributed/placement.h"
+#include "kfac/errors.h"
+#include "kfac/global/global_stage.h"
+#include "kfac/preconditioner.h"
+#include "kfac/serialize.h"
+
+namespace kfac {
+
+namespace {
+constexpr int64_t kFormatVersion = 1;
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
+  return s;
+}
+}  // namespace
+
+void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
+  KFAC_CHECK(!factors_pending_, "this rank's factors are not averaged over the ranks yet; call "
+             "synchronize_statistics() on every rank before saving a distributed checkpoint");
+  archive.write("kfac_format_version", c10::IValue(kFormatVersion));
+  archive.write("method", c10::IValue(options_.method()));
+  archive.write("step", c10::IValue(step_));
+  archive.write("statistics_updates", c10::IValue(statistics_updates_));
+  archive.write("damping", c10::IValue(damping_));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    torch::serialize::OutputArchive layer(archive.compilation_unit());
+    layer.write("name", c10::IValue(layers_[i].name));
+    layer.write("consecutive_failures", c10::IValue(consecutive_failures_[i]));
+    curvatures_[i]->save(layer);
+    archive.write("layer_" + std::to_string(i), layer);
+  }
+  archive.write("layers", c10::IValue(static_cast<int64_t>(layers_.size())));
+  if (!captured_.empty()) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto& st = captured_.statistics(i);
+      const auto key = "captured_" + std::to_string(i);
+      archive.write(key + "_a", st.a);
+      archive.write(key + "_g", st.g);
+      archive.write(key + "_grid", at::tensor(std::vector<int64_t>{st.grid[0], st.grid[1]}));
+    }
+  }
+  if (global_) {
+    torch::serialize::OutputArchive stage(archive.compilation_unit());
+    global_->save(stage);
+    archive.write("global_stage", stage);
+  }
+}
+
+void Preconditioner::load(torch::serialize::InputArchive& archive) {
+  c10::IValue v;
+  KFAC_CHECK(archive.try_read("kfac_format_version", v), "not a kfac preconditioner checkpoint (no "
+             "kfac_format_version)");
+  KFAC_CHECK(v.toInt() == kFormatVersion, "checkpoint format version ", v.toInt(), " is not supported (this "
+             "library reads version ", kFormatVersion, ")");
+  archive.read("layers", v);
+  const int64_t count = v.toInt();
+  std::map<std::string, int64_t> index;
+  for (int64_t i = 0; i < count; ++i) {
+    torch::serialize::InputArchive layer;
+    archive.read("layer_" + std::to_string(i), layer);
+    layer.read("name", v);
+    index[v.toStringRef()] = i;
+  }
+  std::vector<std::string> missing;
+  for (const auto& l : layers_)
+    if (!index.count(l.name)) missing.push_back(l.name);
+  KFAC_CHECK(missing.empty() && static_cast<size_t>(count) == layers_.size(), "checkpoint holds ", count,
+             " layers but this model has ", layers_.size(), missing.empty() ? "" : "; missing: ",
+             join_names(missing));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    torch::serialize::InputArchive layer;
+    archive.read("layer_" + std::to_string(index[layers_[i].name]), layer);
+    layer.read("consecutive_failures", v);
+    consecutive_failures_[i] = v.toInt();
+    curvatures_[i]->load(layer);
+    decomposed_[i] = curvatures_[i]->ready();
+  }
+  factors_pending_ = false;
+  step_ = read_value(archive, "step").toInt();
+  statistics_updates_ = read_value(archive, "statistics_updates").toInt();
+  damping_ = read_value(archive, "damping").toDouble();
+  std::vector<LayerStatistics> captured;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto key = "captured_" + std::to_string(index[layers_[i].name]);
+    LayerStatistics st;
+    if (!archive.try_read(key + "_a", st.a)) break;
+    archive.read(key + "_g", st.g);
+    at::Tensor grid;
+    archive.read(key + "_grid", grid);
+    st.grid = {grid[0].item<int64_t>(), grid[1].item<int64_t>()};
+    const auto& device = layers_[i].kind->weight().device();
+    st.a = st.a.to(device), st.g = st.g.to(device);
+    captured.push_back(std::move(st));
+  }
+  captured_ = captured.size() == layers_.size()
+                  ? CapturedFisher(std::move(captured),
+                                   placement_->distributed() ? placement_->shared_communicator() : nullptr)
+                  : CapturedFisher();
+  if (global_) {
+    torch::serialize::InputArchive stage;
+    KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",
+               to_string(options_.two_level().space()), "); it was written without two_level, so resume with the "
+               "same two-level options it was written with");
+    global_->load(stage);
+  }
+  clear_slots();
+}
+
+torch::serialize::OutputArchive& operator<<(torch::serialize::OutputArchive& archive, const Preconditioner& p) {
+  p.save(archive);
+  return archive;
+}
+torch::serialize::InputArchive& operator>>(torch::serialize::InputArchive& archive, Preconditioner& p) {
+  p.load(archive);
+  return archive;
+}
+
+}  // namespace kfac
