@@ -33,6 +33,27 @@ bool Preconditioner::update_statistics(const std::function<at::Tensor(const at::
     clear_slots();
     throw;
   }
+  record_output_gradients(output, loss, y);
+  return true;
+}
+
+bool Preconditioner::capture_forward() {
+  if (!is_statistics_step()) return false;
+  KFAC_CHECK(options_.stats_fraction() == 1.0,
+             "capture_forward shares the training forward, so the statistics use the whole batch; it needs "
+             "stats_fraction 1 (got ", options_.stats_fraction(), "); use update_statistics for a subsample");
+  for (auto& l : layers_) l.slot->arm(Slot::Mode::RetainOutput);
+  return true;
+}
+
+void Preconditioner::statistics_from_forward(const at::Tensor& output, LossKind loss, const at::Tensor& targets) {
+  if (!is_statistics_step()) return;
+  KFAC_CHECK(options_.fisher() != FisherType::Empirical || targets.defined(),
+             "the empirical Fisher (fisher=empirical) needs the training targets in statistics_from_forward");
+  record_output_gradients(output, loss, targets);
+}
+
+void Preconditioner::record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& y) {
   std::vector<at::Tensor> outputs;
   std::vector<std::string> missing;
   for (auto& l : layers_) {
@@ -54,8 +75,7 @@ bool Preconditioner::update_statistics(const std::function<at::Tensor(const at::
   std::vector<std::vector<at::Tensor>> per_layer(layers_.size());
   for (int64_t s = 0; s < samples; ++s) {
     auto grads = torch::autograd::grad({output}, outputs, {rows[s].reshape(output.sizes())},
-                                       /*retain_graph=*/s + 1 < samples, /*create_graph=*/false,
-                                       /*allow_unused=*/true);
+                                       /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
     for (size_t i = 0; i < layers_.size(); ++i) {
       if (!grads[i].defined()) {
         const auto name = layers_[i].name;
@@ -71,7 +91,6 @@ bool Preconditioner::update_statistics(const std::function<at::Tensor(const at::
     slot.clear();  // releases the retained output and its graph
     slot.record(std::move(input), at::stack(per_layer[i]));
   }
-  return true;
 }
 
 }  // namespace kfac

@@ -262,5 +262,31 @@ TEST(Device, CudaFollowsParametersAndMatchesCpu) {
   EXPECT_TRUE(stats_and_step(ps, gpu, x.cuda(), y.cuda(), LossKind::SoftmaxCrossEntropy).statistics_updated);
 }
 
+TEST(Statistics, SharedTrainingForwardGivesTheSameStatisticsAsASeparatePass) {
+  torch::manual_seed(61);
+  auto a = cnn(3), b = cnn(3);
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  const auto x = torch::randn({6, 2, 5, 5}, torch::kDouble);
+  const auto y = torch::randint(0, 3, {6});
+  const auto loss = LossKind::SoftmaxCrossEntropy;
+  auto opts = PreconditionerOptions().fisher_samples(2).refresh_period(1);
+  Preconditioner separate(*a, opts), shared(*b, opts);
+  for (int step = 0; step < 2; ++step) {
+    stats_and_step(separate, a, x, y, loss);
+    b->zero_grad();
+    ASSERT_TRUE(shared.capture_forward());
+    auto output = b->forward(x);
+    kfac::loss(output, y, loss).backward({}, /*retain_graph=*/true);
+    shared.statistics_from_forward(output, loss);
+    shared.step();
+    for (size_t i = 0; i < a->parameters().size(); ++i)
+      EXPECT_LT(max_abs_diff(a->parameters()[i].grad(), b->parameters()[i].grad()), 1e-12) << step << " " << i;
+  }
+  EXPECT_THROW(Preconditioner(*b, PreconditionerOptions().stats_fraction(0.5)).capture_forward(), c10::Error);
+}
+
 }  // namespace
 }  // namespace kfac::test

@@ -90,6 +90,13 @@ class Preconditioner {
   bool update_statistics(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& inputs,
                          LossKind loss, const at::Tensor& targets = {});
 
+  /// Alternative to update_statistics that shares the training forward (one forward less per statistics step;
+  /// needs stats_fraction 1): call capture_forward() before the training forward, run the forward and the loss's
+  /// backward with retain_graph=true, then statistics_from_forward(output, loss, targets). Same statistics, same
+  /// sampled targets. capture_forward returns false (and arms nothing) off statistics steps.
+  bool capture_forward();
+  void statistics_from_forward(const at::Tensor& output, LossKind loss, const at::Tensor& targets = {});
+
   /// Alternative to update_statistics: capture from the user's own training forward/backward (empirical Fisher,
   /// no extra pass). Call before that forward on statistics steps; `grad_scale` turns the loss gradient into
   /// per-example gradients (the batch size for a mean-reduced loss). Returns false off statistics steps.
@@ -141,6 +148,8 @@ class Preconditioner {
 
  private:
   void update_factors(StepStats& stats);
+  /// The statistics pass's backward: model-sampled (or label) gradients w.r.t. every armed layer's output.
+  void record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& targets);
   void refresh(StepStats& stats, bool scheduled);
   at::Generator step_generator() const;
   void clear_slots();

@@ -270,10 +270,13 @@ TrainResult train(const TrainConfig& cfg) {
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
     model.net->zero_grad();
-    if (precond) precond->update_statistics(forward, x, model.loss, y);
+    // Statistics on the whole batch share the training forward; a subsample gets its own small forward.
+    const bool shared_forward = precond && precond->options().stats_fraction() == 1.0 && precond->capture_forward();
+    if (precond && !shared_forward) precond->update_statistics(forward, x, model.loss, y);
     auto output = model.net->forward(x);
     auto loss = kfac::loss(output, y, model.loss);
-    loss.backward({}, /*retain_graph=*/qmodel != nullptr);
+    loss.backward({}, /*retain_graph=*/qmodel != nullptr || shared_forward);
+    if (shared_forward) precond->statistics_from_forward(output, model.loss, y);
     double value = loss.item<double>();  // also synchronizes an accelerator
     bool stop = interrupted();
     if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step
