@@ -5,6 +5,7 @@
 #include <torch/serialize/archive.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <set>
@@ -248,15 +249,23 @@ StepStats Preconditioner::step() {
     return stats;
   }
 
+  // Wall time of each phase (CPU clock; on an accelerator the phases overlap with queued work).
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  auto t = Clock::now();
   update_factors(stats);
+  stats.seconds_statistics = since(t), t = Clock::now();
   refresh(stats, step_ % options_.refresh_period() == 0);
+  stats.seconds_refresh = since(t), t = Clock::now();
 
   for (size_t i = 0; i < layers_.size(); ++i)
     if (!decomposed_[i]) ++stats.fallback_layers;
   auto directions = precondition_layers(grads);
+  stats.seconds_precondition = since(t), t = Clock::now();
   if (global_) {
     global_->prepare(grads, *this, stats);
     directions = global_->apply(grads, std::move(directions), *this);
+    stats.seconds_global = since(t);
   }
   std::vector<at::Tensor> dots;
   for (size_t i = 0; i < layers_.size(); ++i) {

@@ -65,6 +65,9 @@ struct StepStats {
   double grad_dot_direction = 0;     ///< Σ_l ⟨v_l, g_l⟩ of preconditioned and raw gradients (before any clipping)
   double clip_factor = 1;            ///< scale applied by the step rule (KL clipping), 1 if none
   std::vector<std::string> messages; ///< human-readable reports of anything unusual
+  // Wall time of step()'s phases, seconds: factor update (incl. distributed averaging), refresh, per-layer
+  // preconditioning, global stage.
+  double seconds_statistics = 0, seconds_refresh = 0, seconds_precondition = 0, seconds_global = 0;
 };
 
 class Preconditioner {

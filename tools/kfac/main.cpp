@@ -169,6 +169,8 @@ int main(int argc, char** argv) {
   add_training_flags(train, cfg, raw, /*with_method=*/true);
   train->add_option("--metrics-json", metrics_json, "Write the metrics and loss history to this JSON file");
   int nproc = 1, master_port = 0;
+  bool profile = false;
+  train->add_flag("--profile", profile, "Print where a step's time goes (mean seconds per step of each phase)");
   train->add_option("--nproc", nproc, "Data-parallel ranks to start on this machine (Gloo over 127.0.0.1); each "
                     "trains on 1/N of every batch. External launchers set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
                     "instead")->check(CLI::PositiveNumber);
@@ -244,6 +246,11 @@ int main(int argc, char** argv) {
     if (result.world_size > 1)
       std::printf("  ranks %d, %.3f MB/step communicated per rank", result.world_size, result.bytes_per_step / 1e6);
     std::printf("\n");
+    if (profile) {
+      std::printf("| phase (after warm-up) | s/step | share of the step |\n|---|---|---|\n");
+      for (const auto& [name, seconds] : result.profile)
+        std::printf("| %s | %.4f | %.0f%% |\n", name.c_str(), seconds, 100.0 * seconds / result.seconds_per_step);
+    }
     if (!metrics_json.empty()) kfac::tool::write_metrics_json(result, metrics_json);
   } catch (const kfac::tool::Interrupted& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -6,6 +6,7 @@
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -262,21 +263,30 @@ TrainResult train(const TrainConfig& cfg) {
     save_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get(), state);
   };
   int64_t timed_bytes = 0;  // collective payload of the timed steps
+  std::array<double, 7> phase{}, phase_total{};  // this step's phases, and their sums over the timed steps
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   for (int64_t step = state.next_step; step < cfg.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t bytes_before_step = comm->bytes();
+    phase.fill(0.0);
     auto idx = batches.next(batch_size(step));
     if (ranks > 1) idx = idx.narrow(0, rank * (idx.size(0) / ranks), idx.size(0) / ranks);  // this rank's shard
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
     model.net->zero_grad();
     // Statistics on the whole batch share the training forward; a subsample gets its own small forward.
+    auto tp = std::chrono::steady_clock::now();
     const bool shared_forward = precond && precond->options().stats_fraction() == 1.0 && precond->capture_forward();
     if (precond && !shared_forward) precond->update_statistics(forward, x, model.loss, y);
+    phase[0] += seconds_since(tp), tp = std::chrono::steady_clock::now();
     auto output = model.net->forward(x);
     auto loss = kfac::loss(output, y, model.loss);
     loss.backward({}, /*retain_graph=*/qmodel != nullptr || shared_forward);
+    phase[1] += seconds_since(tp), tp = std::chrono::steady_clock::now();
     if (shared_forward) precond->statistics_from_forward(output, model.loss, y);
+    phase[0] += seconds_since(tp);
     double value = loss.item<double>();  // also synchronizes an accelerator
     bool stop = interrupted();
     if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step
@@ -293,15 +303,24 @@ TrainResult train(const TrainConfig& cfg) {
                            [&] { return kfac::loss(model.net->forward(x), y, model.loss).item<double>(); })
                     .preconditioner.skipped;
     } else {
+      tp = std::chrono::steady_clock::now();
       opt->step();
-      if (precond) skipped = static_cast<KfacOptimizer&>(*opt).last_stats().skipped;
+      phase[2] += seconds_since(tp);
+      if (precond) {
+        const auto& st = static_cast<KfacOptimizer&>(*opt).last_stats();
+        skipped = st.skipped;
+        phase[3] += st.seconds_statistics, phase[4] += st.seconds_refresh;
+        phase[5] += st.seconds_precondition, phase[6] += st.seconds_global;
+      }
     }
     const auto t1 = std::chrono::steady_clock::now();
+    if (!(step >= warmup || cfg.steps <= warmup)) phase.fill(0.0);  // profile the timed steps only
     state.skipped_steps += skipped ? 1 : 0;
     if (step >= warmup || cfg.steps <= warmup) {
       state.timed_seconds += std::chrono::duration<double>(t1 - t0).count();
       ++state.timed_steps;
       timed_bytes += comm->bytes() - bytes_before_step;
+      for (size_t k = 0; k < phase.size(); ++k) phase_total[k] += phase[k];
     }
     state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count()});
     progress.update(step + 1, value);
@@ -320,6 +339,11 @@ TrainResult train(const TrainConfig& cfg) {
   result.history = state.history;
   result.skipped_steps = state.skipped_steps;
   result.seconds_per_step = state.timed_steps > 0 ? state.timed_seconds / static_cast<double>(state.timed_steps) : 0;
+  const char* phase_names[] = {"statistics pass",       "forward + backward",   "optimizer step",
+                               "  factor update",       "  refresh",            "  preconditioning",
+                               "  global stage"};
+  for (size_t k = 0; k < phase_total.size(); ++k)
+    result.profile.emplace_back(phase_names[k], state.timed_steps > 0 ? phase_total[k] / state.timed_steps : 0.0);
   if (state.timed_steps > 0)
     result.bytes_per_step = static_cast<double>(timed_bytes) / static_cast<double>(state.timed_steps);
   model.net->eval();
@@ -349,6 +373,11 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["peak_rss_mib"] = r.peak_rss_mib;
   j["world_size"] = r.world_size;
   j["bytes_per_step"] = r.bytes_per_step;
+  for (const auto& [name, seconds] : r.profile) {
+    auto key = name;
+    key.erase(0, key.find_first_not_of(' '));
+    j["profile_seconds_per_step"][key] = seconds;
+  }
   j["history"] = nlohmann::json::array();
   for (const auto& h : r.history)
     j["history"].push_back({{"step", h.step}, {"train_loss", h.train_loss}, {"seconds", h.seconds}});

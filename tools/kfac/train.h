@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kfac/optim/qmodel.h"
@@ -55,6 +56,9 @@ struct TrainResult {
   double peak_rss_mib = 0;  ///< peak resident memory of the process (training only, before evaluation)
   int world_size = 1;       ///< ranks of a data-parallel run
   double bytes_per_step = 0;  ///< bytes this rank passed to collectives per timed step (0 with one process)
+  /// Mean seconds per timed step of each phase: statistics pass, forward + backward, optimizer step and, inside it,
+  /// the preconditioner's factor update, refresh, preconditioning and global stage.
+  std::vector<std::pair<std::string, double>> profile;
   std::vector<HistoryPoint> history;
 };
 
