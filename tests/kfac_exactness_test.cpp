@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "kfac/kfac.h"
+#include "kfac/linalg/psd.h"
 #include "kfac/dense_fisher.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
@@ -93,6 +94,19 @@ TEST(KfacExactness, SampledFisherConvergesToExactFisher) {
     EXPECT_LT(err, 3.0 / std::sqrt(static_cast<double>(samples))) << samples << " samples";
     EXPECT_LT(err, previous) << samples << " samples";
     previous = err;
+  }
+}
+
+TEST(Factors, GramUpdateEqualsTheFullProduct) {
+  torch::manual_seed(71);
+  for (int64_t n : {7, 600, 1001}) {  // below and above the blocked size, odd split
+    const auto x = torch::randn({50, n}, torch::kDouble);
+    auto m = torch::randn({n, n}, torch::kDouble);
+    m = m + m.t();
+    auto expected = m.clone().addmm_(x.t(), x, 0.9, 0.02);
+    linalg::gram_update_(m, x, 0.9, 0.02);
+    EXPECT_LT((m - expected).abs().max().item<double>(), 1e-12) << n;
+    EXPECT_LT((m - m.t()).abs().max().item<double>(), 1e-12) << n;
   }
 }
 

@@ -20,8 +20,8 @@ void KfacCurvature::update(const LayerStatistics& stats, double decay) {
   const auto g = stats.g.reshape({-1, shape().dim_g});
   const double rows = static_cast<double>(stats.examples() * stats.locations());
   // new = decay·old + (1 − decay)·XᵀX/rows, in place, one product each.
-  a_.addmm_(a.t(), a, decay, (1.0 - decay) / rows);
-  g_.addmm_(g.t(), g, decay, (1.0 - decay) / rows);
+  linalg::gram_update_(a_, a, decay, (1.0 - decay) / rows);
+  linalg::gram_update_(g_, g, decay, (1.0 - decay) / rows);
 }
 
 double KfacCurvature::pi() const {

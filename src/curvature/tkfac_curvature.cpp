@@ -32,8 +32,8 @@ void TkfacCurvature::update(const LayerStatistics& stats, double decay) {
   // Σ_b w_b X_bᵀ X_b as one product: scale each example's rows by √w_b.
   const auto a_w = (a * tr_gamma.sqrt().view({-1, 1, 1})).reshape({-1, shape().dim_a});
   const auto g_w = (g * tr_lambda.sqrt().view({-1, 1, 1})).reshape({-1, shape().dim_g});
-  phi_raw_.addmm_(a_w.t(), a_w, decay, (1.0 - decay) / examples);
-  psi_raw_.addmm_(g_w.t(), g_w, decay, (1.0 - decay) / (examples * t));
+  linalg::gram_update_(phi_raw_, a_w, decay, (1.0 - decay) / examples);
+  linalg::gram_update_(psi_raw_, g_w, decay, (1.0 - decay) / (examples * t));
   delta_.mul_(decay).add_(gradient_sq_norms(stats).mean(), 1.0 - decay);
 }
 

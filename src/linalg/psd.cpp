@@ -9,6 +9,23 @@
 
 namespace kfac::linalg {
 
+void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha) {
+  const int64_t n = m.size(0);
+  if (n < 512 || !m.is_contiguous()) {
+    m.addmm_(x.t(), x, beta, alpha);
+    return;
+  }
+  const int64_t h = n / 2;
+  const auto x1 = x.narrow(1, 0, h), x2 = x.narrow(1, h, n - h);
+  auto m11 = m.narrow(0, 0, h).narrow(1, 0, h);
+  auto m12 = m.narrow(0, 0, h).narrow(1, h, n - h);
+  auto m22 = m.narrow(0, h, n - h).narrow(1, h, n - h);
+  m11.addmm_(x1.t(), x1, beta, alpha);
+  m12.addmm_(x1.t(), x2, beta, alpha);
+  m22.addmm_(x2.t(), x2, beta, alpha);
+  m.narrow(0, h, n - h).narrow(1, 0, h).copy_(m12.t());
+}
+
 namespace {
 std::atomic<int> injected_failures{0};
 
