@@ -42,6 +42,14 @@ void run_ranks(int ranks, const std::function<void(int, std::shared_ptr<Communic
     if (e) std::rethrow_exception(e);
 }
 
+// Multi-rank tests need c10d process groups (present unless the Gloo headers were missing at build time).
+class Distributed : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!multi_process_available()) GTEST_SKIP() << "built without c10d process groups";
+  }
+};
+
 TEST(Assignment, DeterministicAndWithinTheLptBoundOfTheOptimum) {
   const std::vector<double> costs{9, 7, 6, 5, 5, 4, 2};
   for (int ranks = 1; ranks <= 4; ++ranks) {
@@ -72,7 +80,7 @@ TEST(Assignment, MoreRanksThanLayersGivesEachLayerItsOwnRank) {
   EXPECT_THROW(gradient_workers(0, 2, 0.0), c10::Error);
 }
 
-TEST(Collectives, MeansTrianglesAndBroadcastsOfUnknownShapes) {
+TEST_F(Distributed, CollectivesMeanTrianglesAndBroadcastUnknownShapes) {
   run_ranks(3, [](int rank, std::shared_ptr<Communicator> comm) {
     auto v = torch::full({5}, static_cast<double>(rank), torch::kDouble);
     auto m = torch::full({2, 3}, static_cast<double>(rank * rank), torch::kFloat);
@@ -177,7 +185,12 @@ double max_difference(const std::vector<at::Tensor>& a, const std::vector<at::Te
   return d;
 }
 
-class RanksEqualOneProcess : public ::testing::TestWithParam<std::string> {};
+class RanksEqualOneProcess : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!multi_process_available()) GTEST_SKIP() << "built without c10d process groups";
+  }
+};
 
 TEST_P(RanksEqualOneProcess, TwoAndThreeRanks) {
   Training run;
@@ -244,13 +257,13 @@ std::vector<at::Tensor> train_qmodel(int ranks) {
   return out;
 }
 
-TEST(Distributed, QuadraticModelStepRuleEqualsOneProcess) {
+TEST_F(Distributed, QuadraticModelStepRuleEqualsOneProcess) {
   const auto one = train_qmodel(1);
   EXPECT_LT(max_difference(train_qmodel(2), one), 1e-10);
   EXPECT_LT(max_difference(train_qmodel(3), one), 1e-10);
 }
 
-TEST(Distributed, EveryGradientWorkerFractionGivesTheSameParameters) {
+TEST_F(Distributed, EveryGradientWorkerFractionGivesTheSameParameters) {
   Training run;
   run.conv = true;
   const auto one = train(run, 1);
@@ -260,7 +273,7 @@ TEST(Distributed, EveryGradientWorkerFractionGivesTheSameParameters) {
   }
 }
 
-TEST(Distributed, CheckpointResumesOnAnotherNumberOfRanks) {
+TEST_F(Distributed, CheckpointResumesOnAnotherNumberOfRanks) {
   Training run;
   run.method = "ekfac";
   const auto uninterrupted = train(run, 1);
@@ -275,7 +288,7 @@ TEST(Distributed, CheckpointResumesOnAnotherNumberOfRanks) {
   EXPECT_LT(max_difference(train(rest, 3, checkpoint), uninterrupted), 1e-10);
 }
 
-TEST(Distributed, ARankThatStopsAnsweringMakesTheOthersFailWithinTheTimeout) {
+TEST_F(Distributed, ARankThatStopsAnsweringMakesTheOthersFailWithinTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
   std::string error;
   try {
@@ -299,7 +312,7 @@ TEST(Distributed, ARankThatStopsAnsweringMakesTheOthersFailWithinTheTimeout) {
   EXPECT_LT(seconds, 4.0 + 3.0);  // the error came from the timeout, and the whole test did not hang
 }
 
-TEST(Distributed, OptionErrorsNameTheProblem) {
+TEST_F(Distributed, OptionErrorsNameTheProblem) {
   EXPECT_THROW(train(Training{"kfac", TwoLevelOptions().space(CoarseSpace::Nicolaides), 0.5, false, 1}, 2), c10::Error);
   ProcessGroupOptions o;
   o.rank = 3, o.world_size = 2;

@@ -6,7 +6,6 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -67,29 +66,9 @@ class C10dCommunicator final : public Communicator {
   ProcessGroupOptions options_;
 };
 
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  KFAC_CHECK(end && *end == '\0', "environment variable ", name, "='", v, "' is not an integer");
-  return static_cast<int>(x);
-}
-
 }  // namespace
 
-ProcessGroupOptions ProcessGroupOptions::from_environment() {
-  ProcessGroupOptions o;
-  o.rank = env_int("RANK", 0);
-  o.world_size = env_int("WORLD_SIZE", 1);
-  o.master_port = env_int("MASTER_PORT", o.master_port);
-  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.master_addr = a;
-  if (const char* b = std::getenv("KFAC_DIST_BACKEND"); b && *b) o.backend = b;
-  o.timeout = std::chrono::seconds(env_int("KFAC_DIST_TIMEOUT_S", 60));
-  KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "RANK=", o.rank, " and WORLD_SIZE=",
-             o.world_size, " are inconsistent: need 0 <= RANK < WORLD_SIZE");
-  return o;
-}
+bool multi_process_available() { return true; }
 
 std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
   KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "rank ", o.rank, " is not in [0, ",

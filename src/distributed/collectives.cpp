@@ -9,10 +9,6 @@
 
 namespace kfac {
 
-void Communicator::count(const std::vector<at::Tensor>& tensors) {
-  for (const auto& t : tensors) bytes_ += t.numel() * static_cast<int64_t>(t.element_size());
-}
-
 namespace {
 // Sums `flat` tensors (1-D) over ranks in buckets of at most bucket_bytes per dtype and device, in place.
 void all_reduce_flat(Communicator& comm, const std::vector<at::Tensor>& flat, int64_t bucket_bytes) {

@@ -65,6 +65,9 @@ struct ProcessGroupOptions {
   static ProcessGroupOptions from_environment();
 };
 
+/// Whether this build has c10d process groups (false when the Gloo headers were missing at build time).
+bool multi_process_available();
+
 /// A communicator over a c10d process group; SingleProcess when world_size is 1.
 std::shared_ptr<Communicator> connect(const ProcessGroupOptions& options);
 

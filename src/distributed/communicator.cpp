@@ -1,0 +1,38 @@
+// Parts of the communicator that do not need c10d: options from the environment.
+#include <cstdlib>
+
+#include "kfac/distributed/communicator.h"
+#include "kfac/errors.h"
+
+namespace kfac {
+
+namespace {
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  KFAC_CHECK(end && *end == '\0', "environment variable ", name, "='", v, "' is not an integer");
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+void Communicator::count(const std::vector<at::Tensor>& tensors) {
+  for (const auto& t : tensors) bytes_ += t.numel() * static_cast<int64_t>(t.element_size());
+}
+
+ProcessGroupOptions ProcessGroupOptions::from_environment() {
+  ProcessGroupOptions o;
+  o.rank = env_int("RANK", 0);
+  o.world_size = env_int("WORLD_SIZE", 1);
+  o.master_port = env_int("MASTER_PORT", o.master_port);
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.master_addr = a;
+  if (const char* b = std::getenv("KFAC_DIST_BACKEND"); b && *b) o.backend = b;
+  o.timeout = std::chrono::seconds(env_int("KFAC_DIST_TIMEOUT_S", 60));
+  KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "RANK=", o.rank, " and WORLD_SIZE=",
+             o.world_size, " are inconsistent: need 0 <= RANK < WORLD_SIZE");
+  return o;
+}
+
+}  // namespace kfac
