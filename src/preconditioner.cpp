@@ -143,12 +143,12 @@ void Preconditioner::update_factors(StepStats& stats) {
     LayerStatistics s{kind.expand_input(layers_[i].slot->input()).to(dtype),
                       kind.expand_output_grad(grad_output).to(dtype)};
     if (grad_output.dim() == 5) s.grid = {grad_output.size(3), grad_output.size(4)};
-    finite.push_back(at::isfinite(s.a).all());
-    finite.push_back(at::isfinite(s.g).all());
+    finite.push_back(s.a.sum());  // a NaN or an infinity makes the sum non-finite; one read, no mask
+    finite.push_back(s.g.sum());
     batch.push_back(std::move(s));
   }
   clear_slots();
-  if (!placement_->all_agree(at::stack(finite).all().item<bool>())) {
+  if (!placement_->all_agree(at::isfinite(at::stack(finite)).all().item<bool>())) {
     stats.statistics_skipped = true;
     stats.messages.push_back("step " + std::to_string(step_) +
                              ": non-finite activations or output gradients in the statistics pass; statistics "
@@ -238,10 +238,10 @@ StepStats Preconditioner::step() {
   for (const auto& l : layers_) {
     auto v = l.kind->grad_matrix();
     KFAC_CHECK(v.defined(), "layer '", l.name, "' has no gradient; call backward() on the loss before step()");
-    finite.push_back(at::isfinite(v).all());
+    finite.push_back(v.sum());
     grads.push_back(std::move(v));
   }
-  if (!at::stack(finite).all().item<bool>()) {
+  if (!at::isfinite(at::stack(finite)).all().item<bool>()) {
     clear_slots();
     stats.skipped = true;
     stats.messages.push_back("step " + std::to_string(step_) +
