@@ -186,5 +186,24 @@ TEST(Tkfac, TraceRelativeDampingScalesWithTheTrace) {
   EXPECT_EQ(t.spectrum_damping(2.0), 2.0 * t.trace());
 }
 
+TEST(PerExample, ProjectedSecondMomentEqualsAnExplicitLoopInBothProductOrders) {
+  torch::manual_seed(81);
+  // Many locations and narrow factors take the per-example-gradient-first order; few locations and wide factors
+  // rotate the locations first. Both must equal the definition.
+  for (auto [t, da, dg] : {std::array<int64_t, 3>{40, 6, 3}, std::array<int64_t, 3>{2, 30, 20}}) {
+    LayerStatistics s{torch::randn({5, t, da}, torch::kDouble), torch::randn({2, 5, t, dg}, torch::kDouble)};
+    const auto q_a = std::get<0>(torch::linalg::qr(torch::randn({da, da}, torch::kDouble)));
+    const auto q_g = std::get<0>(torch::linalg::qr(torch::randn({dg, dg}, torch::kDouble)));
+    auto expected = torch::zeros({dg, da}, torch::kDouble);
+    for (int64_t r = 0; r < 2; ++r)
+      for (int64_t b = 0; b < 5; ++b) {
+        const auto grad = s.g[r][b].t().mm(s.a[b]);  // Σ_t g_t ā_tᵀ
+        expected += q_g.t().mm(grad).mm(q_a).pow(2);
+      }
+    EXPECT_LT(max_abs_diff(projected_second_moment(s, q_a, q_g, /*chunk_bytes=*/4096), expected / 5.0), 1e-10)
+        << "T = " << t;
+  }
+}
+
 }  // namespace
 }  // namespace kfac::test
