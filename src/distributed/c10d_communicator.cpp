@@ -6,6 +6,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -27,11 +28,15 @@ c10::intrusive_ptr<c10d::Store> in_process_store(const std::string& key) {
 
 class C10dCommunicator final : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<c10d::ProcessGroup> group, ProcessGroupOptions options)
-      : group_(std::move(group)), options_(std::move(options)) {}
+  C10dCommunicator(c10::intrusive_ptr<c10d::ProcessGroup> group, ProcessGroupOptions options, int device_index = 0)
+      : group_(std::move(group)), options_(std::move(options)), device_index_(device_index) {}
   int rank() const override { return options_.rank; }
   int size() const override { return options_.world_size; }
   std::string backend() const override { return options_.backend; }
+  at::Device device() const override {
+    return options_.backend == "nccl" ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index_))
+                                      : at::Device(at::kCPU);
+  }
 
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
     count(tensors);
@@ -64,6 +69,7 @@ class C10dCommunicator final : public Communicator {
 
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
   ProcessGroupOptions options_;
+  int device_index_;
 };
 
 }  // namespace
@@ -102,7 +108,8 @@ std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = o.timeout;
       auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, options);
-      return std::make_shared<C10dCommunicator>(group, o);
+      const char* local = std::getenv("LOCAL_RANK");  // one GPU per local rank
+      return std::make_shared<C10dCommunicator>(group, o, local ? std::atoi(local) : 0);
     }
 #endif
   } catch (const c10::Error&) {

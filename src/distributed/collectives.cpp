@@ -85,11 +85,11 @@ void broadcast_tensors(Communicator& comm, std::vector<at::Tensor>& tensors, int
       if (t.defined())
         for (auto s : t.sizes()) header.push_back(s);
     }
-  const auto cpu_long = at::TensorOptions().dtype(at::kLong).device(options.device());
-  std::vector<at::Tensor> length{at::full({1}, static_cast<int64_t>(header.size()), cpu_long)};
+  const auto header_options = at::TensorOptions().dtype(at::kLong).device(comm.device());
+  std::vector<at::Tensor> length{at::full({1}, static_cast<int64_t>(header.size()), header_options)};
   comm.broadcast(length, root);
-  std::vector<at::Tensor> head{comm.rank() == root ? at::tensor(header, at::kLong).to(options.device())
-                                                    : at::empty({length[0].item<int64_t>()}, cpu_long)};
+  std::vector<at::Tensor> head{comm.rank() == root ? at::tensor(header, at::kLong).to(comm.device())
+                                                    : at::empty({length[0].item<int64_t>()}, header_options)};
   comm.broadcast(head, root);
   const auto h = head[0].cpu();
   const auto* p = h.data_ptr<int64_t>();

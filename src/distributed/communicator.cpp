@@ -1,4 +1,6 @@
 // Parts of the communicator that do not need c10d: options from the environment.
+#include <ATen/ATen.h>
+
 #include <cstdlib>
 
 #include "kfac/distributed/communicator.h"
@@ -17,6 +19,10 @@ int env_int(const char* name, int fallback) {
 }
 
 }  // namespace
+
+at::Tensor Communicator::scalars(const std::vector<double>& values) const {
+  return at::tensor(values, at::TensorOptions().dtype(at::kDouble)).to(device());
+}
 
 void Communicator::count(const std::vector<at::Tensor>& tensors) {
   for (const auto& t : tensors) bytes_ += t.numel() * static_cast<int64_t>(t.element_size());

@@ -97,7 +97,7 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
   auto& comm = P.communicator();
   auto mean = [&](double local) {
     if (comm.size() == 1) return local;
-    std::vector<at::Tensor> t{at::full({1}, local, at::kDouble)};
+    std::vector<at::Tensor> t{comm.scalars({local})};
     comm.all_reduce_sum(t);
     return t[0].item<double>() / comm.size();
   };

@@ -191,7 +191,7 @@ TrainResult train(const TrainConfig& cfg) {
   KFAC_CHECK(cfg.steps >= 1, "--steps must be >= 1, got ", cfg.steps);
   KFAC_CHECK(cfg.batch_size >= 1, "--batch-size must be >= 1, got ", cfg.batch_size);
   KFAC_CHECK(cfg.lr >= 0, "--lr must be > 0 (or 0 for the method's default), got ", cfg.lr);
-  const torch::Device device(cfg.device);
+  torch::Device device(cfg.device);
   KFAC_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", cfg.device,
              " requested but CUDA is not available in this LibTorch build or machine");
 
@@ -208,6 +208,11 @@ TrainResult train(const TrainConfig& cfg) {
   KFAC_CHECK(ranks == 1 || (cfg.batch_size % ranks == 0 && !cfg.batch_growth), "a run on ", ranks, " ranks needs --batch-size "
              "divisible by the number of ranks (got ", cfg.batch_size, ") and no --batch-growth");
   const bool quiet = cfg.quiet || rank != 0;
+  if (ranks > 1 && device.is_cuda() && !device.has_index()) {  // one GPU per local rank
+    const char* local = std::getenv("LOCAL_RANK");
+    const int count = static_cast<int>(torch::cuda::device_count());
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>((local ? std::atoi(local) : rank) % count));
+  }
   result.world_size = ranks;
 
   torch::manual_seed(cfg.seed);
@@ -290,9 +295,10 @@ TrainResult train(const TrainConfig& cfg) {
     double value = loss.item<double>();  // also synchronizes an accelerator
     bool stop = interrupted();
     if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step
-      std::vector<at::Tensor> shared{torch::tensor({value, stop ? 1.0 : 0.0}, torch::kDouble)};
+      std::vector<at::Tensor> shared{comm->scalars({value, stop ? 1.0 : 0.0})};
       comm->all_reduce_sum(shared);
-      value = shared[0][0].item<double>() / ranks, stop = shared[0][1].item<double>() > 0;
+      const auto reduced = shared[0].cpu();
+      value = reduced[0].item<double>() / ranks, stop = reduced[1].item<double>() > 0;
       if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's step rules average their own
     }
     maybe_die_for_test(rank, step);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <chrono>
 #include <cstdint>
@@ -28,6 +29,10 @@ class Communicator {
   virtual void broadcast(std::vector<at::Tensor>& tensors, int root) = 0;
   virtual void barrier() = 0;
   virtual std::string backend() const = 0;
+  /// Where this backend's tensors live: the CPU for Gloo, the current CUDA device for NCCL.
+  virtual at::Device device() const { return at::kCPU; }
+  /// A small float64 tensor on device(), for scalars that ranks reduce together.
+  at::Tensor scalars(const std::vector<double>& values) const;
 
   /// Bytes this rank has passed to collectives (payload only), for the scaling report.
   int64_t bytes() const { return bytes_; }
