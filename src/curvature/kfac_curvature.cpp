@@ -55,8 +55,10 @@ void KfacCurvature::refresh(double damping) {
 
 at::Tensor KfacCurvature::precondition_impl(const at::Tensor& v, double damping) const {
   const double t = static_cast<double>(locations_);
-  if (context_.options.damping_mode() == DampingMode::Factored)
-    return g_inv_.mm(v).mm(a_inv_) / t;
+  if (context_.options.damping_mode() == DampingMode::Factored) {
+    auto out = g_inv_.mm(v).mm(a_inv_);
+    return t == 1.0 ? out : out.div_(t);
+  }
   const auto v_kfe = g_vecs_.t().mm(v).mm(a_vecs_);
   const auto scale = at::outer(g_vals_, a_vals_) * t + damping;
   return g_vecs_.mm(v_kfe / scale).mm(a_vecs_.t());
