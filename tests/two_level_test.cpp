@@ -1,5 +1,6 @@
 // Two-level K-FAC and block-tridiagonal K-FAC against dense oracles: the exact Fisher of tiny networks (brute force,
 // float64), dense cross-layer Kronecker products, and the identities the corrections must satisfy.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -9,6 +10,7 @@
 #include "kfac/global/block_tridiagonal.h"
 #include "kfac/global/two_level.h"
 #include "kfac/kfac.h"
+#include "kfac/linalg/psd.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 
@@ -262,6 +264,28 @@ TEST(TwoLevel, EveryOneLevelMethodWorksAndSpectralVectorIsTheLowestMode) {
       const auto st = stats_and_step(*s.p, s.model, s.x, s.y, s.loss);
       EXPECT_TRUE(st.messages.empty()) << method;
       for (const auto& d : s.p->gradient_matrices()) EXPECT_TRUE(torch::isfinite(d).all().item<bool>());
+    }
+  }
+}
+
+TEST(TwoLevel, FailedCoarseInversionKeepsThePreviousOrFallsBackToOneLevelAndReports) {
+  for (auto space : {CoarseSpace::Nicolaides, CoarseSpace::Residual}) {
+    torch::manual_seed(23);
+    // refresh_period 100: the second step does not refresh the one-level decompositions, so the injected failures
+    // reach the coarse inversion (statistics arrived, so the coarse matrix is recomputed).
+    Trained s(false, with_space(space).refresh_period(100));
+    linalg::testing::inject_decomposition_failures(2);  // the try and its float64 retry
+    const auto st = stats_and_step(*s.p, s.model, s.x * 0.5, s.y, s.loss);  // another batch: a new residual
+    linalg::testing::inject_decomposition_failures(0);
+    ASSERT_EQ(st.messages.size(), 1u) << to_string(space);
+    const auto g = s.random_matrices();
+    if (space == CoarseSpace::Nicolaides) {  // same basis: the previous inverse is kept
+      EXPECT_THAT(st.messages[0], ::testing::HasSubstr("keeping the previous coarse inverse"));
+      EXPECT_TRUE(s.stage().active());
+    } else {  // the residual basis changed: this step is one-level
+      EXPECT_THAT(st.messages[0], ::testing::HasSubstr("(one-level step)"));
+      EXPECT_FALSE(s.stage().active());
+      EXPECT_EQ(max_abs_diff(s.flat(s.p->precondition(g)), s.flat(s.p->precondition_layers(g))), 0.0);
     }
   }
 }
