@@ -25,4 +25,17 @@ cat "$OUT/fault.err"
 grep -q "rank 1 of 3 was killed by signal 9" "$OUT/fault.err" || { echo "FAIL: launcher message"; exit 1; }
 grep -q "distributed .* failed on rank" "$OUT/fault.err" || { echo "FAIL: the other ranks' error"; exit 1; }
 python3 -c "import sys; sys.exit(float(sys.argv[1]) > 5 + 10)" "$elapsed" || { echo "FAIL: took $elapsed s"; exit 1; }
-echo "PASS: distributed (rank failure reported after $elapsed s, timeout 5 s)"
+# Ctrl-C sent to the launcher alone reaches every rank: one checkpoint, exit 130, and --resume on 2 ranks finishes.
+rm -f "$OUT/int.pt"
+"$KFAC" "${common[@]}" --steps 100000 --nproc 2 --checkpoint "$OUT/int.pt" 2>"$OUT/int.err" >/dev/null &
+pid=$!
+sleep 4
+kill -INT "$pid"
+wait "$pid"; rc=$?
+cat "$OUT/int.err"
+[ "$rc" -eq 130 ] || { echo "FAIL: interrupted run exited with $rc, expected 130"; exit 1; }
+step=$(grep -o 'after step [0-9]*' "$OUT/int.err" | grep -o '[0-9]*')
+[ "$(grep -c 'interrupted after step' "$OUT/int.err")" -eq 1 ] || { echo "FAIL: one message expected"; exit 1; }
+"$KFAC" "${common[@]}" --steps $((step + 2)) --nproc 2 --checkpoint "$OUT/int.pt" --resume >/dev/null \
+  || { echo "FAIL: resume after Ctrl-C"; exit 1; }
+echo "PASS: distributed (rank failure reported after $elapsed s, timeout 5 s; Ctrl-C at step $step, resumed)"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -33,6 +34,11 @@ int free_port() {
 }
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+// A SIGINT or SIGTERM sent to the launcher alone (not to its process group) is passed on to the ranks, which then
+// checkpoint and stop together.
+volatile std::sig_atomic_t g_signal = 0;
+void remember_signal(int signal) { g_signal = signal; }
 }  // namespace
 
 int launch_local_ranks(int ranks, int port, double timeout_s, char** argv) {
@@ -58,6 +64,8 @@ int launch_local_ranks(int ranks, int port, double timeout_s, char** argv) {
     }
     children.push_back(pid);
   }
+  std::signal(SIGINT, remember_signal);
+  std::signal(SIGTERM, remember_signal);
   std::vector<bool> done(children.size(), false);
   int result = 0, remaining = ranks;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -71,11 +79,17 @@ int launch_local_ranks(int ranks, int port, double timeout_s, char** argv) {
       const int code = exit_code(status);
       if (code != 0 && result == 0) {
         result = code;
-        std::fprintf(stderr, "kfac: rank %zu of %d %s %d; waiting up to %.0f s for the other ranks to stop\n", r,
+        if (code != 130)  // 130: Ctrl-C, every rank checkpoints and stops by itself
+          std::fprintf(stderr, "kfac: rank %zu of %d %s %d; waiting up to %.0f s for the other ranks to stop\n", r,
                      ranks, WIFEXITED(status) ? "exited with code" : "was killed by signal",
                      WIFEXITED(status) ? code : WTERMSIG(status), timeout_s + 5);
         deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>((timeout_s + 5) * 1000));
       }
+    }
+    if (const int signal = g_signal; signal != 0) {
+      g_signal = 0;
+      for (size_t r = 0; r < children.size(); ++r)
+        if (!done[r]) kill(children[r], signal);
     }
     if (remaining > 0 && std::chrono::steady_clock::now() > deadline) {
       for (size_t r = 0; r < children.size(); ++r)

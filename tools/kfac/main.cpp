@@ -253,7 +253,8 @@ int main(int argc, char** argv) {
     }
     if (!metrics_json.empty()) kfac::tool::write_metrics_json(result, metrics_json);
   } catch (const kfac::tool::Interrupted& e) {
-    std::fprintf(stderr, "%s\n", e.what());
+    const char* rank = std::getenv("RANK");
+    if (rank == nullptr || std::atoi(rank) == 0) std::fprintf(stderr, "%s\n", e.what());  // rank 0 speaks for all
     return 130;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
