@@ -26,9 +26,12 @@ c10::intrusive_ptr<c10d::Store> in_process_store(const std::string& key) {
   return s;
 }
 
+// Templated on the group class: ProcessGroupGloo/NCCL derive from c10d::ProcessGroup in LibTorch 1.x and from
+// c10d::Backend in 2.x, and both spell allreduce/broadcast/barrier the same way.
+template <class Group>
 class C10dCommunicator final : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<c10d::ProcessGroup> group, ProcessGroupOptions options, int device_index = 0)
+  C10dCommunicator(c10::intrusive_ptr<Group> group, ProcessGroupOptions options, int device_index = 0)
       : group_(std::move(group)), options_(std::move(options)), device_index_(device_index) {}
   int rank() const override { return options_.rank; }
   int size() const override { return options_.world_size; }
@@ -67,7 +70,7 @@ class C10dCommunicator final : public Communicator {
     }
   }
 
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<Group> group_;
   ProcessGroupOptions options_;
   int device_index_;
 };
@@ -101,7 +104,7 @@ std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
       options->devices.push_back(loopback ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                           : c10d::ProcessGroupGloo::createDefaultDevice());
       auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
-      return std::make_shared<C10dCommunicator>(group, o);
+      return std::make_shared<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o);
     }
 #ifdef USE_C10D_NCCL
     if (o.backend == "nccl") {
@@ -109,7 +112,7 @@ std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
       options->timeout = o.timeout;
       auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, options);
       const char* local = std::getenv("LOCAL_RANK");  // one GPU per local rank
-      return std::make_shared<C10dCommunicator>(group, o, local ? std::atoi(local) : 0);
+      return std::make_shared<C10dCommunicator<c10d::ProcessGroupNCCL>>(group, o, local ? std::atoi(local) : 0);
     }
 #endif
   } catch (const c10::Error&) {
