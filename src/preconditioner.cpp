@@ -162,26 +162,25 @@ void Preconditioner::update_factors(StepStats& stats) {
     captured_ = CapturedFisher(std::move(batch), placement_->distributed() ? placement_->shared_communicator() : nullptr);
   if (global_) global_->update(captured_, decay);
   if (placement_->distributed()) {  // statistics read every step are averaged now, the factors before a refresh
-    std::vector<std::pair<at::Tensor*, bool>> now;
-    for (auto& c : curvatures_)
-      for (const auto& r : c->running_statistics()) {
-        if (r.second) factors_pending_ = true;
-        else now.push_back(r);
-      }
-    if (global_)
-      for (auto* t : global_->running_statistics()) now.emplace_back(t, false);
-    placement_->average(now);
+    placement_->average(running_statistics(/*factors=*/false));
+    factors_pending_ = true;
   }
   stats.statistics_updated = true;
 }
 
-void Preconditioner::synchronize_statistics() {
-  if (!placement_->distributed() || !factors_pending_) return;
-  std::vector<std::pair<at::Tensor*, bool>> factors;
+std::vector<std::pair<at::Tensor*, bool>> Preconditioner::running_statistics(bool factors) {
+  std::vector<std::pair<at::Tensor*, bool>> out;
   for (auto& c : curvatures_)
     for (const auto& r : c->running_statistics())
-      if (r.second) factors.push_back(r);
-  placement_->average(factors);
+      if (r.second == factors) out.push_back(r);
+  if (global_ && !factors)
+    for (auto* t : global_->running_statistics()) out.emplace_back(t, false);
+  return out;
+}
+
+void Preconditioner::synchronize_statistics() {
+  if (!placement_->distributed() || !factors_pending_) return;
+  placement_->average(running_statistics(/*factors=*/true));
   factors_pending_ = false;
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "kfac/archive_fwd.h"
 #include "kfac/capture.h"
 #include "kfac/curvature/curvature.h"
 #include "kfac/distributed/communicator.h"
@@ -35,11 +36,6 @@
 namespace torch::nn {
 class Module;
 }
-namespace torch::serialize {
-class OutputArchive;
-class InputArchive;
-}  // namespace torch::serialize
-
 namespace kfac {
 
 class GlobalStage;
@@ -151,6 +147,9 @@ class Preconditioner {
 
  private:
   void update_factors(StepStats& stats);
+  /// Running statistics of every layer and the global stage: the symmetric factors (averaged lazily in distributed
+  /// runs) when `factors`, the others (averaged at once) otherwise.
+  std::vector<std::pair<at::Tensor*, bool>> running_statistics(bool factors);
   /// The statistics pass's backward: model-sampled (or label) gradients w.r.t. every armed layer's output.
   void record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& targets);
   void refresh(StepStats& stats, bool scheduled);

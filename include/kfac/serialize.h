@@ -8,10 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace torch::serialize {
-class OutputArchive;
-class InputArchive;
-}  // namespace torch::serialize
+#include "kfac/archive_fwd.h"
 
 namespace kfac {
 

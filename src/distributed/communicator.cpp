@@ -20,8 +20,13 @@ int env_int(const char* name, int fallback) {
 
 }  // namespace
 
-at::Tensor Communicator::scalars(const std::vector<double>& values) const {
-  return at::tensor(values, at::TensorOptions().dtype(at::kDouble)).to(device());
+std::vector<double> Communicator::sum_over_ranks(std::vector<double> values) {
+  if (size() == 1 || values.empty()) return values;
+  std::vector<at::Tensor> t{at::tensor(values, at::TensorOptions().dtype(at::kDouble)).to(device())};
+  all_reduce_sum(t);
+  const auto reduced = t[0].cpu();
+  for (size_t i = 0; i < values.size(); ++i) values[i] = reduced[static_cast<int64_t>(i)].item<double>();
+  return values;
 }
 
 void Communicator::count(const std::vector<at::Tensor>& tensors) {

@@ -26,9 +26,7 @@ Placement::Placement(std::shared_ptr<Communicator> comm, const std::vector<Block
 
 bool Placement::all_agree(bool local_ok) const {
   if (!distributed()) return local_ok;
-  std::vector<at::Tensor> bad{comm_->scalars({local_ok ? 0.0 : 1.0})};
-  comm_->all_reduce_sum(bad);
-  return bad[0].item<double>() == 0.0;
+  return comm_->sum_over_ranks({local_ok ? 0.0 : 1.0})[0] == 0.0;
 }
 
 void Placement::average(const std::vector<std::pair<at::Tensor*, bool>>& statistics) const {
@@ -50,10 +48,8 @@ std::vector<bool> Placement::refresh(const std::vector<size_t>& due, const std::
   std::vector<double> status(due.size(), 0.0);
   for (size_t k = 0; k < due.size(); ++k)
     if (owner(due[k]) == comm_->rank()) status[k] = refresh_layer(due[k]) ? 1.0 : 0.0;
-  std::vector<at::Tensor> s{comm_->scalars(status)};
-  comm_->all_reduce_sum(s);
-  const auto reduced = s[0].cpu();
-  for (size_t k = 0; k < due.size(); ++k) ok[k] = reduced[static_cast<int64_t>(k)].item<double>() > 0.5;
+  status = comm_->sum_over_ranks(std::move(status));
+  for (size_t k = 0; k < due.size(); ++k) ok[k] = status[k] > 0.5;
   // Workers other than the owner need the decompositions: one broadcast per owner rank, for the layers that have
   // such workers (none when the owner is the only worker, the memory-optimal end).
   for (int root = 0; root < comm_->size(); ++root) {

@@ -95,12 +95,7 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
   QModelStats qs;
   // Data-parallel runs: gradients, losses and the quadratic model's curvature terms are means over the ranks' shards.
   auto& comm = P.communicator();
-  auto mean = [&](double local) {
-    if (comm.size() == 1) return local;
-    std::vector<at::Tensor> t{comm.scalars({local})};
-    comm.all_reduce_sum(t);
-    return t[0].item<double>() / comm.size();
-  };
+  auto mean = [&](double local) { return comm.sum_over_ranks({local})[0] / comm.size(); };
   all_reduce_gradients(comm, params);
   const double loss_value = mean(local_loss);
   const auto evaluate = [&] { return mean(local_evaluate()); };

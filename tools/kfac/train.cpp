@@ -295,10 +295,8 @@ TrainResult train(const TrainConfig& cfg) {
     double value = loss.item<double>();  // also synchronizes an accelerator
     bool stop = interrupted();
     if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step
-      std::vector<at::Tensor> shared{comm->scalars({value, stop ? 1.0 : 0.0})};
-      comm->all_reduce_sum(shared);
-      const auto reduced = shared[0].cpu();
-      value = reduced[0].item<double>() / ranks, stop = reduced[1].item<double>() > 0;
+      const auto shared = comm->sum_over_ranks({value, stop ? 1.0 : 0.0});
+      value = shared[0] / ranks, stop = shared[1] > 0;
       if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's step rules average their own
     }
     maybe_die_for_test(rank, step);

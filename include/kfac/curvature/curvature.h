@@ -18,12 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "kfac/archive_fwd.h"
 #include "kfac/options.h"
-
-namespace torch::serialize {
-class OutputArchive;
-class InputArchive;
-}  // namespace torch::serialize
 
 namespace kfac {
 

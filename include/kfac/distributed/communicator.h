@@ -31,8 +31,8 @@ class Communicator {
   virtual std::string backend() const = 0;
   /// Where this backend's tensors live: the CPU for Gloo, the current CUDA device for NCCL.
   virtual at::Device device() const { return at::kCPU; }
-  /// A small float64 tensor on device(), for scalars that ranks reduce together.
-  at::Tensor scalars(const std::vector<double>& values) const;
+  /// Sums a few numbers over the ranks (one all-reduce of a float64 tensor on device()); identity with one rank.
+  std::vector<double> sum_over_ranks(std::vector<double> values);
 
   /// Bytes this rank has passed to collectives (payload only), for the scaling report.
   int64_t bytes() const { return bytes_; }

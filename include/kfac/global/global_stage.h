@@ -15,13 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "kfac/archive_fwd.h"
 #include "kfac/fisher_products.h"
 #include "kfac/options.h"
-
-namespace torch::serialize {
-class OutputArchive;
-class InputArchive;
-}  // namespace torch::serialize
 
 namespace kfac {
 
