@@ -262,7 +262,7 @@ StepStats Preconditioner::step() {
   auto directions = precondition_layers(grads);
   stats.seconds_precondition = since(t), t = Clock::now();
   if (global_) {
-    global_->prepare(grads, *this, stats);
+    global_->prepare(grads, directions, *this, stats);
     directions = global_->apply(grads, std::move(directions), *this);
     stats.seconds_global = since(t);
   }

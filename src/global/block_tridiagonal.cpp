@@ -49,7 +49,8 @@ void BlockTridiagonal::update(const CapturedFisher& fisher, double decay) {
   }
 }
 
-void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) {
+void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
+                               const Preconditioner& pre, StepStats& stats) {
   const bool built = links_.size() == cross_a_.size() && !cross_a_.empty();
   if (cross_a_.empty() || (built && !stats.refreshed)) return;
   const double gamma = std::sqrt(pre.damping());

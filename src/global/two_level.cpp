@@ -59,7 +59,7 @@ std::string TwoLevelCorrection::name() const {
          to_string(options_.matrix_or_default()) + ", " + to_string(options_.combine()) + ")";
 }
 
-CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Preconditioner& pre) const {
+CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrices& fine, const Preconditioner& pre) const {
   const auto& fisher = pre.captured_fisher();
   Matrices first;
   switch (options_.space()) {
@@ -67,7 +67,7 @@ CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Precond
       for (size_t i = 0; i < grads.size(); ++i) first.push_back(pre.curvature(i).lowest_mode());
       break;
     case CoarseSpace::Residual: {
-      const auto ax = fisher.multiply_damped(pre.precondition_layers(grads), pre.damping());
+      const auto ax = fisher.multiply_damped(fine, pre.damping());  // A x₀, x₀ = M⁻¹g
       auto rho = axpy(grads, ax, -1.0);
       for (size_t i = 0; i < rho.size(); ++i) {  // a residual at rounding level is no direction: drop the layer
         const double noise = std::sqrt(c10::elementSize(rho[i].scalar_type()) == 8 ? 2.2e-16 : 1.2e-7);
@@ -101,10 +101,11 @@ CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Precond
   return basis;
 }
 
-void TwoLevelCorrection::prepare(const Matrices& grads, const Preconditioner& pre, StepStats& stats) {
+void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, const Preconditioner& pre,
+                                 StepStats& stats) {
   const auto& fisher = pre.captured_fisher();
   if (fisher.empty() || (pre.steps() % options_.period() != 0 && active())) return;
-  auto basis = build_basis(grads, pre);
+  auto basis = build_basis(grads, fine, pre);
   const bool same = same_basis(basis, basis_);
   if (same && !fresh_ && active()) return;
   if (!same) basis_ = std::move(basis), ema_updates_ = 0;

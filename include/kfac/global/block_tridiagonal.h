@@ -26,7 +26,8 @@ class BlockTridiagonal final : public GlobalStage {
   explicit BlockTridiagonal(TwoLevelOptions options) : options_(std::move(options)) {}
   std::string name() const override { return "block-tridiagonal K-FAC"; }
   void update(const CapturedFisher& fisher, double decay) override;
-  void prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) override;
+  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
+                       const Preconditioner& pre, StepStats& stats) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                 const Preconditioner& pre) const override;
   std::vector<at::Tensor*> running_statistics() override;

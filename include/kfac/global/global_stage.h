@@ -3,7 +3,8 @@
 // M⁻¹ (Preconditioner::precondition_layers) and the exact Fisher–vector products of the last statistics batch.
 //
 //   update(fisher, decay)        a statistics step arrived (all layers' per-example data)
-//   prepare(grads, pre, stats)   scheduled work before this step's directions (bases, coarse matrices, inverses)
+//   prepare(grads, fine, ...)    scheduled work before this step's directions (bases, coarse matrices, inverses);
+//                                `fine` are this step's one-level directions M⁻¹g
 //   apply(grads, fine, pre)      the final directions; pure, so the stage is a fixed linear map between prepares
 //
 // Implementations: TwoLevelCorrection (kfac/global/two_level.h), BlockTridiagonal (kfac/global/block_tridiagonal.h).
@@ -29,7 +30,8 @@ class GlobalStage {
   virtual ~GlobalStage() = default;
   virtual std::string name() const = 0;
   virtual void update(const CapturedFisher& fisher, double decay) = 0;
-  virtual void prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) = 0;
+  virtual void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
+                       const Preconditioner& pre, StepStats& stats) = 0;
   virtual std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                         const Preconditioner& pre) const = 0;
   /// Running statistics linear in the data, averaged over ranks after update() in distributed runs.

@@ -28,7 +28,8 @@ class TwoLevelCorrection final : public GlobalStage {
   explicit TwoLevelCorrection(TwoLevelOptions options);
   std::string name() const override;
   void update(const CapturedFisher& fisher, double decay) override { fresh_ = true; }
-  void prepare(const std::vector<at::Tensor>& grads, const Preconditioner& pre, StepStats& stats) override;
+  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
+                       const Preconditioner& pre, StepStats& stats) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                 const Preconditioner& pre) const override;
   void save(torch::serialize::OutputArchive& archive) const override;
@@ -40,7 +41,8 @@ class TwoLevelCorrection final : public GlobalStage {
   bool active() const { return inverse_.defined() && inverse_.size(0) == static_cast<int64_t>(basis_.size()); }
 
  private:
-  CoarseBasis build_basis(const std::vector<at::Tensor>& grads, const Preconditioner& pre) const;
+  CoarseBasis build_basis(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
+                          const Preconditioner& pre) const;
 
   TwoLevelOptions options_;
   CoarseBasis basis_;
