@@ -70,25 +70,30 @@ CrossFactors cross_factors(const LayerStatistics& si, const LayerStatistics& sj)
 
 at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis) {
   const int64_t k = static_cast<int64_t>(basis.size());
+  // Rank-one vectors: the per-example, per-location scalars ā·v and g·u, formed once per vector on the layer's own
+  // grid (downsampling these maps is cheaper than downsampling the statistics for every pair).
+  std::vector<LayerStatistics> scalars(basis.size());
+  for (size_t p = 0; p < basis.size(); ++p) {
+    if (!basis[p].rank_one()) continue;
+    const auto& s = fisher.statistics(basis[p].layer);
+    scalars[p] = {at::matmul(s.a, basis[p].right).unsqueeze(-1), at::matmul(s.g, basis[p].left).unsqueeze(-1), s.grid};
+  }
   auto fc = at::zeros({k, k}, at::kDouble);
   std::map<std::pair<size_t, size_t>, CrossFactors> cross;  // per layer pair, formed once
   for (int64_t p = 0; p < k; ++p) {
     for (int64_t q = p; q < k; ++q) {
       const auto& rp = basis[p];
       const auto& rq = basis[q];
-      const auto& si = fisher.statistics(rp.layer);
-      const auto& sj = fisher.statistics(rq.layer);
       at::Tensor entry;
       if (rp.rank_one() && rq.rank_one()) {
-        const auto grid = common_grid(si, sj);
-        const auto i = downsample(si, grid), j = downsample(sj, grid);
+        const auto grid = common_grid(scalars[p], scalars[q]);
+        const auto i = downsample(scalars[p], grid), j = downsample(scalars[q], grid);
         const double rows = static_cast<double>(i.examples() * i.locations());
-        const auto a_sum = (at::matmul(i.a, rp.right) * at::matmul(j.a, rq.right)).sum() / rows;
-        const auto g_sum = (at::matmul(i.g, rp.left) * at::matmul(j.g, rq.left)).sum() / rows;
-        entry = a_sum * g_sum * static_cast<double>(i.locations());
+        entry = (i.a * j.a).sum() / rows * ((i.g * j.g).sum() / rows) * static_cast<double>(i.locations());
       } else {
         const auto key = std::make_pair(rp.layer, rq.layer);
-        if (!cross.count(key)) cross[key] = cross_factors(si, sj);
+        if (!cross.count(key))
+          cross[key] = cross_factors(fisher.statistics(rp.layer), fisher.statistics(rq.layer));
         const auto& c = cross[key];
         entry = (rp.matrix * c.g.mm(rq.matrix).mm(c.a.t())).sum() * static_cast<double>(c.locations);
       }
