@@ -205,8 +205,9 @@ TrainResult train(const TrainConfig& cfg) {
   dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout_s * 1000));
   const auto comm = connect(dist);
   const int rank = comm->rank(), ranks = comm->size();
-  KFAC_CHECK(ranks == 1 || (cfg.batch_size % ranks == 0 && !cfg.batch_growth), "a run on ", ranks, " ranks needs --batch-size "
-             "divisible by the number of ranks (got ", cfg.batch_size, ") and no --batch-growth");
+  KFAC_CHECK(ranks == 1 || (cfg.batch_size % ranks == 0 && !cfg.batch_growth), "a run on ", ranks,
+             " ranks needs --batch-size divisible by the number of ranks (got ", cfg.batch_size,
+             ") and no --batch-growth");
   const bool quiet = cfg.quiet || rank != 0;
   if (ranks > 1 && device.is_cuda() && !device.has_index()) {  // one GPU per local rank
     const char* local = std::getenv("LOCAL_RANK");
