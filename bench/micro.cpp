@@ -87,6 +87,24 @@ void BM_GramUpdate(benchmark::State& state) {
   report(state, 2.0 * kRows * n * n);
 }
 
+// The statistics shapes of the papers' models, where rows ≠ 1000: conv2 of the CNN (128·196 patch rows of
+// width 289), fc1 of the CNN (128 rows of width 1601). Plain product against the Gram update at several
+// min-block widths (third argument; 100000 = no split).
+void BM_FactorUpdateShaped(benchmark::State& state) {
+  const int64_t n = state.range(0), rows = state.range(1);
+  auto x = at::randn({rows, n}), f = at::zeros({n, n});
+  for (auto _ : state) f.addmm_(x.t(), x, 0.95, 0.05 / rows);
+  report(state, 2.0 * rows * n * n);
+}
+void BM_GramUpdateShaped(benchmark::State& state) {
+  const int64_t n = state.range(0), rows = state.range(1);
+  kfac::linalg::set_gram_min_block(state.range(2));
+  auto x = at::randn({rows, n}), f = at::zeros({n, n});
+  for (auto _ : state) kfac::linalg::gram_update_(f, x, 0.95, 0.05 / rows);
+  kfac::linalg::set_gram_min_block(256);
+  report(state, 2.0 * rows * n * n);
+}
+
 // Symmetric eigendecomposition (reported against the ~9n³ flops of a tridiagonal-QR eigensolver).
 void BM_Eigh(benchmark::State& state) {
   const int64_t n = state.range(0);
@@ -128,6 +146,9 @@ BENCHMARK(BM_MatmulAllocating) KFAC_SIZES;
 BENCHMARK(BM_MatmulTransposed) KFAC_SIZES;
 BENCHMARK(BM_FactorUpdate) KFAC_SIZES;
 BENCHMARK(BM_GramUpdate) KFAC_SIZES;
+BENCHMARK(BM_FactorUpdateShaped)->Args({289, 25088, 0})->Args({1601, 128, 0})->Args({1001, 1000, 0});
+BENCHMARK(BM_GramUpdateShaped)->ArgsProduct({{289}, {25088}, {64, 128, 100000}})
+    ->ArgsProduct({{1601}, {128}, {128, 256, 512, 100000}})->ArgsProduct({{1001}, {1000}, {128, 256, 512}});
 BENCHMARK(BM_FactorUpdateViaMm) KFAC_SIZES;
 BENCHMARK(BM_ChainMm) KFAC_SIZES;
 BENCHMARK(BM_MmOfProduct) KFAC_SIZES;

@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "kfac/background_refresh.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
@@ -63,9 +64,17 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     for (const auto& c : curvatures_)
       KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(), "' does not declare its running "
                  "statistics (Curvature::running_statistics), so it cannot be used in a distributed run");
+    KFAC_CHECK(!options_.background_refresh(), "background_refresh is not supported in distributed runs (each "
+               "layer's owner rank refreshes it and broadcasts the result at once); turn it off");
     KFAC_CHECK(!global_ || placement_->everyone_works(), "the global stage (", to_string(options_.two_level().space()),
                ") applies the one-level solve to arbitrary vectors on every rank: it needs grad_worker_fraction 1, "
                "got ", options_.grad_worker_fraction());
+  }
+  if (options_.background_refresh()) {
+    for (const auto& c : curvatures_)
+      KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(), "' does not declare its running "
+                 "statistics (Curvature::running_statistics), so its refresh cannot run in the background");
+    background_ = std::make_unique<BackgroundRefresh>();
   }
 }
 
@@ -184,10 +193,30 @@ void Preconditioner::synchronize_statistics() {
   factors_pending_ = false;
 }
 
-void Preconditioner::refresh(StepStats& stats, bool scheduled) {
-  std::vector<size_t> due;  // identical on every rank: counters and decomposed_ are
-  for (size_t i = 0; i < layers_.size(); ++i)
-    if (curvatures_[i]->has_statistics() && (scheduled || !decomposed_[i])) due.push_back(i);
+void Preconditioner::refresh(StepStats& stats, bool scheduled, bool synchronous) {
+  if (background_ && (scheduled || synchronous)) {  // adopt what the worker computed since the last schedule
+    for (auto& r : background_->take()) {
+      if (synchronous) continue;  // about to be recomputed from fresher statistics
+      if (r.copy) curvatures_[r.layer]->adopt_refresh_from(*r.copy);
+      record_refresh(stats, r.layer, r.copy != nullptr, r.error);
+    }
+  }
+  std::vector<size_t> due, later;  // identical on every rank: counters and decomposed_ are
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!curvatures_[i]->has_statistics() || !(scheduled || !decomposed_[i])) continue;
+    (background_ && !synchronous && decomposed_[i] ? later : due).push_back(i);
+  }
+  if (!later.empty()) {
+    std::vector<BackgroundRefresh::Result> copies;
+    for (size_t i : later) {
+      BackgroundRefresh::Result r;
+      r.layer = i;
+      r.copy = make_curvature(options_.method(), curvatures_[i]->context());
+      r.copy->copy_state_from(*curvatures_[i]);
+      copies.push_back(std::move(r));
+    }
+    background_->launch(std::move(copies), damping_);
+  }
   if (due.empty()) return;
   synchronize_statistics();
   std::vector<Curvature*> curvatures;
@@ -207,24 +236,28 @@ void Preconditioner::refresh(StepStats& stats, bool scheduled) {
       curvatures);
   for (size_t k = 0; k < due.size(); ++k) {
     const size_t i = due[k];
-    if (ok[k]) {
-      consecutive_failures_[i] = 0;
-      decomposed_[i] = true;
-      stats.refreshed = true;
-      continue;
-    }
-    ++stats.refresh_failures;
-    const auto n = ++consecutive_failures_[i];
     const auto error = errors.count(i) ? errors[i]
                                        : "refresh of layer '" + layers_[i].name + "' failed on its owner rank " +
                                              std::to_string(placement_->owner(i));
-    stats.messages.push_back(error + (decomposed_[i] ? " (keeping the previous decomposition)"
-                                                     : " (no decomposition yet: using gradient/λ)"));
-    KFAC_CHECK(n < options_.max_consecutive_failures(), "layer '", layers_[i].name, "': ", n,
-               " consecutive refresh failures (max_consecutive_failures=", options_.max_consecutive_failures(),
-               "). Last error: ", stats.messages.back(), ". Try a larger damping, a smaller learning rate, "
-               "factor_dtype float64, or check the data for NaN/Inf");
+    record_refresh(stats, i, ok[k], error);
   }
+}
+
+void Preconditioner::record_refresh(StepStats& stats, size_t i, bool ok, const std::string& error) {
+  if (ok) {
+    consecutive_failures_[i] = 0;
+    decomposed_[i] = true;
+    stats.refreshed = true;
+    return;
+  }
+  ++stats.refresh_failures;
+  const auto n = ++consecutive_failures_[i];
+  stats.messages.push_back(error + (decomposed_[i] ? " (keeping the previous decomposition)"
+                                                   : " (no decomposition yet: using gradient/λ)"));
+  KFAC_CHECK(n < options_.max_consecutive_failures(), "layer '", layers_[i].name, "': ", n,
+             " consecutive refresh failures (max_consecutive_failures=", options_.max_consecutive_failures(),
+             "). Last error: ", stats.messages.back(), ". Try a larger damping, a smaller learning rate, "
+             "factor_dtype float64, or check the data for NaN/Inf");
 }
 
 StepStats Preconditioner::step() {
@@ -309,7 +342,7 @@ StepStats Preconditioner::refresh_all() {
   StepStats stats;
   stats.step = step_;
   stats.damping = damping_;
-  refresh(stats, /*scheduled=*/true);
+  refresh(stats, /*scheduled=*/true, /*synchronous=*/true);
   return stats;
 }
 

@@ -1,10 +1,12 @@
 // Checkpoints of the preconditioner (docs/design.md §6): format version, counters, per-layer curvature state keyed
-// by layer name, the captured statistics batch and the global stage.
+// by layer name, the captured statistics batch, the global stage and a background refresh's results (waited for).
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
 #include <map>
 
+#include "kfac/background_refresh.h"
+#include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
 #include "kfac/global/global_stage.h"
@@ -47,6 +49,11 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
       archive.write(key + "_g", st.g);
       archive.write(key + "_grid", at::tensor(std::vector<int64_t>{st.grid[0], st.grid[1]}));
     }
+  }
+  if (background_ && background_->pending()) {
+    torch::serialize::OutputArchive results(archive.compilation_unit());
+    background_->save(results, layer_names());
+    archive.write("background_refresh", results);
   }
   if (global_) {
     torch::serialize::OutputArchive stage(archive.compilation_unit());
@@ -105,6 +112,7 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
                   ? CapturedFisher(std::move(captured),
                                    placement_->distributed() ? placement_->shared_communicator() : nullptr)
                   : CapturedFisher();
+  load_background_refresh(archive);
   if (global_) {
     torch::serialize::InputArchive stage;
     KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",
@@ -113,6 +121,31 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
     global_->load(stage);
   }
   clear_slots();
+}
+
+std::vector<std::string> Preconditioner::layer_names() const {
+  std::vector<std::string> names;
+  for (const auto& l : layers_) names.push_back(l.name);
+  return names;
+}
+
+void Preconditioner::load_background_refresh(torch::serialize::InputArchive& archive) {
+  const auto make_copy = [&](size_t i) { return make_curvature(options_.method(), curvatures_[i]->context()); };
+  torch::serialize::InputArchive results;
+  const bool stored = archive.try_read("background_refresh", results);
+  if (background_) {
+    background_->take();  // drop what this preconditioner was computing before the load
+    if (stored) background_->load(results, layer_names(), make_copy);
+    return;
+  }
+  if (!stored) return;
+  BackgroundRefresh restored;  // written with background_refresh, resumed without: adopt at once
+  restored.load(results, layer_names(), make_copy);
+  for (auto& r : restored.take()) {
+    if (!r.copy) continue;
+    curvatures_[r.layer]->adopt_refresh_from(*r.copy);
+    decomposed_[r.layer] = true;
+  }
 }
 
 torch::serialize::OutputArchive& operator<<(torch::serialize::OutputArchive& archive, const Preconditioner& p) {

@@ -317,6 +317,16 @@ TEST_F(Distributed, OptionErrorsNameTheProblem) {
   ProcessGroupOptions o;
   o.rank = 3, o.world_size = 2;
   EXPECT_THROW(connect(o), c10::Error);
+  std::string background_error;
+  run_ranks(2, [&](int rank, std::shared_ptr<Communicator> comm) {
+    auto model = mlp({3, 2});
+    try {
+      Preconditioner p(*model, PreconditionerOptions().background_refresh(true), comm);
+    } catch (const c10::Error& e) {
+      if (rank == 0) background_error = e.what_without_backtrace();
+    }
+  });
+  EXPECT_THAT(background_error, ::testing::HasSubstr("background_refresh is not supported in distributed runs"));
 }
 
 }  // namespace

@@ -145,9 +145,11 @@ std::vector<double> train_kfac(torch::nn::Sequential model, KfacOptimizer& opt, 
 }
 
 TEST(Checkpoint, SaveLoadContinueIsBitwiseIdentical) {
+  for (const bool background : {false, true}) {  // background: saved while the worker refreshes (steps 3 → 6)
+  SCOPED_TRACE(background ? "background refresh" : "synchronous refresh");
   torch::manual_seed(14);
   auto x = torch::randn({16, 4}, torch::kDouble), y = torch::randn({16, 2}, torch::kDouble);
-  auto opts = PreconditionerOptions().refresh_period(3).fisher(FisherType::Sampled).seed(5);
+  auto opts = PreconditionerOptions().refresh_period(3).fisher(FisherType::Sampled).seed(5).background_refresh(background);
   auto make = [&](torch::nn::Sequential m) {
     return KfacOptimizer(m->parameters(), std::make_shared<Preconditioner>(*m, opts), KfacOptimizerOptions(0.05));
   };
@@ -173,6 +175,7 @@ TEST(Checkpoint, SaveLoadContinueIsBitwiseIdentical) {
   train_kfac(model_c, opt_c, x, y, 6);
   for (size_t i = 0; i < model_a->parameters().size(); ++i)
     EXPECT_TRUE(torch::equal(model_a->parameters()[i], model_c->parameters()[i])) << "parameter " << i;
+  }
 }
 
 TEST(Checkpoint, LoadingIntoDifferentModelNamesLayerAndShapes) {

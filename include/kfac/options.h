@@ -58,6 +58,10 @@ struct PreconditionerOptions {
   TORCH_ARG(int64_t, stats_period) = 1;
   /// Steps between refreshes of the inverses / eigendecompositions. >= 1. Default 10.
   TORCH_ARG(int64_t, refresh_period) = 10;
+  /// Recompute the decompositions on a worker thread while training continues with the current ones, adopting
+  /// them at the next scheduled refresh (kfac/background_refresh.h: staleness at most 2·refresh_period − 1 steps).
+  /// One process only. Default false.
+  TORCH_ARG(bool, background_refresh) = false;
   /// Cap ε of the factor EMA: the k-th statistics update uses decay min(1 - 1/k, ema_decay). In [0, 1). Default 0.95.
   TORCH_ARG(double, ema_decay) = 0.95;
   /// Which Fisher the statistics estimate. Default Sampled.

@@ -13,7 +13,8 @@
 //   }
 //
 // Step k (from 0) updates statistics when k % stats_period == 0 and refreshes decompositions when
-// k % refresh_period == 0 (and whenever a layer has statistics but no decomposition yet).
+// k % refresh_period == 0 (and whenever a layer has statistics but no decomposition yet); with background_refresh
+// the scheduled refreshes run on a worker thread and are adopted one period later (kfac/background_refresh.h).
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -38,6 +39,7 @@ class Module;
 }
 namespace kfac {
 
+class BackgroundRefresh;
 class GlobalStage;
 class Placement;
 
@@ -124,7 +126,8 @@ class Preconditioner {
   const Placement& placement() const { return *placement_; }
   /// The global stage after the per-layer preconditioning (nullptr when one-level).
   const GlobalStage* global_stage() const { return global_.get(); }
-  /// Refreshes every layer now (e.g. after set_damping with the factored damping form), under the failure policy.
+  /// Refreshes every layer now, synchronously (e.g. after set_damping with the factored damping form), under the
+  /// failure policy; pending background results are dropped.
   StepStats refresh_all();
 
   /// Multiplies every registered layer's gradient by `factor` (used by step rules such as KL clipping).
@@ -152,8 +155,14 @@ class Preconditioner {
   std::vector<std::pair<at::Tensor*, bool>> running_statistics(bool factors);
   /// The statistics pass's backward: model-sampled (or label) gradients w.r.t. every armed layer's output.
   void record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& targets);
-  void refresh(StepStats& stats, bool scheduled);
+  /// Refreshes the due layers: at once, or (background_refresh, layers decomposed before) by adopting the worker's
+  /// results and launching the next copies. `synchronous` forces the former and drops pending background results.
+  void refresh(StepStats& stats, bool scheduled, bool synchronous = false);
+  /// Books one layer's refresh outcome under the failure policy (max_consecutive_failures).
+  void record_refresh(StepStats& stats, size_t layer, bool ok, const std::string& error);
   at::Generator step_generator() const;
+  std::vector<std::string> layer_names() const;
+  void load_background_refresh(torch::serialize::InputArchive& archive);
   void clear_slots();
 
   std::vector<Layer> layers_;
@@ -161,6 +170,7 @@ class Preconditioner {
   std::vector<std::unique_ptr<Curvature>> curvatures_;
   std::unique_ptr<GlobalStage> global_;
   std::unique_ptr<Placement> placement_;
+  std::unique_ptr<BackgroundRefresh> background_;  // null unless options().background_refresh()
   std::vector<bool> decomposed_;  // a refresh of the layer has succeeded (identical on every rank)
   bool factors_pending_ = false;  // distributed: local factor updates not yet averaged over ranks
   CapturedFisher captured_;

@@ -59,11 +59,32 @@ std::vector<at::Tensor*> Curvature::refreshed_state() {
   std::vector<at::Tensor*> out;
   const auto running = running_statistics();
   for (auto& [name, t] : state_tensors()) {
-    bool factor = false;
-    for (const auto& [r, symmetric] : running) factor = factor || (r == t && symmetric);
-    if (!factor) out.push_back(t);
+    bool statistic = false;
+    for (const auto& r : running) statistic = statistic || r.first == t;
+    if (!statistic) out.push_back(t);
   }
   return out;
+}
+
+void Curvature::copy_state_from(const Curvature& other) {
+  KFAC_CHECK(other.method() == method() && other.shape().dim_a == shape().dim_a &&
+                 other.shape().dim_g == shape().dim_g,
+             "copy_state_from: layer '", layer_name(), "' (", method(), ") cannot copy layer '", other.layer_name(),
+             "' (", other.method(), ")");
+  auto mine = state_tensors();
+  const auto theirs = const_cast<Curvature&>(other).state_tensors();
+  for (size_t k = 0; k < mine.size(); ++k)
+    *mine[k].second = theirs[k].second->defined() ? theirs[k].second->clone() : at::Tensor();
+  locations_ = other.locations_, updates_ = other.updates_, ready_ = other.ready_;
+}
+
+void Curvature::adopt_refresh_from(Curvature& copy) {
+  KFAC_CHECK(copy.method() == method(), "adopt_refresh_from: layer '", layer_name(), "' (", method(),
+             ") cannot adopt a refresh of method ", copy.method());
+  auto mine = refreshed_state();
+  auto theirs = copy.refreshed_state();
+  for (size_t k = 0; k < mine.size(); ++k) *mine[k] = std::move(*theirs[k]);
+  mark_ready();
 }
 
 std::string Curvature::what(const std::string& part) const { return part + " of layer '" + layer_name() + "'"; }

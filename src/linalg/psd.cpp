@@ -9,21 +9,33 @@
 
 namespace kfac::linalg {
 
-void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha) {
+namespace {
+// Blocks narrower than this are computed whole: smaller products lose more speed than the halving saves.
+int64_t gram_min_block = 256;
+
+// m ← β·m + α·XᵀX on a (possibly strided) square view: the diagonal blocks recursively, the upper-right block by
+// one product, the lower-left mirrored. Depth d computes (1 + 2^-d)/2 of the full product's multiply-adds.
+void gram_block_(at::Tensor m, const at::Tensor& x, double beta, double alpha) {
   const int64_t n = m.size(0);
-  if (n < 512 || !m.is_contiguous()) {
+  if (n < 2 * gram_min_block || m.stride(1) != 1) {
     m.addmm_(x.t(), x, beta, alpha);
     return;
   }
   const int64_t h = n / 2;
   const auto x1 = x.narrow(1, 0, h), x2 = x.narrow(1, h, n - h);
-  auto m11 = m.narrow(0, 0, h).narrow(1, 0, h);
   auto m12 = m.narrow(0, 0, h).narrow(1, h, n - h);
-  auto m22 = m.narrow(0, h, n - h).narrow(1, h, n - h);
-  m11.addmm_(x1.t(), x1, beta, alpha);
+  gram_block_(m.narrow(0, 0, h).narrow(1, 0, h), x1, beta, alpha);
   m12.addmm_(x1.t(), x2, beta, alpha);
-  m22.addmm_(x2.t(), x2, beta, alpha);
+  gram_block_(m.narrow(0, h, n - h).narrow(1, h, n - h), x2, beta, alpha);
   m.narrow(0, h, n - h).narrow(1, 0, h).copy_(m12.t());
+}
+}  // namespace
+
+void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha) { gram_block_(m, x, beta, alpha); }
+
+void set_gram_min_block(int64_t columns) {
+  KFAC_CHECK(columns >= 1, "gram min block must be >= 1, got ", columns);
+  gram_min_block = columns;
 }
 
 namespace {
@@ -75,7 +87,9 @@ SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor) {
       sym, what, "eigendecomposition",
       [](const at::Tensor& x) {
         auto [values, vectors] = at::linalg_eigh(x);
-        return SymEig{values, vectors};
+        // LAPACK's column-major layout made row-major: products then take the same BLAS path whether the basis was
+        // computed here or received from another rank or a checkpoint (bitwise-equal ranks).
+        return SymEig{values, vectors.contiguous()};
       },
       [](const SymEig& e, at::ScalarType t) { return SymEig{e.values.to(t), e.vectors.to(t)}; });
   eig.values.clamp_min_(floor);

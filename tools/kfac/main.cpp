@@ -71,6 +71,8 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option_function<int64_t>("--refresh-period", [&p](int64_t v) { p.refresh_period(v); },
                                   "Steps between inverse/eigendecomposition refreshes")
       ->default_str(std::to_string(p.refresh_period()));
+  t->add_flag_function("--background-refresh", [&p](int64_t) { p.background_refresh(true); },
+                       "Recompute decompositions on a worker thread, adopted one refresh period later");
   t->add_option_function<double>("--stats-fraction", [&p](double v) { p.stats_fraction(v); },
                                  "Fraction of the batch used by the statistics pass")
       ->default_str(std::to_string(p.stats_fraction()));

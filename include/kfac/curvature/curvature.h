@@ -87,10 +87,21 @@ class Curvature {
   /// The running statistics, each with whether it is a symmetric matrix. They are linear in the data, so their
   /// mean over ranks equals the statistics of the ranks' batches together. Empty (the default): not distributable.
   virtual std::vector<std::pair<at::Tensor*, bool>> running_statistics() { return {}; }
-  /// What a refresh writes, sent by the owner rank: every state tensor except the symmetric running statistics.
-  std::vector<at::Tensor*> refreshed_state();
+  /// What a refresh writes (sent by the owner rank, adopted from a background copy). The default: every state
+  /// tensor that is not a running statistic; a method whose refresh also rewrites a running statistic (EKFAC's
+  /// spectrum reset) adds it.
+  virtual std::vector<at::Tensor*> refreshed_state();
   /// Marks a decomposition received from the owner rank as usable.
   void adopt_refresh() { mark_ready(); }
+
+  // Background refresh (kfac/background_refresh.h): a copy is refreshed off the critical path, then adopted.
+  /// The context this curvature was built with (make_curvature(options.method(), context) builds a twin).
+  const CurvatureContext& context() const { return context_; }
+  /// Makes this curvature a deep copy of `other`'s state (same method and shape).
+  void copy_state_from(const Curvature& other);
+  /// Takes the refreshed state (refreshed_state()) of `copy`, a copy_state_from twin refreshed since, and marks the
+  /// decomposition usable. The running statistics stay this curvature's own.
+  void adopt_refresh_from(Curvature& copy);
 
  protected:
   virtual at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const = 0;

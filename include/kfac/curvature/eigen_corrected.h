@@ -56,6 +56,14 @@ class EigenCorrected : public Base {
     return out;
   }
 
+  /// The base method's decompositions and the basis (state that is not a running statistic), and the spectrum when
+  /// the refresh resets it.
+  std::vector<at::Tensor*> refreshed_state() override {
+    auto out = Base::refreshed_state();
+    if (this->context_.options.reset_spectrum()) out.push_back(&spectrum_);
+    return out;
+  }
+
   /// The basis vector with the smallest corrected eigenvalue.
   at::Tensor lowest_mode() const override {
     if (!q_a_.defined()) return Base::lowest_mode();

@@ -1,0 +1,77 @@
+#include "kfac/background_refresh.h"
+
+#include <torch/serialize/archive.h>
+
+#include <algorithm>
+
+#include "kfac/errors.h"
+#include "kfac/serialize.h"
+
+namespace kfac {
+
+BackgroundRefresh::~BackgroundRefresh() {
+  if (job_.valid()) job_.wait();  // a worker's exception dies with it here; nobody is left to report it to
+}
+
+void BackgroundRefresh::launch(std::vector<Result> copies, double damping) {
+  KFAC_CHECK(!pending(), "background refresh: the previous results were not taken before the next launch");
+  if (copies.empty()) return;
+  job_ = std::async(std::launch::async, [copies = std::move(copies), damping]() mutable {
+    for (auto& r : copies) {
+      try {
+        r.copy->refresh(damping);
+      } catch (const NumericalError& e) {
+        r.error = e.what();
+        r.copy.reset();
+      }
+    }
+    return std::move(copies);
+  });
+}
+
+void BackgroundRefresh::wait() {
+  if (job_.valid()) finished_ = job_.get();
+}
+
+std::vector<BackgroundRefresh::Result> BackgroundRefresh::take() {
+  wait();
+  return std::exchange(finished_, {});
+}
+
+void BackgroundRefresh::save(torch::serialize::OutputArchive& archive, const std::vector<std::string>& layer_names) {
+  wait();
+  archive.write("results", c10::IValue(static_cast<int64_t>(finished_.size())));
+  for (size_t k = 0; k < finished_.size(); ++k) {
+    const auto& r = finished_[k];
+    torch::serialize::OutputArchive result(archive.compilation_unit());
+    result.write("layer", c10::IValue(layer_names.at(r.layer)));
+    result.write("error", c10::IValue(r.error));
+    if (r.copy) r.copy->save(result);
+    archive.write("result_" + std::to_string(k), result);
+  }
+}
+
+void BackgroundRefresh::load(torch::serialize::InputArchive& archive, const std::vector<std::string>& layer_names,
+                             const std::function<std::unique_ptr<Curvature>(size_t)>& make_copy) {
+  wait();
+  finished_.clear();
+  const int64_t count = read_value(archive, "results").toInt();
+  for (int64_t k = 0; k < count; ++k) {
+    torch::serialize::InputArchive stored;
+    archive.read("result_" + std::to_string(k), stored);
+    const auto name = read_value(stored, "layer").toStringRef();
+    const auto it = std::find(layer_names.begin(), layer_names.end(), name);
+    KFAC_CHECK(it != layer_names.end(), "checkpoint: a background refresh of layer '", name,
+               "', which this model does not have");
+    Result r;
+    r.layer = static_cast<size_t>(it - layer_names.begin());
+    r.error = read_value(stored, "error").toStringRef();
+    if (r.error.empty()) {
+      r.copy = make_copy(r.layer);
+      r.copy->load(stored);
+    }
+    finished_.push_back(std::move(r));
+  }
+}
+
+}  // namespace kfac
