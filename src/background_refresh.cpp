@@ -3,11 +3,27 @@
 #include <torch/serialize/archive.h>
 
 #include <algorithm>
+#include <utility>
+
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "kfac/errors.h"
 #include "kfac/serialize.h"
 
 namespace kfac {
+
+namespace {
+// Lowest scheduling priority for the calling thread (and the OpenMP threads it starts): idle cycles first.
+void lower_this_threads_priority() {
+#ifdef __linux__
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);  // Linux: nice is per thread
+#endif
+}
+}  // namespace
 
 BackgroundRefresh::~BackgroundRefresh() {
   if (job_.valid()) job_.wait();  // a worker's exception dies with it here; nobody is left to report it to
@@ -17,6 +33,7 @@ void BackgroundRefresh::launch(std::vector<Result> copies, double damping) {
   KFAC_CHECK(!pending(), "background refresh: the previous results were not taken before the next launch");
   if (copies.empty()) return;
   job_ = std::async(std::launch::async, [copies = std::move(copies), damping]() mutable {
+    lower_this_threads_priority();
     for (auto& r : copies) {
       try {
         r.copy->refresh(damping);

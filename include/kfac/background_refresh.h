@@ -10,8 +10,10 @@
 // computed synchronously. The damping is the one at launch. Failures (NumericalError) are reported at adoption under
 // the same policy as synchronous ones: the previous decomposition stays.
 //
-// The worker shares the process's intra-op threads (OpenMP/BLAS): it pays off when the training step leaves cores
-// idle, or when the decompositions run on fewer threads than the products (LAPACK's eigh does); see bench/README.md.
+// The worker runs at the lowest scheduling priority (its OpenMP threads inherit it), so it takes the cycles that
+// training leaves idle and does not slow the training thread's parallel regions (at normal priority its
+// eigendecompositions made every phase of the step 2–3 times slower on 2 cores). It can pay off only where training
+// leaves cores idle: on 2 cores that training saturates it costs more than a synchronous refresh (bench/README.md).
 #pragma once
 
 #include <functional>
