@@ -61,21 +61,18 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
   for (const auto& c : curvatures_) shapes.push_back(c->shape());
   placement_ = std::make_unique<Placement>(std::move(communicator), shapes, options_.grad_worker_fraction());
   if (placement_->distributed()) {
-    for (const auto& c : curvatures_)
-      KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(), "' does not declare its running "
-                 "statistics (Curvature::running_statistics), so it cannot be used in a distributed run");
     KFAC_CHECK(!options_.background_refresh(), "background_refresh is not supported in distributed runs (each "
                "layer's owner rank refreshes it and broadcasts the result at once); turn it off");
     KFAC_CHECK(!global_ || placement_->everyone_works(), "the global stage (", to_string(options_.two_level().space()),
                ") applies the one-level solve to arbitrary vectors on every rank: it needs grad_worker_fraction 1, "
                "got ", options_.grad_worker_fraction());
   }
-  if (options_.background_refresh()) {
+  if (placement_->distributed() || options_.background_refresh())  // both move state by running_statistics()
     for (const auto& c : curvatures_)
       KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(), "' does not declare its running "
-                 "statistics (Curvature::running_statistics), so its refresh cannot run in the background");
-    background_ = std::make_unique<BackgroundRefresh>();
-  }
+                 "statistics (Curvature::running_statistics), so it cannot be used in a distributed run or with "
+                 "background_refresh");
+  if (options_.background_refresh()) background_ = std::make_unique<BackgroundRefresh>();
 }
 
 Communicator& Preconditioner::communicator() const { return placement_->communicator(); }
