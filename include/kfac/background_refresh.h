@@ -12,7 +12,7 @@
 //
 // The worker runs at the lowest scheduling priority (its OpenMP threads inherit it), so it takes the cycles that
 // training leaves idle and does not slow the training thread's parallel regions (at normal priority its
-// eigendecompositions made every phase of the step 2–3 times slower on 2 cores). It can pay off only where training
+// eigendecompositions made every phase of the step about 1.5 times slower on 2 cores). It can pay off only where training
 // leaves cores idle: on 2 cores that training saturates it costs more than a synchronous refresh (bench/README.md).
 #pragma once
 
