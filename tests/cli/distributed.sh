@@ -3,6 +3,7 @@
 # mid-run makes the others stop with the timeout error (never a hang).
 set -u
 KFAC="$1"; OUT="$2"
+source "$(dirname "$0")/lib.sh"
 mkdir -p "$OUT"; rm -f "$OUT"/*.pt
 common=(train --model mlp --method kfac --fisher exact --batch-size 30 --eval-examples 200 --quiet --threads 1)
 loss() { grep -o 'train_loss [0-9.e+-]*' | cut -d' ' -f2; }
@@ -28,12 +29,7 @@ grep -q "distributed .* failed on rank" "$OUT/fault.err" || { echo "FAIL: the ot
 awk -v t="$elapsed" 'BEGIN { exit !(t <= 5 + 10) }' || { echo "FAIL: took $elapsed s"; exit 1; }
 # Ctrl-C sent to the launcher alone reaches every rank: one checkpoint, exit 130, and --resume on 2 ranks finishes.
 rm -f "$OUT/int.pt"
-"$KFAC" "${common[@]}" --steps 100000 --nproc 2 --checkpoint "$OUT/int.pt" 2>"$OUT/int.err" >/dev/null &
-pid=$!
-sleep 4
-kill -INT "$pid"
-wait "$pid"; rc=$?
-cat "$OUT/int.err"
+interrupt_after 4 "$OUT/int.err" "$KFAC" "${common[@]}" --steps 100000 --nproc 2 --checkpoint "$OUT/int.pt"
 [ "$rc" -eq 130 ] || { echo "FAIL: interrupted run exited with $rc, expected 130"; exit 1; }
 step=$(grep -o 'after step [0-9]*' "$OUT/int.err" | grep -o '[0-9]*')
 [ "$(grep -c 'interrupted after step' "$OUT/int.err")" -eq 1 ] || { echo "FAIL: one message expected"; exit 1; }

@@ -2,14 +2,10 @@
 # Ctrl-C during `kfac train` writes a checkpoint and exits 130; --resume then finishes the run.
 set -u
 KFAC="$1"; OUT="$2"
+source "$(dirname "$0")/lib.sh"
 mkdir -p "$OUT"; rm -f "$OUT/interrupt.pt"
 args=(train --model mlp --method ekfac --steps 100000 --batch-size 64 --eval-examples 100 --quiet --checkpoint "$OUT/interrupt.pt")
-"$KFAC" "${args[@]}" 2>"$OUT/interrupt.err" &
-pid=$!
-sleep 4
-kill -INT "$pid"
-wait "$pid"; rc=$?
-cat "$OUT/interrupt.err"
+interrupt_after 4 "$OUT/interrupt.err" "$KFAC" "${args[@]}"
 [ "$rc" -eq 130 ] || { echo "FAIL: exit code $rc, expected 130"; exit 1; }
 grep -q "checkpoint written to '$OUT/interrupt.pt'; continue with --resume" "$OUT/interrupt.err" || { echo "FAIL: message"; exit 1; }
 [ -s "$OUT/interrupt.pt" ] && [ ! -e "$OUT/interrupt.pt.tmp" ] || { echo "FAIL: checkpoint missing or partial"; exit 1; }
