@@ -9,6 +9,7 @@
 
 #include "kfac/curvature/curvature.h"
 #include "kfac/curvature/kfac_curvature.h"
+#include "kfac/curvature/per_example.h"
 #include "kfac/linalg/psd.h"
 
 namespace {
@@ -105,6 +106,16 @@ void BM_GramUpdateShaped(benchmark::State& state) {
   report(state, 2.0 * rows * n * n);
 }
 
+// EKFAC's projected second moments for the CNN's conv2 statistics (128 examples, 121 locations, d_A 289, d_G 64),
+// reported against the multiply-adds of the order it uses (T d_G² + T d_G d_A + d_G d_A² per example).
+void BM_ProjectedSecondMomentConv(benchmark::State& state) {
+  const int64_t b = 128, t = 121, da = 289, dg = 64;
+  kfac::LayerStatistics s{at::randn({b, t, da}), at::randn({1, b, t, dg}), {11, 11}};
+  const auto q_a = std::get<0>(at::linalg_qr(at::randn({da, da}))), q_g = std::get<0>(at::linalg_qr(at::randn({dg, dg})));
+  for (auto _ : state) benchmark::DoNotOptimize(kfac::projected_second_moment(s, q_a, q_g));
+  report(state, 2.0 * b * (t * dg * dg + t * dg * da + dg * da * da));
+}
+
 // Symmetric eigendecomposition (reported against the ~9n³ flops of a tridiagonal-QR eigensolver).
 void BM_Eigh(benchmark::State& state) {
   const int64_t n = state.range(0);
@@ -156,6 +167,7 @@ BENCHMARK(BM_PreconditionFactored) KFAC_SIZES;
 BENCHMARK(BM_PreconditionEigen) KFAC_SIZES;
 BENCHMARK(BM_CholeskyInverse) KFAC_SIZES;
 BENCHMARK(BM_Eigh) KFAC_SIZES;
+BENCHMARK(BM_ProjectedSecondMomentConv)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   // Every logical CPU, as the kfac tool does (LibTorch's default would leave OpenBLAS on one thread here).

@@ -34,17 +34,17 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
     const auto gp2 = at::matmul(s.g.squeeze(2), q_g).pow_(2).sum(0);         // [B, dG]
     return at::matmul(gp2.t(), ap2) / examples;
   }
-  // Two orders give Q_Gᵀ ∇ Q_A per example; take the cheaper one for this layer (multiply-adds per example):
-  //   rotate the locations first:  T(d_A² + d_G²) + T d_G d_A
-  //   per-example gradient first:  T d_G d_A + d_G² d_A + d_G d_A²   (wins when T is large, e.g. early conv layers)
-  const double t = static_cast<double>(s.locations()), da = static_cast<double>(q_a.size(0)),
-               dg = static_cast<double>(q_g.size(0));
-  const bool gradient_first = dg * dg * da + dg * da * da < t * (da * da + dg * dg);
+  // Two orders give Q_Gᵀ ∇ Q_A = (g Q_G)ᵀ ā Q_A per example; take the cheaper one (multiply-adds per example):
+  //   rotate both sides first:           T(d_A² + d_G²) + T d_G d_A
+  //   rotate g, then per-example (g Q_G)ᵀ ā, then Q_A:   T d_G² + T d_G d_A + d_G d_A²
+  // so the second wins exactly when d_G < T (conv layers with more locations than output channels). Both end in
+  // one large product; the per-example part is one batched product of [d_G, T]·[T, d_A].
+  const bool gradient_first = q_g.size(0) < s.locations();
   auto total = at::zeros({q_g.size(0), q_a.size(0)}, s.a.options());
   for_each_chunk(s, chunk_bytes, [&](const at::Tensor& a, const at::Tensor& g) {
-    const auto projected =
-        gradient_first ? at::matmul(at::matmul(q_g.t(), per_example_grads(a, g)), q_a)
-                       : at::matmul(at::matmul(g, q_g).transpose(-1, -2), at::matmul(a, q_a).unsqueeze(0));
+    const auto gq = at::matmul(g, q_g);  // [S, b, T, dG]
+    const auto projected = gradient_first ? at::matmul(per_example_grads(a, gq), q_a)
+                                          : at::matmul(gq.transpose(-1, -2), at::matmul(a, q_a).unsqueeze(0));
     total.add_(projected.pow_(2).sum(at::IntArrayRef{0, 1}));
   });
   return total / examples;
