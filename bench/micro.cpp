@@ -88,8 +88,8 @@ void BM_GramUpdate(benchmark::State& state) {
   report(state, 2.0 * kRows * n * n);
 }
 
-// The statistics shapes of the papers' models, where rows ≠ 1000: conv2 of the CNN (128·196 patch rows of
-// width 289), fc1 of the CNN (128 rows of width 1601). Plain product against the Gram update at several
+// The statistics shapes of the papers' models, where rows ≠ 1000: conv2 of the CNN (128·121 patch rows of
+// width 289, output gradients 64 wide), conv1 (128·676 rows of width 10 and 32), fc1 (128 rows of width 1601). Plain product against the Gram update at several
 // min-block widths (third argument; 100000 = no split).
 void BM_FactorUpdateShaped(benchmark::State& state) {
   const int64_t n = state.range(0), rows = state.range(1);
@@ -157,9 +157,11 @@ BENCHMARK(BM_MatmulAllocating) KFAC_SIZES;
 BENCHMARK(BM_MatmulTransposed) KFAC_SIZES;
 BENCHMARK(BM_FactorUpdate) KFAC_SIZES;
 BENCHMARK(BM_GramUpdate) KFAC_SIZES;
-BENCHMARK(BM_FactorUpdateShaped)->Args({289, 25088, 0})->Args({1601, 128, 0})->Args({1001, 1000, 0});
-BENCHMARK(BM_GramUpdateShaped)->ArgsProduct({{289}, {25088}, {64, 128, 100000}})
-    ->ArgsProduct({{1601}, {128}, {128, 256, 512, 100000}})->ArgsProduct({{1001}, {1000}, {128, 256, 512}});
+BENCHMARK(BM_FactorUpdateShaped)->Args({289, 15488, 0})->Args({1601, 128, 0})->Args({1001, 1000, 0})
+    ->Args({10, 86528, 0})->Args({32, 86528, 0})->Args({64, 15488, 0});
+BENCHMARK(BM_GramUpdateShaped)->ArgsProduct({{289}, {15488}, {64, 128, 100000}})
+    ->ArgsProduct({{1601}, {128}, {128, 256, 512, 100000}})->ArgsProduct({{1001}, {1000}, {128, 256, 512}})
+    ->Args({10, 86528, 256})->Args({32, 86528, 256})->Args({64, 15488, 256});
 BENCHMARK(BM_FactorUpdateViaMm) KFAC_SIZES;
 BENCHMARK(BM_ChainMm) KFAC_SIZES;
 BENCHMARK(BM_MmOfProduct) KFAC_SIZES;

@@ -99,14 +99,22 @@ TEST(KfacExactness, SampledFisherConvergesToExactFisher) {
 
 TEST(Factors, GramUpdateEqualsTheFullProduct) {
   torch::manual_seed(71);
-  for (int64_t n : {7, 600, 1001}) {  // below and above the blocked size, odd split
-    const auto x = torch::randn({50, n}, torch::kDouble);
+  std::vector<at::Tensor> inputs;
+  for (int64_t n : {7, 600, 1001, 1100})  // below and above the blocked size, odd split, two levels of splits
+    inputs.push_back(torch::randn({50, n}, torch::kDouble));
+  inputs.push_back(torch::randn({9000, 10}, torch::kDouble));         // tall and narrow: row blocks, with a remainder
+  inputs.push_back(torch::randn({2, 3, 11, 40}, torch::kDouble).transpose(-1, -2));  // channels-major [S, B, T, C]
+  inputs.push_back(torch::randn({3, 4, 5}, torch::kDouble));          // leading dimensions flattened
+  for (const auto& x : inputs) {
+    const int64_t n = x.size(-1);
+    const auto rows = x.reshape({-1, n});
     auto m = torch::randn({n, n}, torch::kDouble);
     m = m + m.t();
-    auto expected = m.clone().addmm_(x.t(), x, 0.9, 0.02);
+    auto expected = m.clone().addmm_(rows.t(), rows, 0.9, 0.02);
     linalg::gram_update_(m, x, 0.9, 0.02);
-    EXPECT_LT((m - expected).abs().max().item<double>(), 1e-12) << n;
-    EXPECT_LT((m - m.t()).abs().max().item<double>(), 1e-12) << n;
+    const double tolerance = 1e-12 * std::max(1.0, expected.abs().max().item<double>());
+    EXPECT_LT((m - expected).abs().max().item<double>(), tolerance) << x.sizes();
+    EXPECT_LT((m - m.t()).abs().max().item<double>(), tolerance) << x.sizes();
   }
 }
 

@@ -16,12 +16,10 @@ KfacCurvature::KfacCurvature(CurvatureContext context) : KroneckerCurvature(std:
 
 void KfacCurvature::update(const LayerStatistics& stats, double decay) {
   note_update(stats);
-  const auto a = stats.a.reshape({-1, shape().dim_a});
-  const auto g = stats.g.reshape({-1, shape().dim_g});
   const double rows = static_cast<double>(stats.examples() * stats.locations());
-  // new = decay·old + (1 − decay)·XᵀX/rows, in place, one product each.
-  linalg::gram_update_(a_, a, decay, (1.0 - decay) / rows);
-  linalg::gram_update_(g_, g, decay, (1.0 - decay) / rows);
+  // new = decay·old + (1 − decay)·XᵀX/rows, in place (X: every example's every location as a row).
+  linalg::gram_update_(a_, stats.a, decay, (1.0 - decay) / rows);
+  linalg::gram_update_(g_, stats.g, decay, (1.0 - decay) / rows);
 }
 
 double KfacCurvature::pi() const {

@@ -31,7 +31,32 @@ void gram_block_(at::Tensor m, const at::Tensor& x, double beta, double alpha) {
 }
 }  // namespace
 
-void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha) { gram_block_(m, x, beta, alpha); }
+// Statistics rows in layouts BLAS handles badly, both from conv layers with few channels:
+// * tall and narrow (128·676 patch rows of width 10): XᵀX runs on one thread at a few GFLOP/s; the Grams of row
+//   blocks from one batched product are summed instead;
+// * output gradients kept channels-major ([..., T, C] as a view of [..., C, T]): flattening them to rows copies the
+//   tensor; one batched product over the examples reads them in place (when its [batch, C, C] result is small).
+constexpr int64_t kNarrowWidth = 64, kRowBlock = 1024, kBatchedResultBytes = int64_t{32} << 20;
+
+void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha) {
+  const int64_t n = x.size(-1);
+  if (x.dim() >= 3 && x.stride(-2) == 1 && x.size(-2) > 1 &&
+      x.numel() / (x.size(-2) * n) * n * n * static_cast<int64_t>(x.element_size()) <= kBatchedResultBytes) {
+    const auto xt = x.transpose(-1, -2).reshape({-1, n, x.size(-2)});  // [batch, n, r], a view here
+    m.mul_(beta).add_(at::bmm(xt, xt.transpose(1, 2)).sum(0), alpha);
+    return;
+  }
+  const auto rows = x.reshape({-1, n});
+  const int64_t count = rows.size(0);
+  if (n > kNarrowWidth || count < 8 * kRowBlock || !rows.is_contiguous()) return gram_block_(m, rows, beta, alpha);
+  const int64_t blocks = count / kRowBlock, main = blocks * kRowBlock;
+  const auto xb = rows.narrow(0, 0, main).view({blocks, kRowBlock, n});
+  m.mul_(beta).add_(at::bmm(xb.transpose(1, 2), xb).sum(0), alpha);
+  if (main < count) {
+    const auto rest = rows.narrow(0, main, count - main);
+    m.addmm_(rest.t(), rest, 1.0, alpha);
+  }
+}
 
 void set_gram_min_block(int64_t columns) {
   KFAC_CHECK(columns >= 1, "gram min block must be >= 1, got ", columns);

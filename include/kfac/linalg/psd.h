@@ -25,9 +25,10 @@ at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::st
 /// Q diag(1 / (values + shift)) Qᵀ.
 at::Tensor inverse_from_eig(const SymEig& eig, double shift);
 
-/// m ← β·m + α·XᵀX for a symmetric m (a Gram update, as BLAS syrk, which LibTorch does not expose). Blocks of at
-/// least 2·256 columns are split: the diagonal blocks recursively, the upper-right by one product, the lower-left
-/// mirrored, so one split computes 3/4 of the full product's multiply-adds, two 5/8.
+/// m ← β·m + α·XᵀX for a symmetric m (a Gram update, as BLAS syrk, which LibTorch does not expose), X the rows of
+/// x ([..., n]: leading dimensions flattened). Blocks of at least 2·256 columns are split: the diagonal blocks
+/// recursively, the upper-right by one product, the lower-left mirrored, so one split computes 3/4 of the full
+/// product's multiply-adds, two 5/8. Narrow tall X and channels-major conv gradients take batched products.
 void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha);
 /// Benchmarks: the narrowest block gram_update_ computes whole (default 256; a huge value disables the split).
 void set_gram_min_block(int64_t columns);
