@@ -48,7 +48,20 @@ void validate(const PreconditionerOptions& o) {
 }
 
 std::string to_string(DampingMode mode) { return mode == DampingMode::Factored ? "factored" : "eigen"; }
-std::string to_string(InverseMethod method) { return method == InverseMethod::Eigen ? "eigen" : "cholesky"; }
+bool inverts_by_cholesky(const PreconditionerOptions& o) {
+  return o.inverse_method() == InverseMethod::Cholesky ||
+         (o.inverse_method() == InverseMethod::Auto && o.damping_mode() == DampingMode::Factored &&
+          o.eigenvalue_floor() == 0);
+}
+
+std::string to_string(InverseMethod method) {
+  switch (method) {
+    case InverseMethod::Auto: return "auto";
+    case InverseMethod::Eigen: return "eigen";
+    case InverseMethod::Cholesky: return "cholesky";
+  }
+  return "?";
+}
 std::string to_string(FisherType type) {
   switch (type) {
     case FisherType::Sampled: return "sampled";
@@ -74,10 +87,11 @@ DampingMode parse_damping_mode(const std::string& name) {
   return DampingMode::Factored;
 }
 InverseMethod parse_inverse_method(const std::string& name) {
+  if (name == "auto") return InverseMethod::Auto;
   if (name == "eigen") return InverseMethod::Eigen;
   if (name == "cholesky") return InverseMethod::Cholesky;
-  KFAC_CHECK(false, "unknown inverse method '", name, "'; valid: eigen, cholesky");
-  return InverseMethod::Eigen;
+  KFAC_CHECK(false, "unknown inverse method '", name, "'; valid: auto, eigen, cholesky");
+  return InverseMethod::Auto;
 }
 FisherType parse_fisher_type(const std::string& name) {
   if (name == "sampled") return FisherType::Sampled;

@@ -39,7 +39,7 @@ void KfacCurvature::refresh(double damping) {
   } else {
     const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
     at::Tensor ai, gi;
-    if (o.inverse_method() == InverseMethod::Cholesky) {
+    if (inverts_by_cholesky(o)) {
       ai = linalg::cholesky_inverse_psd(a_, p * gamma, what("factor A"));
       gi = linalg::cholesky_inverse_psd(g_, gamma / p, what("factor G"));
     } else {

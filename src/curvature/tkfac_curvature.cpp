@@ -56,7 +56,7 @@ void TkfacCurvature::refresh(double damping) {
   const double scale = 1.0 / std::sqrt(delta);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
   const double floor = context_.options.eigenvalue_floor();
   at::Tensor pi, si;
-  if (context_.options.inverse_method() == InverseMethod::Cholesky) {
+  if (inverts_by_cholesky(context_.options)) {
     pi = linalg::cholesky_inverse_psd(phi, shift, what("factor Phi"));
     si = linalg::cholesky_inverse_psd(psi, shift, what("factor Psi"));
   } else {

@@ -46,8 +46,14 @@ std::vector<bool> Placement::refresh(const std::vector<size_t>& due, const std::
     return ok;
   }
   std::vector<double> status(due.size(), 0.0);
-  for (size_t k = 0; k < due.size(); ++k)
-    if (owner(due[k]) == comm_->rank()) status[k] = refresh_layer(due[k]) ? 1.0 : 0.0;
+  for (size_t k = 0; k < due.size(); ++k) {
+    if (owner(due[k]) != comm_->rank()) continue;
+    status[k] = refresh_layer(due[k]) ? 1.0 : 0.0;
+    // The other workers receive the decompositions contiguous; the owner keeps them so too, so that every rank's
+    // products take the same BLAS path (LAPACK returns column-major results; ranks then differed in the last bits).
+    for (auto* t : curvatures[due[k]]->refreshed_state())
+      if (t->defined()) *t = t->contiguous();
+  }
   status = comm_->sum_over_ranks(std::move(status));
   for (size_t k = 0; k < due.size(); ++k) ok[k] = status[k] > 0.5;
   // Workers other than the owner need the decompositions: one broadcast per owner rank, for the layers that have

@@ -112,9 +112,7 @@ SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor) {
       sym, what, "eigendecomposition",
       [](const at::Tensor& x) {
         auto [values, vectors] = at::linalg_eigh(x);
-        // LAPACK's column-major layout made row-major: products then take the same BLAS path whether the basis was
-        // computed here or received from another rank or a checkpoint (bitwise-equal ranks).
-        return SymEig{values, vectors.contiguous()};
+        return SymEig{values, vectors};
       },
       [](const SymEig& e, at::ScalarType t) { return SymEig{e.values.to(t), e.vectors.to(t)}; });
   eig.values.clamp_min_(floor);

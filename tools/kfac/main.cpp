@@ -24,7 +24,7 @@ using kfac::tool::TrainConfig;
 
 // Flags whose values need translating into library options after parsing.
 struct RawFlags {
-  std::string damping_mode = "factored", inverse = "eigen", fisher = "sampled", factor_dtype = "model", preset;
+  std::string damping_mode = "factored", inverse = "auto", fisher = "sampled", factor_dtype = "model", preset;
   int threads = 0;
 };
 
@@ -61,8 +61,10 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->default_str(std::to_string(p.damping()));
   t->add_option("--damping-mode", raw.damping_mode, "factored (D1, with pi) or eigen (D2, exact Tikhonov)")
       ->check(CLI::IsMember({"factored", "eigen"}));
-  t->add_option("--inverse", raw.inverse, "Inversion of damped factors: eigen or cholesky")
-      ->check(CLI::IsMember({"eigen", "cholesky"}));
+  t->add_option("--inverse", raw.inverse, "Inversion of damped factors: auto (Cholesky for factored damping "
+                                          "without an eigenvalue floor), eigen or cholesky")
+      ->check(CLI::IsMember({"auto", "eigen", "cholesky"}))
+      ->default_str("auto");
   t->add_option("--fisher", raw.fisher, "Statistics: sampled (true Fisher), empirical, exact")
       ->check(CLI::IsMember({"sampled", "empirical", "exact"}));
   t->add_option_function<int64_t>("--stats-period", [&p](int64_t v) { p.stats_period(v); },
