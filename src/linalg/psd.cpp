@@ -124,7 +124,10 @@ at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::st
   const auto damped = symmetrize(m) + shift * at::eye(m.size(0), m.options());
   return with_float64_retry<at::Tensor>(
       damped, what, "Cholesky factorization",
-      [](const at::Tensor& x) { return at::cholesky_inverse(at::linalg_cholesky(x)); },
+      [](const at::Tensor& x) {
+        // The upper factor, on purpose (see the header): LAPACK's xPOTRI with uplo 'L' crashes in OpenBLAS 0.3.21.
+        return at::cholesky_inverse(at::linalg_cholesky(x, /*upper=*/true), /*upper=*/true);
+      },
       [](const at::Tensor& x, at::ScalarType t) { return x.to(t); });
 }
 

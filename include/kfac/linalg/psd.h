@@ -20,6 +20,14 @@ struct SymEig {
 SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor = 0.0);
 
 /// (m + shift·I)⁻¹ by Cholesky under the same policy.
+///
+/// It factors m + shift·I = UᵀU (the upper factor) and inverts with LAPACK's xPOTRI on 'U', never on 'L': with uplo
+/// 'L', OpenBLAS 0.3.21 (Debian 12) computes L⁻¹ by its blocked single-threaded TRTRI, whose first block row calls
+/// TRSM with m = 0 rows on the trailing n mod 128 columns; the SSE3 ("Prescott") strsm_kernel_RT, which OpenBLAS
+/// falls back to on CPUs it does not know, then reads that packed block with an aligned load (movaps) at a 4-byte
+/// offset and faults. That happens in float32 for n ≥ 133 with n mod 128 odd and ≥ 5 (785 = the autoencoder's
+/// input + bias), whenever OpenBLAS runs single-threaded. The 'U' path's m = 0 call has k = 128 columns, aligned.
+/// Tested at those sizes in tests/linalg_test.cpp; reproduced outside LibTorch with a ten-line C program.
 at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::string& what);
 
 /// Q diag(1 / (values + shift)) Qᵀ.
