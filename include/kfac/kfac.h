@@ -21,4 +21,7 @@
 #include "kfac/optim/qmodel.h"
 #include "kfac/options.h"
 #include "kfac/preconditioner.h"
+#include "kfac/runtime/openblas_kernel.h"
+#include "kfac/runtime/runtime_info.h"
+#include "kfac/runtime/setup.h"
 #include "kfac/serialize.h"

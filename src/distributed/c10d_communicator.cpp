@@ -78,6 +78,13 @@ class C10dCommunicator final : public Communicator {
 }  // namespace
 
 bool multi_process_available() { return true; }
+std::vector<std::string> distributed_backends() {
+#ifdef USE_C10D_NCCL
+  return {"gloo", "nccl"};
+#else
+  return {"gloo"};
+#endif
+}
 
 std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
   KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "rank ", o.rank, " is not in [0, ",

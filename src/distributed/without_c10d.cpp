@@ -6,6 +6,7 @@
 namespace kfac {
 
 bool multi_process_available() { return false; }
+std::vector<std::string> distributed_backends() { return {}; }
 
 std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
   KFAC_CHECK(o.world_size == 1, "this kfac library was built without c10d process groups (no Gloo headers were "

@@ -8,25 +8,15 @@
 #include <sstream>
 
 #include "kfac/errors.h"
+#include "runtime_report.h"
 
 namespace kfac::tool {
 
 namespace fs = std::filesystem;
 
 namespace {
-// Mean of the last few minibatch losses: a less noisy "final loss" of a run.
-double final_minibatch_loss(const TrainResult& r) {
-  const size_t n = std::min<size_t>(5, r.history.size());
-  double s = 0;
-  for (size_t i = r.history.size() - n; i < r.history.size(); ++i) s += r.history[i].train_loss;
-  return s / static_cast<double>(n);
-}
-
-double seconds_to(const TrainResult& r, double target) {
-  for (const auto& h : r.history)
-    if (h.train_loss <= target) return h.seconds;
-  return NAN;
-}
+// The smoothed minibatch loss at the end of a run: a less noisy "final loss", read like the times to target.
+double final_minibatch_loss(const TrainResult& r) { return smoothed_loss(r.history, r.history.size() - 1); }
 
 void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, const std::string& title) {
   std::ofstream gp(dir + "/plot.gp");
@@ -88,20 +78,26 @@ std::string run_compare(const CompareConfig& cfg) {
 
   std::ostringstream md;
   md << "# kfac compare: " << title.str() << "\n\n"
-     << "| method | lr | final train loss | test loss | s/step | step time / SGD | s to " << target_from << " ("
-     << target << ") |\n|---|---|---|---|---|---|---|\n";
+     << "| method | lr | final train loss | test loss | s/step | median | refresh steps | step time / SGD | s to "
+     << target_from << " (" << target << ") |\n|---|---|---|---|---|---|---|---|---|\n";
   char buf[512];
   for (const auto& r : runs) {
-    const double t = seconds_to(r, target);
-    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %s | %s |\n", r.config.method.c_str(), r.lr,
-                  r.train_loss, r.test_loss, r.seconds_per_step,
+    const double t = seconds_to_loss(r.history, target);
+    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | %s |\n",
+                  r.config.method.c_str(), r.lr, r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
+                  std::isnan(r.timing.refresh_mean) ? "–" : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
                   std::isnan(sgd) ? "–" : (std::to_string(r.seconds_per_step / sgd).substr(0, 4)).c_str(),
                   std::isnan(t) ? "not reached" : (std::to_string(t).substr(0, 5)).c_str());
     md << buf;
   }
-  md << "\nFinal losses are on the first " << base.eval_examples << " training and test examples after training; "
-     << "times to target use the minibatch loss history. Plots: loss_vs_step.png, loss_vs_seconds.png. "
-     << "Per-run metrics: <method>.json and <method>.csv.\n";
+  md << "\nFinal losses are on the first " << base.eval_examples << " training and test examples after training. "
+     << "s/step is the mean wall time of every step from step " << kTimingWarmup << " on, refresh steps included "
+     << "(median and the refresh steps' mean beside it); times to target use the minibatch loss averaged over the "
+     << "last 10 steps. Plots: loss_vs_step.png, loss_vs_seconds.png. Per-run metrics: <method>.json and "
+     << "<method>.csv; the runtime report: runtime.json.\n\nRan with " << runtime_summary(runs.front().runtime)
+     << ".\n";
+  for (const auto& w : runs.front().runtime.warnings) md << "\n**Warning:** " << w.what << " (fix: " << w.fix << ")\n";
+  std::ofstream(cfg.out_dir + "/runtime.json") << runtime_json(runs.front().runtime).dump(1) << "\n";
   std::ofstream(cfg.out_dir + "/summary.md") << md.str();
   return md.str();
 }

@@ -2,6 +2,7 @@
 //   kfac train   --model autoencoder --method kfac --steps 200 --batch-size 1000
 //   kfac compare --methods sgd,adam,kfac,ekfac --steps 100 --out reports/compare
 //   kfac fisher  --model cnn
+//   kfac info    [--json]
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -12,6 +13,8 @@
 
 #include "compare.h"
 #include "fisher_lab.h"
+#include "kfac/runtime/setup.h"
+#include "runtime_report.h"
 #include "launch.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/options.h"
@@ -27,6 +30,15 @@ struct RawFlags {
   std::string damping_mode = "factored", inverse = "auto", fisher = "sampled", factor_dtype = "model", preset;
   int threads = 0;
 };
+
+// How the tool sets up the process (kfac/runtime/setup.h), for every subcommand.
+void add_runtime_flags(CLI::App* sub, kfac::runtime::RuntimeSetup& setup) {
+  sub->add_flag_function("--keep-blas-kernel", [&setup](int64_t) { setup.select_blas_kernel = false; },
+                         "Keep the kernel OpenBLAS chose even when it is below the CPU's instruction set (default: "
+                         "start again once with OPENBLAS_CORETYPE set to the best one; also KFAC_BLAS_AUTOSELECT=0)");
+  sub->add_flag_function("--keep-subnormals", [&setup](int64_t) { setup.flush_denormal = false; },
+                         "Compute with subnormal floats instead of flushing them to zero (slower)");
+}
 
 // The training flags shared by `train` and `compare`.
 void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_method) {
@@ -137,7 +149,8 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
   t->add_option("--data-dir,--data-path", cfg.data_dir, "Dataset directory or file (default: the installed one)");
   t->add_option("--device", cfg.device, "cpu or cuda");
-  t->add_option("--threads", raw.threads, "Intra-op threads (0 = every logical CPU)")->check(CLI::NonNegativeNumber);
+  t->add_option("--threads", raw.threads, "Intra-op threads (0 = the available cores, shared among local ranks, "
+                                         "unless OMP_NUM_THREADS is set)")->check(CLI::NonNegativeNumber);
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(CLI::PositiveNumber);
   t->add_flag("--quiet", cfg.quiet, "No progress line");
@@ -205,6 +218,14 @@ int main(int argc, char** argv) {
   f->add_option("--seed", lab.seed, "Seed of the model's initialization");
   f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
 
+  bool info_json = false;
+  auto* info = app.add_subcommand("info", "Print the runtime report: LibTorch build, BLAS and its kernel, CPU and "
+                                          "instruction sets, threads, subnormal mode, CUDA devices, and warnings "
+                                          "with their fixes");
+  info->add_flag("--json", info_json, "As JSON");
+  kfac::runtime::RuntimeSetup setup;
+  for (auto* sub : {train, cmp, f, info}) add_runtime_flags(sub, setup);
+
   try {
     app.parse(argc, argv);
     if (!raw.preset.empty()) {  // presets first, then the explicit flags again over them
@@ -215,18 +236,23 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  // LibTorch's default counts physical cores, and once it has set OpenMP to that, OpenBLAS follows: on a 2-vCPU
-  // machine every product then runs on one thread (half the speed, measured in bench/README.md).
-  // An explicit OMP_NUM_THREADS (e.g. parallel test runs) is respected.
-  // Local ranks (LOCAL_WORLD_SIZE, set by --nproc) share the CPUs.
+  // Before any work: the right BLAS kernel (may start the process again, so launched ranks inherit it), the cores
+  // (LibTorch 1.13 counts physical ones; ranks started by --nproc share them), subnormals flushed.
+  setup.threads = raw.threads;
+  const auto runtime = kfac::runtime::configure_runtime(setup, argv);
+  if (info->parsed()) {
+    if (info_json)
+      std::printf("%s\n", kfac::tool::runtime_json(runtime).dump(1).c_str());
+    else
+      std::cout << runtime;
+    return 0;
+  }
   if (train->parsed() && nproc > 1 && std::getenv("RANK") == nullptr)
     return kfac::tool::launch_local_ranks(nproc, master_port, cfg.dist_timeout_s, argv);
-  const char* local_ranks = std::getenv("LOCAL_WORLD_SIZE");
-  const int share = local_ranks ? std::max(1, std::atoi(local_ranks)) : 1;
-  if (raw.threads > 0)
-    torch::set_num_threads(raw.threads);
-  else if (std::getenv("OMP_NUM_THREADS") == nullptr)
-    torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / share));
+  const char* rank_env = std::getenv("RANK");
+  if (!cfg.quiet && (rank_env == nullptr || std::atoi(rank_env) == 0))
+    for (const auto& w : runtime.warnings)
+      std::fprintf(stderr, "kfac: warning: %s\n  fix: %s\n", w.what.c_str(), w.fix.c_str());
   std::signal(SIGINT, [](int) { kfac::tool::request_interrupt(); });
   try {
     if (f->parsed()) {

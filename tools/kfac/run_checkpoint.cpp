@@ -20,12 +20,14 @@ void save_run(const std::string& path, const TrainConfig& config, torch::nn::Seq
   archive.write("run", c10::IValue(identity(config)));
   archive.write("next_step", c10::IValue(state.next_step));
   archive.write("skipped_steps", c10::IValue(state.skipped_steps));
-  archive.write("timed_seconds", c10::IValue(state.timed_seconds));
-  archive.write("timed_steps", c10::IValue(state.timed_steps));
-  auto history = torch::zeros({static_cast<int64_t>(state.history.size()), 3}, torch::kDouble);
+  // One row per step: step, loss, seconds since the start, the step's own seconds, refreshed (0/1).
+  auto history = torch::zeros({static_cast<int64_t>(state.history.size()), 5}, torch::kDouble);
+  auto rows = history.accessor<double, 2>();
   for (size_t i = 0; i < state.history.size(); ++i) {
     const auto& h = state.history[i];
-    history[i][0] = static_cast<double>(h.step), history[i][1] = h.train_loss, history[i][2] = h.seconds;
+    const auto r = static_cast<int64_t>(i);
+    rows[r][0] = static_cast<double>(h.step), rows[r][1] = h.train_loss, rows[r][2] = h.seconds;
+    rows[r][3] = h.step_seconds, rows[r][4] = h.refreshed ? 1.0 : 0.0;
   }
   archive.write("history", history);
   torch::serialize::OutputArchive model(archive.compilation_unit()), optimizer(archive.compilation_unit());
@@ -54,15 +56,17 @@ RunState load_run(const std::string& path, const TrainConfig& config, torch::nn:
   s.next_step = v.toInt();
   archive.read("skipped_steps", v);
   s.skipped_steps = v.toInt();
-  archive.read("timed_seconds", v);
-  s.timed_seconds = v.toDouble();
-  archive.read("timed_steps", v);
-  s.timed_steps = v.toInt();
   torch::Tensor history;
   archive.read("history", history);
-  for (int64_t i = 0; i < history.size(0); ++i)
-    s.history.push_back({static_cast<int64_t>(history[i][0].item<double>()), history[i][1].item<double>(),
-                         history[i][2].item<double>()});
+  KFAC_CHECK(history.dim() == 2 && history.scalar_type() == torch::kDouble &&
+                 (history.size(1) == 3 || history.size(1) == 5),
+             "checkpoint '", path, "': its loss history has shape ", history.sizes(), "; expected [steps, 5]");
+  const auto rows = history.accessor<double, 2>();
+  for (int64_t i = 0; i < history.size(0); ++i) {  // 3 columns: written before step times were kept
+    HistoryPoint h{static_cast<int64_t>(rows[i][0]), rows[i][1], rows[i][2]};
+    if (history.size(1) == 5) h.step_seconds = rows[i][3], h.refreshed = rows[i][4] != 0.0;
+    s.history.push_back(h);
+  }
   torch::serialize::InputArchive model, optimizer;
   archive.read("model", model);
   net->load(model);

@@ -17,8 +17,6 @@ struct RunState {
   int64_t next_step = 0;
   std::vector<HistoryPoint> history;
   int64_t skipped_steps = 0;
-  double timed_seconds = 0;
-  int64_t timed_steps = 0;
 };
 
 /// The optimizer is either `opt` (sgd, adam, kl-clip) or `qmodel`.

@@ -6,14 +6,15 @@
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
-#include <tuple>
 #include <fstream>
+#include <tuple>
 #include <memory>
 
 #include "data.h"
@@ -22,6 +23,7 @@
 #include "models.h"
 #include "progress.h"
 #include "run_checkpoint.h"
+#include "runtime_report.h"
 
 namespace kfac::tool {
 
@@ -100,6 +102,40 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     for (const auto& n : preset_names()) valid += (valid.empty() ? "" : ", ") + n;
     KFAC_CHECK(false, "unknown preset '", name, "'; valid presets: ", valid);
   }
+}
+
+StepTiming step_timing(const std::vector<HistoryPoint>& history) {
+  StepTiming t;
+  const int64_t last = history.empty() ? 0 : history.back().step + 1;
+  std::vector<double> all;
+  double refresh_total = 0;
+  for (const auto& h : history) {
+    if ((h.step < kTimingWarmup && last > kTimingWarmup) || std::isnan(h.step_seconds)) continue;
+    all.push_back(h.step_seconds);
+    t.mean += h.step_seconds;
+    if (h.refreshed) refresh_total += h.step_seconds, ++t.refresh_steps;
+  }
+  t.steps = static_cast<int64_t>(all.size());
+  if (all.empty()) return t;
+  t.mean /= static_cast<double>(t.steps);
+  std::sort(all.begin(), all.end());
+  const size_t mid = all.size() / 2;
+  t.median = all.size() % 2 ? all[mid] : 0.5 * (all[mid - 1] + all[mid]);
+  if (t.refresh_steps > 0) t.refresh_mean = refresh_total / static_cast<double>(t.refresh_steps);
+  return t;
+}
+
+double smoothed_loss(const std::vector<HistoryPoint>& history, size_t i, size_t window) {
+  const size_t first = i + 1 >= window ? i + 1 - window : 0;
+  double sum = 0;
+  for (size_t k = first; k <= i; ++k) sum += history[k].train_loss;
+  return sum / static_cast<double>(i + 1 - first);
+}
+
+double seconds_to_loss(const std::vector<HistoryPoint>& history, double target) {
+  for (size_t i = 0; i < history.size(); ++i)
+    if (smoothed_loss(history, i) <= target) return history[i].seconds;
+  return NAN;
 }
 
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset) {
@@ -197,6 +233,7 @@ TrainResult train(const TrainConfig& cfg) {
 
   TrainResult result;
   result.config = cfg;
+  result.runtime = runtime::runtime_info();
   result.lr = cfg.lr > 0 ? cfg.lr : default_lr(cfg.method, cfg.model);
   result.momentum = cfg.momentum >= 0 ? cfg.momentum : default_momentum(cfg.method);
   result.kl_clip = cfg.kl_clip >= 0 ? cfg.kl_clip : default_kl_clip(cfg.model);
@@ -259,7 +296,6 @@ TrainResult train(const TrainConfig& cfg) {
   }
   Progress progress(cfg.method + " " + cfg.model, cfg.steps, quiet);
   const auto forward = [&](const at::Tensor& in) { return model.net->forward(in); };
-  const int64_t warmup = std::max<int64_t>(2, cfg.steps / 10);
   const double resumed_seconds = state.history.empty() ? 0.0 : state.history.back().seconds;
   const auto start = std::chrono::steady_clock::now();
   auto checkpoint = [&](int64_t next_step) {
@@ -268,7 +304,7 @@ TrainResult train(const TrainConfig& cfg) {
     if (rank != 0) return;  // every rank holds the same state
     save_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get(), state);
   };
-  int64_t timed_bytes = 0;  // collective payload of the timed steps
+  int64_t timed_bytes = 0, timed_steps = 0;  // collective payload and count of this process's timed steps
   std::array<double, 7> phase{}, phase_total{};  // this step's phases, and their sums over the timed steps
   const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -301,33 +337,32 @@ TrainResult train(const TrainConfig& cfg) {
       if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's step rules average their own
     }
     maybe_die_for_test(rank, step);
-    bool skipped = false;
+    bool skipped = false, refreshed = false;
     if (qmodel) {
-      skipped = qmodel
-                    ->step(output, model.loss, value,
-                           [&] { return kfac::loss(model.net->forward(x), y, model.loss).item<double>(); })
-                    .preconditioner.skipped;
+      const auto st = qmodel->step(output, model.loss, value, [&] {
+        return kfac::loss(model.net->forward(x), y, model.loss).item<double>();
+      });
+      skipped = st.preconditioner.skipped, refreshed = st.preconditioner.refreshed;
     } else {
       tp = std::chrono::steady_clock::now();
       opt->step();
       phase[2] += seconds_since(tp);
       if (precond) {
         const auto& st = static_cast<KfacOptimizer&>(*opt).last_stats();
-        skipped = st.skipped;
+        skipped = st.skipped, refreshed = st.refreshed;
         phase[3] += st.seconds_statistics, phase[4] += st.seconds_refresh;
         phase[5] += st.seconds_precondition, phase[6] += st.seconds_global;
       }
     }
     const auto t1 = std::chrono::steady_clock::now();
-    if (!(step >= warmup || cfg.steps <= warmup)) phase.fill(0.0);  // profile the timed steps only
     state.skipped_steps += skipped ? 1 : 0;
-    if (step >= warmup || cfg.steps <= warmup) {
-      state.timed_seconds += std::chrono::duration<double>(t1 - t0).count();
-      ++state.timed_steps;
+    if (step >= kTimingWarmup || cfg.steps <= kTimingWarmup) {  // as step_timing() counts them
+      ++timed_steps;
       timed_bytes += comm->bytes() - bytes_before_step;
       for (size_t k = 0; k < phase.size(); ++k) phase_total[k] += phase[k];
     }
-    state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count()});
+    state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count(),
+                             std::chrono::duration<double>(t1 - t0).count(), refreshed});
     progress.update(step + 1, value);
     if (!cfg.checkpoint.empty() && cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0)
       checkpoint(step + 1);
@@ -343,14 +378,14 @@ TrainResult train(const TrainConfig& cfg) {
   if (!cfg.checkpoint.empty()) checkpoint(cfg.steps);
   result.history = state.history;
   result.skipped_steps = state.skipped_steps;
-  result.seconds_per_step = state.timed_steps > 0 ? state.timed_seconds / static_cast<double>(state.timed_steps) : 0;
+  result.timing = step_timing(state.history);
+  result.seconds_per_step = result.timing.mean;
   const char* phase_names[] = {"statistics pass",       "forward + backward",   "optimizer step",
                                "  factor update",       "  refresh",            "  preconditioning",
                                "  global stage"};
   for (size_t k = 0; k < phase_total.size(); ++k)
-    result.profile.emplace_back(phase_names[k], state.timed_steps > 0 ? phase_total[k] / state.timed_steps : 0.0);
-  if (state.timed_steps > 0)
-    result.bytes_per_step = static_cast<double>(timed_bytes) / static_cast<double>(state.timed_steps);
+    result.profile.emplace_back(phase_names[k], timed_steps > 0 ? phase_total[k] / timed_steps : 0.0);
+  if (timed_steps > 0) result.bytes_per_step = static_cast<double>(timed_bytes) / static_cast<double>(timed_steps);
   model.net->eval();
   result.peak_rss_mib = peak_rss_mib();
   if (qmodel && cfg.qmodel.averaging_decay() > 0) qmodel->swap_averages();  // evaluate the iterate average
@@ -358,6 +393,10 @@ TrainResult train(const TrainConfig& cfg) {
   result.test_loss = evaluate(model, test_set, cfg.eval_examples, device).first;
   return result;
 }
+
+namespace {
+nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+}  // namespace
 
 void write_metrics_json(const TrainResult& r, const std::string& path) {
   nlohmann::json j;
@@ -374,6 +413,13 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   if (!std::isnan(r.train_squared_error)) j["train_squared_error"] = r.train_squared_error;
   j["test_loss"] = r.test_loss;
   j["seconds_per_step"] = r.seconds_per_step;
+  j["timing"] = {{"definition", "wall time per step over every step from step " + std::to_string(kTimingWarmup) +
+                                    " on, refresh steps included"},
+                 {"mean", r.timing.mean},
+                 {"median", r.timing.median},
+                 {"refresh_step_mean", finite_or_null(r.timing.refresh_mean)},
+                 {"timed_steps", r.timing.steps},
+                 {"refresh_steps", r.timing.refresh_steps}};
   j["skipped_steps"] = r.skipped_steps;
   j["peak_rss_mib"] = r.peak_rss_mib;
   j["world_size"] = r.world_size;
@@ -385,7 +431,12 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   }
   j["history"] = nlohmann::json::array();
   for (const auto& h : r.history)
-    j["history"].push_back({{"step", h.step}, {"train_loss", h.train_loss}, {"seconds", h.seconds}});
+    j["history"].push_back({{"step", h.step},
+                            {"train_loss", h.train_loss},
+                            {"seconds", h.seconds},
+                            {"step_seconds", finite_or_null(h.step_seconds)},
+                            {"refreshed", h.refreshed}});
+  j["runtime"] = runtime_json(r.runtime);
   std::ofstream out(path + ".tmp");
   KFAC_CHECK(out.good(), "cannot write metrics file '", path, "'");
   out << j.dump(1) << "\n";

@@ -1,6 +1,7 @@
 // `kfac train`: one model, one method, a fixed number of steps; metrics as JSON.
 #pragma once
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -8,6 +9,7 @@
 
 #include "kfac/optim/qmodel.h"
 #include "kfac/options.h"
+#include "kfac/runtime/runtime_info.h"
 
 namespace kfac::tool {
 
@@ -43,7 +45,28 @@ struct HistoryPoint {
   int64_t step;
   double train_loss;  ///< minibatch loss before the update
   double seconds;     ///< wall time since the start of training
+  double step_seconds = NAN;  ///< wall time of this step (data, statistics, forward, backward, update)
+  bool refreshed = false;     ///< the preconditioner recomputed decompositions in this step
 };
+
+/// Steps left out of the timing: the first steps allocate and make the first decompositions.
+constexpr int64_t kTimingWarmup = 2;
+
+/// Seconds per step over every step from kTimingWarmup on (all steps when the run is no longer), refresh steps
+/// included, so runs of any length weigh refreshes by their real frequency. Defined once, here (docs/design.md).
+struct StepTiming {
+  double mean = 0;            ///< the figure reported as seconds_per_step
+  double median = 0;
+  double refresh_mean = NAN;  ///< mean over the timed steps that refreshed (NaN if none)
+  int64_t steps = 0, refresh_steps = 0;
+};
+StepTiming step_timing(const std::vector<HistoryPoint>& history);
+
+/// The minibatch loss smoothed over the `window` steps ending at history[i] (fewer at the start): the loss a
+/// "time to target" is read from, so that one lucky minibatch does not reach a target.
+double smoothed_loss(const std::vector<HistoryPoint>& history, size_t i, size_t window = 10);
+/// The first wall time at which the smoothed loss is at or below `target`; NaN if never.
+double seconds_to_loss(const std::vector<HistoryPoint>& history, double target);
 
 struct TrainResult {
   TrainConfig config;
@@ -51,7 +74,8 @@ struct TrainResult {
   double train_loss = 0;  ///< loss on the first eval_examples training examples after training
   double test_loss = 0;   ///< loss on the first eval_examples test examples after training
   double train_squared_error = NAN;  ///< autoencoders: Σ‖σ(z) − x‖² per example (the K-FAC paper's metric)
-  double seconds_per_step = 0;  ///< mean wall time of a step after warm-up (first 10% of steps, at least 2)
+  double seconds_per_step = 0;  ///< step_timing(history).mean
+  StepTiming timing;
   int64_t skipped_steps = 0;
   double peak_rss_mib = 0;  ///< peak resident memory of the process (training only, before evaluation)
   int world_size = 1;       ///< ranks of a data-parallel run
@@ -60,6 +84,7 @@ struct TrainResult {
   /// the preconditioner's factor update, refresh, preconditioning and global stage.
   std::vector<std::pair<std::string, double>> profile;
   std::vector<HistoryPoint> history;
+  runtime::RuntimeInfo runtime;  ///< what the run ran on (BLAS kernel, threads, subnormal mode)
 };
 
 /// Applies a method spec to preconditioner options: "kfac", or a one-level method with a global stage,

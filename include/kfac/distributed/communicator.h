@@ -73,6 +73,9 @@ struct ProcessGroupOptions {
 /// Whether this build has c10d process groups (false when the Gloo headers were missing at build time).
 bool multi_process_available();
 
+/// The c10d backends this build can connect with: "gloo", and "nccl" when LibTorch has it; empty without c10d.
+std::vector<std::string> distributed_backends();
+
 /// A communicator over a c10d process group; SingleProcess when world_size is 1.
 std::shared_ptr<Communicator> connect(const ProcessGroupOptions& options);
 
