@@ -11,6 +11,7 @@
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/curvature/per_example.h"
 #include "kfac/linalg/psd.h"
+#include "kfac/runtime/setup.h"
 
 namespace {
 
@@ -172,8 +173,15 @@ BENCHMARK(BM_Eigh) KFAC_SIZES;
 BENCHMARK(BM_ProjectedSecondMomentConv)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
-  // Every logical CPU, as the kfac tool does (LibTorch's default would leave OpenBLAS on one thread here).
-  at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+  // As the kfac tool does: the best BLAS kernel (relaunching once if OpenBLAS fell back), every available core
+  // (LibTorch's default would leave OpenBLAS on one thread here), subnormals flushed. The header says what ran.
+  const auto rt = kfac::runtime::configure_runtime({}, argv);
+  benchmark::AddCustomContext("blas", rt.blas.library + " " + rt.blas.config);
+  benchmark::AddCustomContext("blas_kernel", rt.blas.kernel.empty() ? "unknown" : rt.blas.kernel);
+  benchmark::AddCustomContext("threads", "intra-op " + std::to_string(rt.threads.intra_op) + ", BLAS " +
+                                             std::to_string(rt.blas.threads));
+  benchmark::AddCustomContext("subnormals", rt.flush_denormal ? "flushed" : "kept");
+  for (const auto& w : rt.warnings) benchmark::AddCustomContext("warning_" + w.id, w.what);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   return 0;

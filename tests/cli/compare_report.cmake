@@ -1,11 +1,11 @@
 # `kfac compare` writes every file of its report, and the plots are PNG images.
 file(REMOVE_RECURSE "${OUT}")
-execute_process(COMMAND "${KFAC}" compare --model mlp --methods sgd,kfac --steps 3 --batch-size 32
+execute_process(COMMAND "${KFAC}" compare --model mlp --methods sgd,kfac --steps 5 --batch-size 32
                         --eval-examples 64 --quiet --out "${OUT}" RESULT_VARIABLE rc OUTPUT_VARIABLE summary)
 if(rc)
   message(FATAL_ERROR "kfac compare failed: ${rc}")
 endif()
-foreach(f summary.md sgd.json sgd.csv kfac.json kfac.csv loss_vs_step.png loss_vs_seconds.png)
+foreach(f summary.md runtime.json sgd.json sgd.csv kfac.json kfac.csv loss_vs_step.png loss_vs_seconds.png)
   if(NOT EXISTS "${OUT}/${f}")
     message(FATAL_ERROR "report file ${f} is missing")
   endif()
@@ -18,4 +18,23 @@ foreach(png loss_vs_step.png loss_vs_seconds.png)
 endforeach()
 if(NOT summary MATCHES "\\| kfac \\|")
   message(FATAL_ERROR "the summary has no kfac row:\n${summary}")
+endif()
+if(NOT summary MATCHES "Ran with LibTorch [^,]+, [^,]+")
+  message(FATAL_ERROR "the summary does not say what it ran with:\n${summary}")
+endif()
+# The metrics carry the runtime report, and the timing: every step from step 2 on (3 of 5 steps).
+file(READ "${OUT}/kfac.json" metrics)
+foreach(path "runtime;blas;kernel" "runtime;blas;library" "runtime;threads;intra_op" "runtime;flush_denormal"
+             "runtime;cpu;flags" "runtime;torch;version" "runtime;warnings" "timing;median" "timing;refresh_step_mean"
+             "history;4;step_seconds" "history;4;refreshed")
+  string(JSON value ERROR_VARIABLE err GET "${metrics}" ${path})
+  if(err)
+    message(FATAL_ERROR "kfac.json has no ${path}: ${err}")
+  endif()
+endforeach()
+string(JSON timed GET "${metrics}" timing timed_steps)
+string(JSON mean GET "${metrics}" timing mean)
+string(JSON per_step GET "${metrics}" seconds_per_step)
+if(NOT timed EQUAL 3 OR NOT mean STREQUAL per_step)
+  message(FATAL_ERROR "timing: ${timed} timed steps (expected 3), mean ${mean} vs seconds_per_step ${per_step}")
 endif()

@@ -1,5 +1,10 @@
 #include "compare.h"
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +23,24 @@ namespace {
 // The smoothed minibatch loss at the end of a run: a less noisy "final loss", read like the times to target.
 double final_minibatch_loss(const TrainResult& r) { return smoothed_loss(r.history, r.history.size() - 1); }
 
+// Runs argv[0] (looked up in PATH) with these arguments in `dir`, stderr to `dir`/`log`; no shell, so a folder name
+// with quotes, spaces, `$` or newlines is only a name. True if it ran and exited with 0.
+bool run_in(const std::string& dir, std::vector<std::string> args, const std::string& log) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  int status = 0;
+  return spawned == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, const std::string& title) {
   std::ofstream gp(dir + "/plot.gp");
   gp << "set terminal pngcairo size 900,600 enhanced font 'sans,11'\n"
@@ -33,8 +56,7 @@ void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, c
     gp << "\n";
   }
   gp.close();
-  const std::string cmd = "cd '" + dir + "' && gnuplot plot.gp 2>plot.log";
-  if (std::system(cmd.c_str()) != 0)
+  if (!run_in(dir, {"gnuplot", "plot.gp"}, "plot.log"))
     std::fprintf(stderr, "warning: gnuplot failed or is missing (see %s/plot.log); the plots were not made\n",
                  dir.c_str());
 }
