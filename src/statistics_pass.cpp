@@ -69,6 +69,13 @@ void Preconditioner::record_output_gradients(const at::Tensor& output, LossKind 
                "used by the model's forward (or not registered)");
   }
 
+  // Targets are sampled from the model's outputs: a NaN or an infinity there (NaN inputs, weights that overflowed)
+  // would make the sampler abort. The statistics of this step are dropped instead and step() reports it.
+  if (!at::isfinite(output.detach()).all().item<bool>()) {
+    clear_slots();
+    nonfinite_outputs_ = true;
+    return;
+  }
   const auto rows = output_gradient_rows(output.detach(), loss, options_.fisher(), options_.fisher_samples(), y,
                                          step_generator());  // [S, n, C]
   const int64_t samples = rows.size(0);

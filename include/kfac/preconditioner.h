@@ -173,6 +173,8 @@ class Preconditioner {
   std::unique_ptr<BackgroundRefresh> background_;  // null unless options().background_refresh()
   std::vector<bool> decomposed_;  // a refresh of the layer has succeeded (identical on every rank)
   bool factors_pending_ = false;  // distributed: local factor updates not yet averaged over ranks
+  bool nonfinite_outputs_ = false;  // this step's statistics pass saw non-finite model outputs and sampled nothing
+  mutable at::Generator sampling_generator_;  // one per preconditioner, reseeded per step (cloning leaks in 1.13)
   CapturedFisher captured_;
   std::vector<int64_t> consecutive_failures_;
   double damping_;

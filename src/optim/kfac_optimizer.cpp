@@ -57,19 +57,31 @@ at::Tensor KfacOptimizer::step(LossClosure closure) {
   if (o.kl_clip() > 0 && vg > 0) last_.clip_factor = std::min(1.0, std::sqrt(o.kl_clip() / (lr * lr * vg)));
   preconditioner_->scale_gradients(last_.clip_factor);
 
+  // The whole update is computed and checked first: weights and momentum change only if every new value is finite.
   auto& params = param_groups_.front().params();
+  std::vector<at::Tensor> updated(params.size()), velocity(params.size()), sums;
   for (size_t i = 0; i < params.size(); ++i) {
     auto& p = params[i];
     if (!p.grad().defined()) continue;
-    auto d = o.weight_decay() > 0 ? p.grad() + o.weight_decay() * p.detach() : p.grad().clone();
+    auto d = o.weight_decay() > 0 ? p.grad() + o.weight_decay() * p.detach() : p.grad();
     if (o.momentum() > 0) {
-      if (!momentum_[i].defined())
-        momentum_[i] = d;
-      else
-        momentum_[i].mul_(o.momentum()).add_(d);
-      d = momentum_[i];
+      velocity[i] = momentum_[i].defined() ? momentum_[i] * o.momentum() + d : d.clone();
+      d = velocity[i];
     }
-    p.detach().add_(d, -lr);
+    updated[i] = at::add(p.detach(), d, -lr);  // the kernel add_ would use: the same bits
+    sums.push_back(updated[i].sum().to(at::kDouble));
+  }
+  if (!sums.empty() && !at::isfinite(at::stack(sums)).all().item<bool>()) {
+    last_.skipped = true;
+    last_.messages.push_back("step " + std::to_string(last_.step) + ": the update (lr " + std::to_string(lr) +
+                             ") would make weights non-finite; step skipped, weights and momentum unchanged "
+                             "(lower the learning rate, or enable kl_clip)");
+    return loss;
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!updated[i].defined()) continue;
+    if (velocity[i].defined()) momentum_[i] = velocity[i];
+    params[i].detach().copy_(updated[i]);
   }
   return loss;
 }

@@ -195,6 +195,14 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
     P.set_damping(gamma_ * gamma_);
     P.refresh_all();
   }
+  std::vector<at::Tensor> sums;
+  for (const auto& d : chosen.delta) sums.push_back(d.sum().to(at::kDouble));
+  if (!at::isfinite(at::stack(sums)).all().item<bool>()) {  // never apply a non-finite update
+    qs.preconditioner.skipped = true;
+    qs.preconditioner.messages.push_back("step " + std::to_string(qs.preconditioner.step) +
+                                         ": non-finite quadratic-model update; step skipped, weights unchanged");
+    return qs;
+  }
   apply(chosen.delta);
   previous_ = chosen.delta;
   qs.alpha = chosen.solution.alpha;

@@ -336,6 +336,14 @@ TrainResult train(const TrainConfig& cfg) {
       value = shared[0] / ranks, stop = shared[1] > 0;
       if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's step rules average their own
     }
+    if (!std::isfinite(value)) {  // every rank sees the same averaged value, so all stop here
+      progress.finish();
+      KFAC_CHECK(false, "step ", step, ": the training loss is ", value, "; stopping (the weights or the data hold a "
+                 "NaN or an infinity). ",
+                 cfg.checkpoint.empty() ? std::string("No checkpoint was written")
+                                        : "The checkpoint '" + cfg.checkpoint + "' keeps the last one written before",
+                 "; lower --lr, raise --damping, or check the data for NaN/inf values");
+    }
     maybe_die_for_test(rank, step);
     bool skipped = false, refreshed = false;
     if (qmodel) {
