@@ -1,6 +1,7 @@
 // Parts of the communicator that do not need c10d: options from the environment.
 #include <ATen/ATen.h>
 
+#include <cerrno>
 #include <cstdlib>
 
 #include "kfac/distributed/communicator.h"
@@ -9,12 +10,16 @@
 namespace kfac {
 
 namespace {
-int env_int(const char* name, int fallback) {
+// An integer environment variable in [low, high]; anything else (junk, a value that wraps) is an error naming it.
+int env_int(const char* name, int fallback, long low, long high) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
   char* end = nullptr;
+  errno = 0;
   const long x = std::strtol(v, &end, 10);
-  KFAC_CHECK(end && *end == '\0', "environment variable ", name, "='", v, "' is not an integer");
+  KFAC_CHECK(end && *end == '\0' && errno == 0, "environment variable ", name, "='", v, "' is not an integer");
+  KFAC_CHECK(x >= low && x <= high, "environment variable ", name, "=", v, " is out of range: it must be between ",
+             low, " and ", high);
   return static_cast<int>(x);
 }
 
@@ -35,12 +40,12 @@ void Communicator::count(const std::vector<at::Tensor>& tensors) {
 
 ProcessGroupOptions ProcessGroupOptions::from_environment() {
   ProcessGroupOptions o;
-  o.rank = env_int("RANK", 0);
-  o.world_size = env_int("WORLD_SIZE", 1);
-  o.master_port = env_int("MASTER_PORT", o.master_port);
+  o.rank = env_int("RANK", 0, 0, kMaxWorldSize - 1);
+  o.world_size = env_int("WORLD_SIZE", 1, 1, kMaxWorldSize);
+  o.master_port = env_int("MASTER_PORT", o.master_port, 1, 65535);
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.master_addr = a;
   if (const char* b = std::getenv("KFAC_DIST_BACKEND"); b && *b) o.backend = b;
-  o.timeout = std::chrono::seconds(env_int("KFAC_DIST_TIMEOUT_S", 60));
+  o.timeout = std::chrono::seconds(env_int("KFAC_DIST_TIMEOUT_S", 60, 1, kMaxTimeoutSeconds));
   KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "RANK=", o.rank, " and WORLD_SIZE=",
              o.world_size, " are inconsistent: need 0 <= RANK < WORLD_SIZE");
   return o;

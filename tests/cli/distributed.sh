@@ -29,10 +29,29 @@ grep -q "distributed .* failed on rank" "$OUT/fault.err" || { echo "FAIL: the ot
 awk -v t="$elapsed" 'BEGIN { exit !(t <= 5 + 10) }' || { echo "FAIL: took $elapsed s"; exit 1; }
 # Ctrl-C sent to the launcher alone reaches every rank: one checkpoint, exit 130, and --resume on 2 ranks finishes.
 rm -f "$OUT/int.pt"
-interrupt_after 4 "$OUT/int.err" "$KFAC" "${common[@]}" --steps 100000 --nproc 2 --checkpoint "$OUT/int.pt"
+interrupt_after "$OUT/int.pt" "$OUT/int.err" INT "$KFAC" "${common[@]}" --steps 100000 --nproc 2 --checkpoint "$OUT/int.pt" \
+  --checkpoint-every 1
 [ "$rc" -eq 130 ] || { echo "FAIL: interrupted run exited with $rc, expected 130"; exit 1; }
 step=$(grep -o 'after step [0-9]*' "$OUT/int.err" | grep -o '[0-9]*')
 [ "$(grep -c 'interrupted after step' "$OUT/int.err")" -eq 1 ] || { echo "FAIL: one message expected"; exit 1; }
 "$KFAC" "${common[@]}" --steps $((step + 2)) --nproc 2 --checkpoint "$OUT/int.pt" --resume >/dev/null \
   || { echo "FAIL: resume after Ctrl-C"; exit 1; }
-echo "PASS: distributed (rank failure reported after $elapsed s, timeout 5 s; Ctrl-C at step $step, resumed)"
+# SIGTERM to the launcher alone is forwarded and every rank checkpoints, as for Ctrl-C.
+rm -f "$OUT/term.pt"
+interrupt_after "$OUT/term.pt" "$OUT/term.err" TERM "$KFAC" "${common[@]}" --steps 100000 --nproc 2 \
+  --checkpoint "$OUT/term.pt" --checkpoint-every 1 > /dev/null
+[ "$rc" -eq 130 ] && grep -q "checkpoint written to" "$OUT/term.err" || { echo "FAIL: SIGTERM: exit $rc"; cat "$OUT/term.err"; exit 1; }
+# SIGKILL to the launcher: its ranks get SIGTERM (parent-death signal) and are gone within 2 s.
+"$KFAC" "${common[@]}" --steps 100000 --nproc 2 2>"$OUT/kill.err" >/dev/null &
+launcher=$!
+tries=0; while (( tries++ < 600 )) && [ "$(children "$launcher" | wc -l)" -lt 2 ]; do sleep 0.1; done
+ranks=$(children "$launcher")
+sleep 1  # while they join the process group or train: either way they must go
+kill -KILL "$launcher"; wait "$launcher" 2>/dev/null
+sleep 2
+for k in $ranks; do
+  if [ -e "/proc/$k" ] && ! grep -q '^State:.*Z' "/proc/$k/status" 2>/dev/null; then
+    echo "FAIL: rank $k outlived its killed launcher by 2 s"; kill -KILL $ranks 2>/dev/null; exit 1
+  fi
+done
+echo "PASS: distributed (rank failure reported after $elapsed s, timeout 5 s; Ctrl-C at step $step, resumed; SIGTERM checkpoints; ranks end with their launcher)"

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,8 +36,8 @@ int free_port() {
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
-// A SIGINT or SIGTERM sent to the launcher alone (not to its process group) is passed on to the ranks, which then
-// checkpoint and stop together.
+// A SIGINT, SIGTERM or SIGHUP sent to the launcher alone (not to its process group) is passed on to the ranks, which
+// then checkpoint and stop together.
 volatile std::sig_atomic_t g_signal = 0;
 void remember_signal(int signal) { g_signal = signal; }
 }  // namespace
@@ -44,9 +45,14 @@ void remember_signal(int signal) { g_signal = signal; }
 int launch_local_ranks(int ranks, int port, double timeout_s, char** argv) {
   if (port == 0) port = free_port();
   std::vector<pid_t> children;
+  const pid_t launcher = getpid();
   for (int r = 0; r < ranks; ++r) {
     const pid_t pid = fork();
     if (pid == 0) {
+      // A rank never outlives its launcher: SIGTERM when it dies (even by SIGKILL), which the rank treats as
+      // Ctrl-C. If it died before this line, stop now.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != launcher) _exit(143);
       setenv("RANK", std::to_string(r).c_str(), 1);
       setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       setenv("WORLD_SIZE", std::to_string(ranks).c_str(), 1);
@@ -64,8 +70,7 @@ int launch_local_ranks(int ranks, int port, double timeout_s, char** argv) {
     }
     children.push_back(pid);
   }
-  std::signal(SIGINT, remember_signal);
-  std::signal(SIGTERM, remember_signal);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, remember_signal);
   std::vector<bool> done(children.size(), false);
   int result = 0, remaining = ranks;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();

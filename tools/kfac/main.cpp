@@ -13,6 +13,7 @@
 
 #include "compare.h"
 #include "fisher_lab.h"
+#include "kfac/distributed/communicator.h"
 #include "kfac/runtime/setup.h"
 #include "runtime_report.h"
 #include "launch.h"
@@ -24,6 +25,9 @@
 namespace {
 
 using kfac::tool::TrainConfig;
+
+// Bounds that keep a typo from starting thousands of threads or processes (each rank holds ~400 MiB).
+constexpr int kMaxThreads = 1024, kMaxLocalRanks = 64;
 
 // Flags whose values need translating into library options after parsing.
 struct RawFlags {
@@ -150,7 +154,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--data-dir,--data-path", cfg.data_dir, "Dataset directory or file (default: the installed one)");
   t->add_option("--device", cfg.device, "cpu or cuda");
   t->add_option("--threads", raw.threads, "Intra-op threads (0 = the available cores, shared among local ranks, "
-                                         "unless OMP_NUM_THREADS is set)")->check(CLI::NonNegativeNumber);
+                                         "unless OMP_NUM_THREADS is set)")->check(CLI::Range(0, kMaxThreads));
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(CLI::PositiveNumber);
   t->add_flag("--quiet", cfg.quiet, "No progress line");
@@ -190,11 +194,11 @@ int main(int argc, char** argv) {
   train->add_flag("--profile", profile, "Print where a step's time goes (mean seconds per step of each phase)");
   train->add_option("--nproc", nproc, "Data-parallel ranks to start on this machine (Gloo over 127.0.0.1); each "
                     "trains on 1/N of every batch. External launchers set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
-                    "instead")->check(CLI::PositiveNumber);
+                    "instead")->check(CLI::Range(1, kMaxLocalRanks));
   train->add_option("--master-port", master_port, "TCP port of rank 0's store for --nproc (0 = a free one)")
       ->check(CLI::Range(0, 65535));
   train->add_option("--dist-timeout", cfg.dist_timeout_s, "Seconds after which a dead or hung rank makes the others "
-                    "stop with an error")->check(CLI::PositiveNumber);
+                    "stop with an error")->check(CLI::Range(0.001, static_cast<double>(kfac::kMaxTimeoutSeconds)));
 
   kfac::tool::CompareConfig compare;
   auto* cmp = app.add_subcommand("compare", "Run several methods on the same data and seed; write a report folder "
@@ -253,7 +257,9 @@ int main(int argc, char** argv) {
   if (!cfg.quiet && (rank_env == nullptr || std::atoi(rank_env) == 0))
     for (const auto& w : runtime.warnings)
       std::fprintf(stderr, "kfac: warning: %s\n  fix: %s\n", w.what.c_str(), w.fix.c_str());
-  std::signal(SIGINT, [](int) { kfac::tool::request_interrupt(); });
+  // Ctrl-C, a terminal hang-up, and SIGTERM (also what ranks get when their launcher dies, PR_SET_PDEATHSIG) all
+  // checkpoint and stop after the current step.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, [](int s) { kfac::tool::request_interrupt(s); });
   try {
     if (f->parsed()) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());

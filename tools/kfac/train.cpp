@@ -14,8 +14,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
-#include <tuple>
 #include <memory>
+#include <tuple>
+
+#include <unistd.h>
 
 #include "data.h"
 #include "kfac/distributed/collectives.h"
@@ -200,6 +202,7 @@ std::pair<double, double> evaluate(Model& m, const Dataset& d, int64_t examples,
 }
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_training{false};  // inside train()'s loop, where an interrupt can be checkpointed
 
 // Peak resident memory of this process in MiB (Linux), NaN elsewhere.
 double peak_rss_mib() {
@@ -219,7 +222,10 @@ void maybe_die_for_test(int rank, int64_t step) {
   if (r && k && std::atoi(r) == rank && std::atoll(k) == step) std::raise(SIGKILL);
 }
 
-void request_interrupt() { g_interrupted.store(true); }
+void request_interrupt(int signal) {
+  if (!g_training.load()) _exit(128 + signal);  // nothing to save yet (or any more): stop at once
+  g_interrupted.store(true);
+}
 bool interrupted() { return g_interrupted.load(); }
 
 TrainResult train(const TrainConfig& cfg) {
@@ -309,6 +315,10 @@ TrainResult train(const TrainConfig& cfg) {
   const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
+  struct TrainingScope {  // interrupts are checkpointed from here on, until the loop ends
+    TrainingScope() { g_training.store(true); }
+    ~TrainingScope() { g_training.store(false); }
+  } training_scope;
   for (int64_t step = state.next_step; step < cfg.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t bytes_before_step = comm->bytes();

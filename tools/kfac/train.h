@@ -109,8 +109,9 @@ TrainResult train(const TrainConfig& config);
 struct Interrupted : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-/// Async-signal-safe: asks the running train() to checkpoint and stop after the current step.
-void request_interrupt();
+/// Async-signal-safe: asks the running train() to checkpoint and stop after the current step; outside train()'s loop
+/// (loading data, joining the process group, evaluating) the process exits at once with 128 + signal.
+void request_interrupt(int signal);
 bool interrupted();
 void write_metrics_json(const TrainResult& result, const std::string& path);
 

@@ -54,6 +54,10 @@ class SingleProcess final : public Communicator {
   std::string backend() const override { return "single-process"; }
 };
 
+/// Bounds of what ProcessGroupOptions::from_environment accepts (and the tool's --nproc / --dist-timeout).
+constexpr long kMaxWorldSize = 1 << 16;
+constexpr long kMaxTimeoutSeconds = 7 * 24 * 3600;
+
 /// How to reach the other ranks.
 struct ProcessGroupOptions {
   std::string backend = "gloo";          ///< "gloo" (CPU tensors) or "nccl" (CUDA tensors)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# A run whose loss becomes non-finite stops with a non-zero exit and a message naming the step, and keeps the last
+# checkpoint written before (never one of the broken state), for SGD, Adam and a K-FAC method.
+set -u
+KFAC="$1"; OUT="$2"
+mkdir -p "$OUT"
+for method in sgd adam kfac; do
+  rm -f "$OUT/$method.pt"
+  "$KFAC" train --model mlp --method "$method" --lr 1e30 --kl-clip 0 --steps 20 --batch-size 16 --eval-examples 16 \
+    --quiet --checkpoint "$OUT/$method.pt" --checkpoint-every 1 > "$OUT/$method.out" 2> "$OUT/$method.err"
+  rc=$?
+  [ "$rc" -eq 2 ] || { echo "FAIL: $method exited $rc, expected 2"; cat "$OUT/$method.err"; exit 1; }
+  grep -q "step [0-9]*: the training loss is .*nan; stopping" "$OUT/$method.err" || { echo "FAIL: $method message"; cat "$OUT/$method.err"; exit 1; }
+  ! grep -q "train_loss" "$OUT/$method.out" || { echo "FAIL: $method reported a result"; exit 1; }
+  step=$(grep -o 'step [0-9]*' "$OUT/$method.err" | head -1 | grep -o '[0-9]*')
+  if [ "$step" -gt 0 ]; then
+    [ -s "$OUT/$method.pt" ] || { echo "FAIL: $method lost the checkpoint of step $step"; exit 1; }
+  fi
+done
+echo "PASS: non-finite loss stops the run"
