@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cli_checks.h"
 #include "compare.h"
 #include "fisher_lab.h"
 #include "kfac/distributed/communicator.h"
@@ -28,6 +29,10 @@ using kfac::tool::TrainConfig;
 
 // Bounds that keep a typo from starting thousands of threads or processes (each rank holds ~400 MiB).
 constexpr int kMaxThreads = 1024, kMaxLocalRanks = 64;
+constexpr int64_t kMaxSteps = 1'000'000'000'000, kMaxBatch = 1'000'000'000;
+using kfac::tool::kInf;
+using kfac::tool::real_in;
+using kfac::tool::whole_in;
 
 // Flags whose values need translating into library options after parsing.
 struct RawFlags {
@@ -59,21 +64,25 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--preset", raw.preset, "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, "
                                        "koroko: the papers' and reference codes' setups); explicit flags override it")
       ->check(CLI::IsMember(kfac::tool::preset_names()));
-  t->add_option("--steps", cfg.steps, "Training steps")->check(CLI::PositiveNumber);
-  t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(CLI::PositiveNumber);
-  t->add_option("--lr", cfg.lr, "Learning rate; 0 = the method's default (sgd 0.01, adam 1e-3, K-FAC methods 0.1 on "
-                                "the autoencoder; 0.05, 1e-3, 0.05 otherwise)")
-      ->check(CLI::NonNegativeNumber);
-  t->add_option("--momentum", cfg.momentum, "Momentum; default sgd 0.9, K-FAC methods 0.5")
-      ->check(CLI::Range(0.0, 0.999999))
+  t->add_option("--steps", cfg.steps, "Training steps")->check(whole_in(1, kMaxSteps));
+  t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(whole_in(1, kMaxBatch));
+  // Unset = the method's default: values, never sentinels, so a NaN is an error and not a default in disguise.
+  t->add_option_function<double>("--lr", [&cfg](double v) { cfg.lr = v; }, "Learning rate; default sgd 0.01, adam "
+                                 "1e-3, K-FAC methods 0.1 on the autoencoder; 0.05, 1e-3, 0.05 otherwise")
+      ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("auto");
-  t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(CLI::NonNegativeNumber);
-  t->add_option("--kl-clip", cfg.kl_clip, "KL-clip bound of K-FAC methods (0 disables); default 0.1 for the "
-                                         "autoencoder, 0.01 otherwise")
-      ->check(CLI::NonNegativeNumber)
+  t->add_option_function<double>("--momentum", [&cfg](double v) { cfg.momentum = v; },
+                                 "Momentum; default sgd 0.9, K-FAC methods 0.5")
+      ->check(real_in(0, 1, false, /*high_open=*/true))
+      ->default_str("auto");
+  t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(real_in(0, kInf));
+  t->add_option_function<double>("--kl-clip", [&cfg](double v) { cfg.kl_clip = v; }, "KL-clip bound of K-FAC "
+                                 "methods (0 disables); default 0.1 for the autoencoder, 0.01 otherwise")
+      ->check(real_in(0, kInf))
       ->default_str("auto");
   auto& p = cfg.preconditioner;
   t->add_option_function<double>("--damping", [&p](double v) { p.damping(v); }, "Tikhonov damping of K-FAC methods")
+      ->check(real_in(0, kInf, true))
       ->default_str(std::to_string(p.damping()));
   t->add_option("--damping-mode", raw.damping_mode, "factored (D1, with pi) or eigen (D2, exact Tikhonov)")
       ->check(CLI::IsMember({"factored", "eigen"}));
@@ -150,18 +159,19 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->default_str("1e-05");
   t->add_flag("--batch-growth", cfg.batch_growth,
               "Grow the batch exponentially from --batch-size to the training set by step 500 (the paper)");
-  t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets");
+  t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets")
+      ->check(whole_in(0, std::numeric_limits<int64_t>::max()));
   t->add_option("--data-dir,--data-path", cfg.data_dir, "Dataset directory or file (default: the installed one)");
   t->add_option("--device", cfg.device, "cpu or cuda");
   t->add_option("--threads", raw.threads, "Intra-op threads (0 = the available cores, shared among local ranks, "
                                          "unless OMP_NUM_THREADS is set)")->check(CLI::Range(0, kMaxThreads));
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_in(1, kMaxBatch));
   t->add_flag("--quiet", cfg.quiet, "No progress line");
   t->add_option("--checkpoint", cfg.checkpoint, "Checkpoint file (written atomically at the end, every "
                                                 "--checkpoint-every steps, and on Ctrl-C)");
   t->add_option("--checkpoint-every", cfg.checkpoint_every, "Steps between checkpoints (0 = end and Ctrl-C only)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(whole_in(0, kMaxSteps));
   t->add_flag("--resume", cfg.resume, "Continue the run saved in --checkpoint exactly where it stopped");
 }
 
@@ -213,8 +223,8 @@ int main(int argc, char** argv) {
   f->option_defaults()->always_capture_default();
   f->add_option("--model", lab.model, "Tiny model: mlp or cnn (7x7 average-pooled Fashion-MNIST)")
       ->check(CLI::IsMember({"mlp", "cnn"}));
-  f->add_option("--examples", lab.examples, "Training examples in the exact Fisher")->check(CLI::PositiveNumber);
-  f->add_option("--damping", lab.damping, "Damping λ of the methods and of (F + λI)")->check(CLI::PositiveNumber);
+  f->add_option("--examples", lab.examples, "Training examples in the exact Fisher")->check(whole_in(1, kMaxBatch));
+  f->add_option("--damping", lab.damping, "Damping λ of the methods and of (F + λI)")->check(real_in(0, kInf, true));
   f->add_option("--methods", lab.methods, "Methods to compare, e.g. kfac,ekfac,kfac+residual (default: every method "
                 "and kfac with every global stage)")->delimiter(',');
   f->add_option("--combine", lab.combine, "Two-level combination of the METHOD+SPACE rows")

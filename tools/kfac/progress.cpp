@@ -8,9 +8,10 @@ namespace kfac::tool {
 
 namespace {
 std::string clock(double seconds) {
-  const int s = static_cast<int>(seconds + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%d:%02d", s / 60, s % 60);
+  if (!(seconds < 3600.0 * 24 * 365 * 100)) return "--:--";  // a century or more, or NaN: no integer cast (UB)
+  const auto s = static_cast<long long>(seconds + 0.5);
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%lld:%02lld", s / 60, s % 60);
   return buf;
 }
 }  // namespace

@@ -232,7 +232,11 @@ TrainResult train(const TrainConfig& cfg) {
   KFAC_CHECK(!cfg.resume || !cfg.checkpoint.empty(), "--resume needs --checkpoint FILE");
   KFAC_CHECK(cfg.steps >= 1, "--steps must be >= 1, got ", cfg.steps);
   KFAC_CHECK(cfg.batch_size >= 1, "--batch-size must be >= 1, got ", cfg.batch_size);
-  KFAC_CHECK(cfg.lr >= 0, "--lr must be > 0 (or 0 for the method's default), got ", cfg.lr);
+  KFAC_CHECK(!cfg.lr || (std::isfinite(*cfg.lr) && *cfg.lr > 0), "--lr must be a finite number > 0, got ", *cfg.lr);
+  KFAC_CHECK(!cfg.momentum || (*cfg.momentum >= 0 && *cfg.momentum < 1), "--momentum must be in [0, 1), got ",
+             *cfg.momentum);
+  KFAC_CHECK(!cfg.kl_clip || (std::isfinite(*cfg.kl_clip) && *cfg.kl_clip >= 0), "--kl-clip must be a finite "
+             "number >= 0, got ", *cfg.kl_clip);
   torch::Device device(cfg.device);
   KFAC_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", cfg.device,
              " requested but CUDA is not available in this LibTorch build or machine");
@@ -240,9 +244,9 @@ TrainResult train(const TrainConfig& cfg) {
   TrainResult result;
   result.config = cfg;
   result.runtime = runtime::runtime_info();
-  result.lr = cfg.lr > 0 ? cfg.lr : default_lr(cfg.method, cfg.model);
-  result.momentum = cfg.momentum >= 0 ? cfg.momentum : default_momentum(cfg.method);
-  result.kl_clip = cfg.kl_clip >= 0 ? cfg.kl_clip : default_kl_clip(cfg.model);
+  result.lr = cfg.lr.value_or(default_lr(cfg.method, cfg.model));
+  result.momentum = cfg.momentum.value_or(default_momentum(cfg.method));
+  result.kl_clip = cfg.kl_clip.value_or(default_kl_clip(cfg.model));
 
   auto dist = ProcessGroupOptions::from_environment();
   dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout_s * 1000));

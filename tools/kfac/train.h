@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -18,10 +19,10 @@ struct TrainConfig {
   std::string method = "kfac";  ///< sgd | adam | any registered curvature method
   int64_t steps = 200;
   int64_t batch_size = 1000;
-  double lr = 0;  ///< 0 = the method's default (default_lr)
-  double momentum = -1;  ///< < 0 = the method's default (default_momentum)
+  std::optional<double> lr;        ///< unset = the method's default (default_lr)
+  std::optional<double> momentum;  ///< unset = the method's default (default_momentum)
   double weight_decay = 0;
-  double kl_clip = -1;   ///< < 0 = the model's default (default_kl_clip); 0 disables
+  std::optional<double> kl_clip;   ///< unset = the model's default (default_kl_clip); 0 disables
   uint64_t seed = 0;
   PreconditionerOptions preconditioner;
   std::string step_rule = "kl-clip";  ///< K-FAC methods: kl-clip (KfacOptimizer) or qmodel (QModelOptimizer)
