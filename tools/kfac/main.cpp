@@ -173,6 +173,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--checkpoint-every", cfg.checkpoint_every, "Steps between checkpoints (0 = end and Ctrl-C only)")
       ->check(whole_in(0, kMaxSteps));
   t->add_flag("--resume", cfg.resume, "Continue the run saved in --checkpoint exactly where it stopped");
+  t->add_flag("--overwrite", cfg.overwrite, "Replace an existing --checkpoint file instead of refusing to start");
 }
 
 // Translates the raw flags into library options and validates them.

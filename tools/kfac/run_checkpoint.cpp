@@ -3,21 +3,81 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include "kfac/errors.h"
+#include "zip_check.h"
 
 namespace kfac::tool {
 
 namespace {
 std::string identity(const TrainConfig& c) { return c.model + "/" + c.method + "/" + c.step_rule; }
+
+std::string number(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
+}
+
+// The options that shape the trajectory, as "name value" lines: a resumed run must ask for the same ones. (The step
+// count, checkpointing, threads and output options may change.)
+std::string training_options(const TrainConfig& c) {
+  const auto& p = c.preconditioner;
+  const auto optional = [](const std::optional<double>& v) { return v ? number(*v) : std::string("default"); };
+  std::ostringstream s;
+  s << "dataset " << c.dataset << "\ndata-dir " << c.data_dir << "\nbatch-size " << c.batch_size
+    << "\nbatch-growth " << c.batch_growth << "\nseed " << c.seed << "\nlr " << optional(c.lr) << "\nmomentum "
+    << optional(c.momentum) << "\nkl-clip " << optional(c.kl_clip) << "\nweight-decay " << number(c.weight_decay)
+    << "\ndamping " << number(p.damping()) << "\ndamping-mode " << to_string(p.damping_mode()) << "\ninverse "
+    << to_string(p.inverse_method()) << "\nfisher " << to_string(p.fisher()) << "\nstats-period "
+    << p.stats_period() << "\nrefresh-period " << p.refresh_period() << "\nstats-fraction "
+    << number(p.stats_fraction()) << "\nema-decay " << number(p.ema_decay()) << "\nfactor-dtype "
+    << (p.factor_dtype() ? c10::toString(*p.factor_dtype()) : "model") << "\ntwo-level "
+    << to_string(p.two_level().space()) << "\n";
+  return s.str();
+}
+
+std::map<std::string, std::string> parse_options(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto space = line.find(' ');
+    out[line.substr(0, space)] = space == std::string::npos ? "" : line.substr(space + 1);
+  }
+  return out;
+}
 }  // namespace
+
+void check_checkpoint_destination(const TrainConfig& c) {
+  if (c.checkpoint.empty()) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  KFAC_CHECK(!fs::is_directory(c.checkpoint, ec), "--checkpoint '", c.checkpoint, "' is a directory; give a file name");
+  if (!c.resume && fs::exists(c.checkpoint, ec))
+    KFAC_CHECK(c.overwrite, "checkpoint '", c.checkpoint, "' already exists; continue that run with --resume, or "
+               "replace it with --overwrite");
+  const std::string probe = c.checkpoint + ".tmp";
+  const bool existed = fs::exists(probe, ec);
+  {
+    std::ofstream out(probe, std::ios::app);
+    KFAC_CHECK(out.good(), "cannot write the checkpoint '", c.checkpoint, "' (", std::strerror(errno), "); check that "
+               "its folder exists and is writable");
+  }
+  if (!existed) fs::remove(probe, ec);
+}
 
 void save_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,
               torch::optim::Optimizer* opt, QModelOptimizer* qmodel, const RunState& state) {
   torch::serialize::OutputArchive archive;
   archive.write("run", c10::IValue(identity(config)));
+  archive.write("options", c10::IValue(training_options(config)));
   archive.write("next_step", c10::IValue(state.next_step));
   archive.write("skipped_steps", c10::IValue(state.skipped_steps));
   // One row per step: step, loss, seconds since the start, the step's own seconds, refreshed (0/1).
@@ -45,15 +105,29 @@ RunState load_run(const std::string& path, const TrainConfig& config, torch::nn:
                   torch::optim::Optimizer* opt, QModelOptimizer* qmodel) {
   KFAC_CHECK(std::ifstream(path).good(), "--resume: checkpoint '", path, "' does not exist; run without --resume "
              "first (with --checkpoint '", path, "')");
+  verify_zip_crcs(path);
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   c10::IValue v;
   archive.read("run", v);
   KFAC_CHECK(v.toStringRef() == identity(config), "checkpoint '", path, "' was written by a run of ",
              v.toStringRef(), " (model/method/step rule), not ", identity(config));
+  if (archive.try_read("options", v)) {  // checkpoints from before this record have none to compare
+    const auto saved = parse_options(v.toStringRef()), now = parse_options(training_options(config));
+    std::string changed;
+    for (const auto& [name, value] : now) {
+      const auto it = saved.find(name);
+      if (it != saved.end() && it->second != value)
+        changed += "\n  --" + name + ": " + it->second + " in the checkpoint, " + value + " now";
+    }
+    KFAC_CHECK(changed.empty(), "--resume: checkpoint '", path, "' was written with other training options; resume "
+               "with the checkpoint's values, or start a new run:", changed);
+  }
   RunState s;
   archive.read("next_step", v);
   s.next_step = v.toInt();
+  KFAC_CHECK(s.next_step <= config.steps, "--resume: checkpoint '", path, "' is at step ", s.next_step, ", beyond "
+             "--steps ", config.steps, "; give --steps ", s.next_step, " or more");
   archive.read("skipped_steps", v);
   s.skipped_steps = v.toInt();
   torch::Tensor history;

@@ -23,7 +23,12 @@ struct RunState {
 void save_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,
               torch::optim::Optimizer* opt, QModelOptimizer* qmodel, const RunState& state);
 
-/// Restores a run; throws naming the file and the mismatch if it was written for another model or method.
+/// Before training: a destination that cannot be written (missing folder, a folder in the way, no permission) is an
+/// error now, not after the first steps; an existing checkpoint is only replaced by --resume or --overwrite.
+void check_checkpoint_destination(const TrainConfig& config);
+
+/// Restores a run; throws naming the file and the mismatch if it was written for another model or method, if its
+/// records are damaged (CRC-32), if any training option differs (each one named), or if --steps is below its step.
 RunState load_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,
                   torch::optim::Optimizer* opt, QModelOptimizer* qmodel);
 

@@ -237,6 +237,7 @@ TrainResult train(const TrainConfig& cfg) {
              *cfg.momentum);
   KFAC_CHECK(!cfg.kl_clip || (std::isfinite(*cfg.kl_clip) && *cfg.kl_clip >= 0), "--kl-clip must be a finite "
              "number >= 0, got ", *cfg.kl_clip);
+  if (std::getenv("RANK") == nullptr || std::atoi(std::getenv("RANK")) == 0) check_checkpoint_destination(cfg);
   torch::Device device(cfg.device);
   KFAC_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", cfg.device,
              " requested but CUDA is not available in this LibTorch build or machine");

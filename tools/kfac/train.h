@@ -37,6 +37,7 @@ struct TrainConfig {
   std::string checkpoint;        ///< checkpoint file; written every checkpoint_every steps, at the end and on Ctrl-C
   int64_t checkpoint_every = 0;  ///< 0 = only at the end and on interruption
   bool resume = false;           ///< continue from `checkpoint`
+  bool overwrite = false;        ///< replace an existing `checkpoint` when not resuming
   /// Data-parallel runs: ranks come from RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (set by `--nproc N` or an
   /// external launcher); each rank trains on its 1/WORLD_SIZE shard of every batch. Only rank 0 reports and saves.
   double dist_timeout_s = 60;  ///< a rank that dies or hangs makes the others fail within this
