@@ -102,8 +102,10 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
                        "Recompute decompositions on a worker thread, adopted one refresh period later");
   t->add_option_function<double>("--stats-fraction", [&p](double v) { p.stats_fraction(v); },
                                  "Fraction of the batch used by the statistics pass")
+      ->check(real_in(0, 1, /*low_open=*/true))
       ->default_str(std::to_string(p.stats_fraction()));
   t->add_option_function<double>("--ema-decay", [&p](double v) { p.ema_decay(v); }, "Cap of the factor EMA decay")
+      ->check(real_in(0, 1, false, /*high_open=*/true))
       ->default_str(std::to_string(p.ema_decay()));
   t->add_option_function<std::string>(
        "--trace-damping", [&p](const std::string& v) { p.trace_damping(kfac::parse_trace_damping(v)); },
@@ -136,15 +138,18 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
                        "Two-level: add M⁻¹r to each layer's coarse vector (nicolaides, residual)");
   t->add_option_function<double>("--coarse-weight", [&two](double v) { two.weight(v); },
                                  "Two-level: weight ω of the coarse correction")
+      ->check(real_in(0, kInf))
       ->default_str("1");
   t->add_option_function<double>("--coarse-damping", [&two](double v) { two.damping(v); },
-                                 "Two-level: coarse damping λ_c (default: --damping)");
+                                 "Two-level: coarse damping λ_c (default: --damping)")
+      ->check(real_in(0, kInf, true));
   t->add_option_function<int64_t>("--coarse-period", [&two](int64_t v) { two.period(v); },
                                   "Two-level: steps between coarse basis/matrix updates")
       ->default_str("1");
   t->add_option_function<double>("--grad-worker-fraction", [&p](double v) { p.grad_worker_fraction(v); },
                                  "Distributed: fraction of ranks holding each layer's decompositions (1/ranks = "
                                  "memory-optimal, 1 = communication-optimal)")
+      ->check(real_in(0, 1, true))
       ->default_str("1");
   t->add_option("--factor-dtype", raw.factor_dtype, "Factor dtype: model, float32 or float64")
       ->check(CLI::IsMember({"model", "float32", "float64"}));
@@ -154,8 +159,10 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   auto& q = cfg.qmodel;
   t->add_option_function<double>("--initial-lambda", [&q](double v) { q.initial_lambda(v); },
                                  "qmodel: initial Levenberg-Marquardt λ")
+      ->check(real_in(0, kInf, true))
       ->default_str("150");
   t->add_option_function<double>("--l2", [&q](double v) { q.l2(v); }, "qmodel: L2 coefficient η of the objective")
+      ->check(real_in(0, kInf))
       ->default_str("1e-05");
   t->add_flag("--batch-growth", cfg.batch_growth,
               "Grow the batch exponentially from --batch-size to the training set by step 500 (the paper)");
@@ -164,7 +171,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--data-dir,--data-path", cfg.data_dir, "Dataset directory or file (default: the installed one)");
   t->add_option("--device", cfg.device, "cpu or cuda");
   t->add_option("--threads", raw.threads, "Intra-op threads (0 = the available cores, shared among local ranks, "
-                                         "unless OMP_NUM_THREADS is set)")->check(CLI::Range(0, kMaxThreads));
+                                         "unless OMP_NUM_THREADS is set)")->check(whole_in(0, kMaxThreads));
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(whole_in(1, kMaxBatch));
   t->add_flag("--quiet", cfg.quiet, "No progress line");
@@ -205,11 +212,11 @@ int main(int argc, char** argv) {
   train->add_flag("--profile", profile, "Print where a step's time goes (mean seconds per step of each phase)");
   train->add_option("--nproc", nproc, "Data-parallel ranks to start on this machine (Gloo over 127.0.0.1); each "
                     "trains on 1/N of every batch. External launchers set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
-                    "instead")->check(CLI::Range(1, kMaxLocalRanks));
+                    "instead")->check(whole_in(1, kMaxLocalRanks));
   train->add_option("--master-port", master_port, "TCP port of rank 0's store for --nproc (0 = a free one)")
-      ->check(CLI::Range(0, 65535));
+      ->check(whole_in(0, 65535));
   train->add_option("--dist-timeout", cfg.dist_timeout_s, "Seconds after which a dead or hung rank makes the others "
-                    "stop with an error")->check(CLI::Range(0.001, static_cast<double>(kfac::kMaxTimeoutSeconds)));
+                    "stop with an error")->check(real_in(0, static_cast<double>(kfac::kMaxTimeoutSeconds), true));
 
   kfac::tool::CompareConfig compare;
   auto* cmp = app.add_subcommand("compare", "Run several methods on the same data and seed; write a report folder "
