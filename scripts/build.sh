@@ -10,5 +10,6 @@ export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 export CCACHE_BASEDIR="$PWD"  # relative paths in the cache key: clones in other folders hit the same cache
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-  -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON -DKFAC_BUILD_BENCH="${KFAC_BUILD_BENCH:-OFF}" "$@" >/dev/null
+  -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON -DKFAC_BUILD_BENCH="${KFAC_BUILD_BENCH:-OFF}" \
+  -DKFAC_WERROR="${KFAC_WERROR:-OFF}" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"

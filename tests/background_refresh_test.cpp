@@ -53,8 +53,9 @@ TEST(BackgroundRefresh, UsesTheDecompositionsOfOneRefreshPeriodEarlier) {
       const int64_t source = std::max<int64_t>(0, (k / period - 1) * period);
       for (size_t i = 0; i < probe.size(); ++i) {
         EXPECT_LT(max_abs_diff(background_out[k][i], sync_out[source][i]), 1e-10) << "step " << k << " layer " << i;
-        if (k >= period)  // and not the synchronous run's own current decomposition (the test can fail)
+        if (k >= period) {  // and not the synchronous run's own current decomposition (the test can fail)
           EXPECT_GT(max_abs_diff(background_out[k][i], sync_out[k][i]), 1e-6) << "step " << k << " layer " << i;
+        }
       }
     }
   }

@@ -151,7 +151,9 @@ TEST(RuntimeInfo, ProbeReportsThisProcess) {
   EXPECT_GE(r.cpu.logical_cores, r.cpu.available_cores);
   EXPECT_EQ(r.threads.intra_op, at::get_num_threads());
   EXPECT_EQ(r.torch.cuda_devices, static_cast<int>(torch::cuda::device_count()));
-  if (r.blas.library == "OpenBLAS") EXPECT_FALSE(r.blas.kernel.empty());
+  if (r.blas.library == "OpenBLAS") {
+    EXPECT_FALSE(r.blas.kernel.empty());
+  }
   EXPECT_EQ(r.warnings.size(), kfac::runtime::diagnose(r).size());
 }
 
