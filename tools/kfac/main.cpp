@@ -237,7 +237,8 @@ int main(int argc, char** argv) {
                 "and kfac with every global stage)")->delimiter(',');
   f->add_option("--combine", lab.combine, "Two-level combination of the METHOD+SPACE rows")
       ->check(CLI::IsMember({"additive", "residual", "deflated", "balanced"}));
-  f->add_option("--seed", lab.seed, "Seed of the model's initialization");
+  f->add_option("--seed", lab.seed, "Seed of the model's initialization")
+      ->check(whole_in(0, std::numeric_limits<int64_t>::max()));
   f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
 
   bool info_json = false;
