@@ -136,8 +136,9 @@ bool flush_denormal_on() {
 RuntimeInfo runtime_info() {
   RuntimeInfo info;
   info.torch.version = TORCH_VERSION;
-  info.torch.cuda_built = at::show_config().find("USE_CUDA=ON") != std::string::npos ||
-                          at::show_config().find("USE_CUDA=1") != std::string::npos;
+  const auto config = at::show_config();
+  info.torch.cuda_built =
+      config.find("USE_CUDA=ON") != std::string::npos || config.find("USE_CUDA=1") != std::string::npos;
   info.torch.cuda_devices = static_cast<int>(torch::cuda::device_count());
   info.torch.distributed_backends = distributed_backends();
   info.blas = probe_blas();

@@ -46,13 +46,12 @@ void relaunch_with_blas_kernel(const RuntimeInfo& info, char** argv) {
 }
 
 RuntimeInfo configure_runtime(const RuntimeSetup& setup, char** argv) {
-  if (setup.select_blas_kernel) relaunch_with_blas_kernel(runtime_info(), argv);
-  if (setup.threads > 0) {
+  const auto before = runtime_info();
+  if (setup.select_blas_kernel) relaunch_with_blas_kernel(before, argv);
+  if (setup.threads > 0)
     at::set_num_threads(setup.threads);
-  } else if (setup.threads == 0 && std::getenv("OMP_NUM_THREADS") == nullptr) {
-    const auto probe = runtime_info();
-    at::set_num_threads(std::max(1, probe.cpu.available_cores / std::max(1, probe.threads.local_ranks)));
-  }
+  else if (setup.threads == 0 && std::getenv("OMP_NUM_THREADS") == nullptr)
+    at::set_num_threads(std::max(1, before.cpu.available_cores / std::max(1, before.threads.local_ranks)));
   if (setup.flush_denormal) set_flush_denormal(true);
   auto info = runtime_info();
   if (setup.threads > 0 && !info.threads.requested) {

@@ -1,7 +1,6 @@
 #include "train.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
 #include <torch/torch.h>
@@ -25,7 +24,6 @@
 #include "models.h"
 #include "progress.h"
 #include "run_checkpoint.h"
-#include "runtime_report.h"
 
 namespace kfac::tool {
 
@@ -104,40 +102,6 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     for (const auto& n : preset_names()) valid += (valid.empty() ? "" : ", ") + n;
     KFAC_CHECK(false, "unknown preset '", name, "'; valid presets: ", valid);
   }
-}
-
-StepTiming step_timing(const std::vector<HistoryPoint>& history) {
-  StepTiming t;
-  const int64_t last = history.empty() ? 0 : history.back().step + 1;
-  std::vector<double> all;
-  double refresh_total = 0;
-  for (const auto& h : history) {
-    if ((h.step < kTimingWarmup && last > kTimingWarmup) || std::isnan(h.step_seconds)) continue;
-    all.push_back(h.step_seconds);
-    t.mean += h.step_seconds;
-    if (h.refreshed) refresh_total += h.step_seconds, ++t.refresh_steps;
-  }
-  t.steps = static_cast<int64_t>(all.size());
-  if (all.empty()) return t;
-  t.mean /= static_cast<double>(t.steps);
-  std::sort(all.begin(), all.end());
-  const size_t mid = all.size() / 2;
-  t.median = all.size() % 2 ? all[mid] : 0.5 * (all[mid - 1] + all[mid]);
-  if (t.refresh_steps > 0) t.refresh_mean = refresh_total / static_cast<double>(t.refresh_steps);
-  return t;
-}
-
-double smoothed_loss(const std::vector<HistoryPoint>& history, size_t i, size_t window) {
-  const size_t first = i + 1 >= window ? i + 1 - window : 0;
-  double sum = 0;
-  for (size_t k = first; k <= i; ++k) sum += history[k].train_loss;
-  return sum / static_cast<double>(i + 1 - first);
-}
-
-double seconds_to_loss(const std::vector<HistoryPoint>& history, double target) {
-  for (size_t i = 0; i < history.size(); ++i)
-    if (smoothed_loss(history, i) <= target) return history[i].seconds;
-  return NAN;
 }
 
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset) {
@@ -415,56 +379,6 @@ TrainResult train(const TrainConfig& cfg) {
   std::tie(result.train_loss, result.train_squared_error) = evaluate(model, train_set, cfg.eval_examples, device);
   result.test_loss = evaluate(model, test_set, cfg.eval_examples, device).first;
   return result;
-}
-
-namespace {
-nlohmann::json finite_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-}  // namespace
-
-void write_metrics_json(const TrainResult& r, const std::string& path) {
-  nlohmann::json j;
-  j["method"] = r.config.method;
-  j["model"] = r.config.model;
-  j["steps"] = r.config.steps;
-  j["batch_size"] = r.config.batch_size;
-  j["lr"] = r.lr;
-  j["momentum"] = r.momentum;
-  j["kl_clip"] = r.kl_clip;
-  j["seed"] = r.config.seed;
-  j["step_rule"] = r.config.step_rule;
-  j["train_loss"] = r.train_loss;
-  if (!std::isnan(r.train_squared_error)) j["train_squared_error"] = r.train_squared_error;
-  j["test_loss"] = r.test_loss;
-  j["seconds_per_step"] = r.seconds_per_step;
-  j["timing"] = {{"definition", "wall time per step over every step from step " + std::to_string(kTimingWarmup) +
-                                    " on, refresh steps included"},
-                 {"mean", r.timing.mean},
-                 {"median", r.timing.median},
-                 {"refresh_step_mean", finite_or_null(r.timing.refresh_mean)},
-                 {"timed_steps", r.timing.steps},
-                 {"refresh_steps", r.timing.refresh_steps}};
-  j["skipped_steps"] = r.skipped_steps;
-  j["peak_rss_mib"] = r.peak_rss_mib;
-  j["world_size"] = r.world_size;
-  j["bytes_per_step"] = r.bytes_per_step;
-  for (const auto& [name, seconds] : r.profile) {
-    auto key = name;
-    key.erase(0, key.find_first_not_of(' '));
-    j["profile_seconds_per_step"][key] = seconds;
-  }
-  j["history"] = nlohmann::json::array();
-  for (const auto& h : r.history)
-    j["history"].push_back({{"step", h.step},
-                            {"train_loss", h.train_loss},
-                            {"seconds", h.seconds},
-                            {"step_seconds", finite_or_null(h.step_seconds)},
-                            {"refreshed", h.refreshed}});
-  j["runtime"] = runtime_json(r.runtime);
-  std::ofstream out(path + ".tmp");
-  KFAC_CHECK(out.good(), "cannot write metrics file '", path, "'");
-  out << j.dump(1) << "\n";
-  out.close();
-  KFAC_CHECK(std::rename((path + ".tmp").c_str(), path.c_str()) == 0, "cannot write metrics file '", path, "'");
 }
 
 }  // namespace kfac::tool
