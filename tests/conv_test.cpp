@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "kfac/kfac.h"
-#include "kfac/dense_fisher.h"
+#include "kfac/fisher/dense_fisher.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 

@@ -109,7 +109,7 @@ TEST_F(Distributed, CollectivesMeanTrianglesAndBroadcastUnknownShapes) {
 // parameters (all ranks must agree). ranks = 1 is the single process on the whole batch.
 struct Training {
   std::string method = "kfac";
-  TwoLevelOptions two_level;
+  GlobalStageOptions two_level;
   double fraction = 1.0;
   bool conv = false;
   int steps = 4;
@@ -139,7 +139,7 @@ std::vector<at::Tensor> train(const Training& run, int ranks, const std::string&
                        .damping(1e-2)
                        .refresh_period(2)
                        .grad_worker_fraction(run.fraction)
-                       .two_level(run.two_level);
+                       .global_options(run.two_level);
     auto pre = std::make_shared<Preconditioner>(*model, options, comm);
     KfacOptimizer opt(model->parameters(), pre, KfacOptimizerOptions(0.2).momentum(0.5).kl_clip(1e-2));
     if (!checkpoint_in.empty()) {
@@ -197,9 +197,9 @@ TEST_P(RanksEqualOneProcess, TwoAndThreeRanks) {
   const auto spec = GetParam();
   run.method = spec.substr(0, spec.find('+'));
   if (spec.find('+') != std::string::npos)
-    run.two_level.space(parse_coarse_space(spec.substr(spec.find('+') + 1)));
+    apply_global_stage_name(run.two_level, spec.substr(spec.find('+') + 1));
   for (bool conv : {false, true}) {
-    if (conv && run.two_level.space() == CoarseSpace::BlockTridiagonal) continue;
+    if (conv && run.two_level.global_stage() == GlobalStageKind::BlockTridiagonal) continue;
     run.conv = conv;
     const auto one = train(run, 1);
     const auto before = train(Training{run.method, run.two_level, 1.0, conv, 0}, 1);
@@ -313,7 +313,7 @@ TEST_F(Distributed, ARankThatStopsAnsweringMakesTheOthersFailWithinTheTimeout) {
 }
 
 TEST_F(Distributed, OptionErrorsNameTheProblem) {
-  EXPECT_THROW(train(Training{"kfac", TwoLevelOptions().space(CoarseSpace::Nicolaides), 0.5, false, 1}, 2), c10::Error);
+  EXPECT_THROW(train(Training{"kfac", two_level(CoarseSpace::Nicolaides), 0.5, false, 1}, 2), c10::Error);
   ProcessGroupOptions o;
   o.rank = 3, o.world_size = 2;
   EXPECT_THROW(connect(o), c10::Error);

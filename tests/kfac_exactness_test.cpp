@@ -4,7 +4,7 @@
 
 #include "kfac/kfac.h"
 #include "kfac/linalg/psd.h"
-#include "kfac/dense_fisher.h"
+#include "kfac/fisher/dense_fisher.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 

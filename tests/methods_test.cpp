@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "kfac/kfac.h"
-#include "kfac/dense_fisher.h"
+#include "kfac/fisher/dense_fisher.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 
@@ -98,7 +98,7 @@ TEST(Ekfac, SpectrumUpdatesAtItsOwnPeriod) {
   auto model = mlp({3, 4, 3});
   auto x = torch::randn({8, 3}, torch::kDouble);
   auto y = torch::randint(0, 3, {8});
-  Preconditioner p(*model, PreconditionerOptions().method("ekfac").spectrum_period(3).refresh_period(100));
+  Preconditioner p(*model, PreconditionerOptions().method("ekfac").with(EigenCorrectedOptions().spectrum_period(3)).refresh_period(100));
   const auto& e = dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.curvature(0));
   std::vector<bool> changed;
   at::Tensor last;
@@ -178,7 +178,7 @@ TEST(Corrections, CloserToExactFisherThanTheirBaseOnCnns) {
 TEST(Tkfac, TraceRelativeDampingScalesWithTheTrace) {
   torch::manual_seed(45);
   const double lambda = 1e9;
-  WellConditioned relative("tkfac", PreconditionerOptions().damping(lambda).trace_damping(TraceDamping::TraceRelative));
+  WellConditioned relative("tkfac", PreconditionerOptions().damping(lambda).with(TraceDampingOptions().trace_damping(TraceDamping::TraceRelative)));
   const auto& t = dynamic_cast<const TkfacCurvature&>(relative.p->curvature(0));
   const auto v = torch::randn({4, 4}, torch::kDouble);
   // Huge damping: TraceRelative → V/(λδ) (Normal → V/λ, in the contract).

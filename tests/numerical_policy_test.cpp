@@ -50,7 +50,7 @@ PreconditionerOptions options_for(const std::string& spec) {
   auto o = PreconditionerOptions().refresh_period(1).damping(1e-6);
   const auto plus = spec.find('+');
   o.method(spec.substr(0, plus));
-  if (plus != std::string::npos) o.two_level().space(CoarseSpace::Residual);
+  if (plus != std::string::npos) o.global_options(two_level(CoarseSpace::Residual));
   return o;
 }
 

@@ -6,7 +6,7 @@
 
 #include <sstream>
 
-#include "kfac/dense_fisher.h"
+#include "kfac/fisher/dense_fisher.h"
 #include "kfac/global/block_tridiagonal.h"
 #include "kfac/global/two_level.h"
 #include "kfac/kfac.h"
@@ -21,7 +21,7 @@ namespace {
 struct Trained {
   torch::nn::Sequential model;
   at::Tensor x, y;
-  LossKind loss;
+  LossKind loss = LossKind::SoftmaxCrossEntropy;
   std::unique_ptr<Preconditioner> p;
   DenseFisher fisher;  // brute-force true Fisher of the same batch
 
@@ -66,8 +66,13 @@ struct Trained {
 
 PreconditionerOptions with_space(CoarseSpace space, CoarseCombine combine = CoarseCombine::Additive,
                                  bool krylov = false) {
-  return PreconditionerOptions().damping(1e-2).two_level(
-      TwoLevelOptions().space(space).combine(combine).krylov(krylov));
+  return PreconditionerOptions().damping(1e-2).global_options(two_level(space).combine(combine).krylov(krylov));
+}
+/// A global stage by its CLI name (a coarse space or block-tridiagonal).
+PreconditionerOptions with_stage(const std::string& name, CoarseCombine combine) {
+  GlobalStageOptions stage;
+  apply_global_stage_name(stage, name);
+  return PreconditionerOptions().damping(1e-2).global_options(stage.combine(combine));
 }
 
 struct SpaceCase {
@@ -107,7 +112,7 @@ TEST_P(CoarseSpaces, BasisIsOrthonormalAndExactCoarseMatrixIsR0FR0t) {
     torch::manual_seed(conv ? 11 : 12);
     const auto c = GetParam();
     Trained s(conv, with_space(c.space, CoarseCombine::Additive, c.krylov)
-                      .two_level(TwoLevelOptions().space(c.space).krylov(c.krylov).matrix(CoarseMatrix::Exact)));
+                      .global_options(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Exact)));
     const auto& basis = s.stage().basis();
     const size_t layers = s.p->layers().size();
     EXPECT_EQ(basis.size(), c.krylov ? 2 * layers : layers);
@@ -159,7 +164,7 @@ TEST_P(CoarseSpaces, KroneckerCoarseMatrixEqualsDenseCrossLayerKroneckerProducts
     torch::manual_seed(conv ? 13 : 14);
     const auto c = GetParam();
     Trained s(conv, with_space(c.space)
-                      .two_level(TwoLevelOptions().space(c.space).krylov(c.krylov).matrix(CoarseMatrix::Kronecker)));
+                      .global_options(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Kronecker)));
     const auto dense = dense_cross_kronecker(s);
     for (size_t i = 0; i < s.p->layers().size(); ++i)  // the diagonal blocks are K-FAC's own
       EXPECT_LT(max_abs_diff(dense.slice(0, s.fisher.offsets[i], s.fisher.offsets[i + 1])
@@ -177,8 +182,7 @@ TEST_P(CoarseSpaces, ResidualCombineWithExactCoarseSolveIsGalerkin) {
   for (auto combine : {CoarseCombine::Residual, CoarseCombine::Additive}) {
     torch::manual_seed(15);
     const auto c = GetParam();
-    Trained s(false, with_space(c.space).two_level(
-                       TwoLevelOptions().space(c.space).krylov(c.krylov).combine(combine).matrix(CoarseMatrix::Exact)));
+    Trained s(false, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine).coarse_matrix(CoarseMatrix::Exact)));
     const auto g = s.random_matrices();
     const auto d = s.flat(s.p->precondition(g));
     const auto a = s.fisher.matrix + s.p->damping() * torch::eye(d.size(0), torch::kDouble);
@@ -195,11 +199,10 @@ TEST_P(CoarseSpaces, ZeroWeightGivesTheOneLevelDirectionForEveryCombination) {
                        CoarseCombine::Balanced}) {
     torch::manual_seed(16);
     const auto c = GetParam();
-    Trained s(true, with_space(c.space).two_level(
-                      TwoLevelOptions().space(c.space).krylov(c.krylov).combine(combine).weight(0)));
+    Trained s(true, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine).coarse_weight(0)));
     const auto g = s.random_matrices();
     EXPECT_EQ(max_abs_diff(s.flat(s.p->precondition(g)), s.flat(s.p->precondition_layers(g))), 0.0);
-    Trained on(true, with_space(c.space).two_level(TwoLevelOptions().space(c.space).krylov(c.krylov).combine(combine)));
+    Trained on(true, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine)));
     EXPECT_GT(max_abs_diff(on.flat(on.p->precondition(g)), on.flat(on.p->precondition_layers(g))), 1e-8)
         << "the correction must change the direction when ω = 1";
   }
@@ -237,8 +240,7 @@ TEST(TwoLevel, EmptyCoarseSpaceGivesTheOneLevelDirection) {
   torch::manual_seed(18);
   torch::nn::Sequential model = mlp({3, 2});
   const auto x = torch::randn({1, 3}, torch::kDouble), y = torch::randn({1, 2}, torch::kDouble);
-  Preconditioner p(*model, PreconditionerOptions().damping_mode(DampingMode::Eigen).fisher(FisherType::Exact).two_level(
-                               TwoLevelOptions().space(CoarseSpace::Residual)));
+  Preconditioner p(*model, PreconditionerOptions().damping_mode(DampingMode::Eigen).fisher(FisherType::Exact).global_options(two_level(CoarseSpace::Residual)));
   model->zero_grad();
   p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SquaredError, y);
   kfac::loss(model->forward(x), y, LossKind::SquaredError).backward();
@@ -276,7 +278,7 @@ TEST(TwoLevel, FailedCoarseInversionKeepsThePreviousOrFallsBackToOneLevelAndRepo
     linalg::testing::inject_decomposition_failures(2);  // the try and its float64 retry
     const auto st = stats_and_step(*s.p, s.model, s.x * 0.5, s.y, s.loss);  // another batch: a new residual
     linalg::testing::inject_decomposition_failures(0);
-    ASSERT_EQ(st.messages.size(), 1u) << to_string(space);
+    ASSERT_EQ(st.messages.size(), 1u) << space;
     const auto g = s.random_matrices();
     if (space == CoarseSpace::Nicolaides) {  // same basis: the previous inverse is kept
       EXPECT_THAT(st.messages[0], ::testing::HasSubstr("keeping the previous coarse inverse"));
@@ -290,9 +292,9 @@ TEST(TwoLevel, FailedCoarseInversionKeepsThePreviousOrFallsBackToOneLevelAndRepo
 }
 
 TEST(TwoLevel, CheckpointResumesBitwise) {
-  for (auto space : {CoarseSpace::Residual, CoarseSpace::Tselepidis, CoarseSpace::BlockTridiagonal}) {
+  for (const std::string space : {"residual", "tselepidis", "block-tridiagonal"}) {
     torch::manual_seed(20);
-    auto o = with_space(space, CoarseCombine::Balanced).stats_period(2);
+    auto o = with_stage(space, CoarseCombine::Balanced).stats_period(2);
     Trained s(false, o);
     stats_and_step(*s.p, s.model, s.x, s.y, s.loss);
     std::stringstream bytes;
@@ -300,7 +302,7 @@ TEST(TwoLevel, CheckpointResumesBitwise) {
     Preconditioner q(*s.model, o.fisher(FisherType::Exact));
     torch::load(q, bytes);
     const auto g = s.random_matrices();
-    EXPECT_EQ(max_abs_diff(s.flat(s.p->precondition(g)), s.flat(q.precondition(g))), 0.0) << to_string(space);
+    EXPECT_EQ(max_abs_diff(s.flat(s.p->precondition(g)), s.flat(q.precondition(g))), 0.0) << space;
   }
 }
 
@@ -310,25 +312,24 @@ TEST(TwoLevel, OptionErrorsNameTheProblem) {
   EXPECT_THROW(
       {
         try {
-          make(PreconditionerOptions().two_level(TwoLevelOptions().space(CoarseSpace::Spectral).krylov(true)));
+          make(PreconditionerOptions().global_options(two_level(CoarseSpace::Spectral).krylov(true)));
         } catch (const c10::Error& e) {
           EXPECT_THAT(e.what(), ::testing::HasSubstr("Krylov enrichment needs the nicolaides or residual"));
           throw;
         }
       },
       c10::Error);
-  EXPECT_THROW(make(PreconditionerOptions().method("ekfac").two_level(
-                   TwoLevelOptions().space(CoarseSpace::BlockTridiagonal))),
+  EXPECT_THROW(make(PreconditionerOptions().method("ekfac").global_options(GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal))),
                c10::Error);
-  EXPECT_THROW(make(PreconditionerOptions().two_level(TwoLevelOptions().weight(-1))), c10::Error);
-  EXPECT_THROW(parse_coarse_space("multigrid"), c10::Error);
+  EXPECT_THROW(make(PreconditionerOptions().coarse_weight(-1)), c10::Error);
+  EXPECT_THROW(parse_enum<CoarseSpace>("multigrid"), c10::Error);
 }
 
 // Block-tridiagonal K-FAC: the dense F̂ it defines (the inverse of its preconditioning map) has K-FAC's damped blocks on
 // the diagonal and the cross-layer Kronecker factors on the first off-diagonals, and its inverse is block-tridiagonal.
 TEST(BlockTridiagonal, DefinesTheBlockTridiagonalApproximation) {
   torch::manual_seed(21);
-  Trained s(false, PreconditionerOptions().damping(1e-2).two_level(TwoLevelOptions().space(CoarseSpace::BlockTridiagonal)));
+  Trained s(false, PreconditionerOptions().damping(1e-2).global_options(GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
   const int64_t n = s.fisher.matrix.size(0);
   auto m = torch::zeros({n, n}, torch::kDouble);
   for (int64_t k = 0; k < n; ++k) m.select(1, k).copy_(s.flat(s.p->precondition(s.unflat(torch::eye(n, torch::kDouble)[k]))));
@@ -368,7 +369,7 @@ TEST(BlockTridiagonal, DefinesTheBlockTridiagonalApproximation) {
 
 TEST(BlockTridiagonal, ConvLayersFallBackToTheirOwnBlocks) {
   torch::manual_seed(22);
-  Trained s(true, PreconditionerOptions().damping(1e-2).two_level(TwoLevelOptions().space(CoarseSpace::BlockTridiagonal)));
+  Trained s(true, PreconditionerOptions().damping(1e-2).global_options(GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
   const auto& stage = dynamic_cast<const BlockTridiagonal&>(*s.p->global_stage());
   EXPECT_FALSE(stage.coupled(0));  // conv → conv
   EXPECT_FALSE(stage.coupled(1));  // conv → linear

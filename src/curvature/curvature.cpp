@@ -6,7 +6,7 @@
 #include "kfac/curvature/kronecker.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/psd.h"
-#include "kfac/serialize.h"
+#include "kfac/util/serialize.h"
 
 namespace kfac {
 

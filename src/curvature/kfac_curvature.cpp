@@ -30,16 +30,15 @@ double KfacCurvature::pi() const {
 }
 
 void KfacCurvature::refresh(double damping) {
-  const auto& o = context_.options;
-  const double floor = o.eigenvalue_floor();
-  if (o.damping_mode() == DampingMode::Eigen) {
+  const double floor = context_.numerics.eigenvalue_floor();
+  if (context_.damping.damping_mode() == DampingMode::Eigen) {
     auto ea = linalg::eigh_psd(a_, what("factor A"), floor);
     auto eg = linalg::eigh_psd(g_, what("factor G"), floor);
     a_vals_ = ea.values, a_vecs_ = ea.vectors, g_vals_ = eg.values, g_vecs_ = eg.vectors;
   } else {
     const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
     at::Tensor ai, gi;
-    if (inverts_by_cholesky(o)) {
+    if (inverts_by_cholesky(context_.damping, context_.numerics)) {
       ai = linalg::cholesky_inverse_psd(a_, p * gamma, what("factor A"));
       gi = linalg::cholesky_inverse_psd(g_, gamma / p, what("factor G"));
     } else {
@@ -53,7 +52,7 @@ void KfacCurvature::refresh(double damping) {
 
 at::Tensor KfacCurvature::precondition_impl(const at::Tensor& v, double damping) const {
   const double t = static_cast<double>(locations_);
-  if (context_.options.damping_mode() == DampingMode::Factored) {
+  if (context_.damping.damping_mode() == DampingMode::Factored) {
     auto out = g_inv_.mm(v).mm(a_inv_);
     return t == 1.0 ? out : out.div_(t);
   }

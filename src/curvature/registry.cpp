@@ -22,14 +22,21 @@ CurvatureFactory eigen_corrected(const char* name) {
   };
 }
 
+struct Entry {
+  std::string name;
+  CurvatureFactory factory;
+  std::vector<const OptionTableBase*> option_tables;
+};
+
 struct Registry {
   std::mutex mutex;
   // In registration order, which is the order of listings and comparisons.
-  std::vector<std::pair<std::string, CurvatureFactory>> factories{
-      {"kfac", factory_of<KfacCurvature>()},
-      {"ekfac", eigen_corrected<KfacCurvature>("ekfac")},
-      {"tkfac", factory_of<TkfacCurvature>()},
-      {"tekfac", eigen_corrected<TkfacCurvature>("tekfac")},
+  std::vector<Entry> entries{
+      {"kfac", factory_of<KfacCurvature>(), {}},
+      {"ekfac", eigen_corrected<KfacCurvature>("ekfac"), {&EigenCorrectedOptions::table()}},
+      {"tkfac", factory_of<TkfacCurvature>(), {&TraceDampingOptions::table()}},
+      {"tekfac", eigen_corrected<TkfacCurvature>("tekfac"),
+       {&EigenCorrectedOptions::table(), &TraceDampingOptions::table()}},
   };
 };
 
@@ -39,30 +46,38 @@ Registry& registry() {
 }
 
 // Requires the registry's mutex to be held.
-std::vector<std::pair<std::string, CurvatureFactory>>::iterator find_method(const std::string& name) {
-  auto& f = registry().factories;
-  return std::find_if(f.begin(), f.end(), [&](const auto& entry) { return entry.first == name; });
+std::vector<Entry>::iterator find_method(const std::string& name) {
+  auto& f = registry().entries;
+  return std::find_if(f.begin(), f.end(), [&](const auto& entry) { return entry.name == name; });
 }
 }  // namespace
 
-void register_method(const std::string& name, CurvatureFactory factory) {
+void register_method(const std::string& name, CurvatureFactory factory,
+                     std::vector<const OptionTableBase*> option_tables) {
   std::lock_guard<std::mutex> lock(registry().mutex);
   auto it = find_method(name);
-  if (it != registry().factories.end())
-    it->second = std::move(factory);
+  if (it != registry().entries.end())
+    *it = Entry{name, std::move(factory), std::move(option_tables)};
   else
-    registry().factories.emplace_back(name, std::move(factory));
+    registry().entries.push_back(Entry{name, std::move(factory), std::move(option_tables)});
+}
+
+std::vector<const OptionTableBase*> method_option_tables(const std::string& name) {
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  auto it = find_method(name);
+  KFAC_CHECK(it != registry().entries.end(), "unknown method '", name, "'");
+  return it->option_tables;
 }
 
 bool is_registered_method(const std::string& name) {
   std::lock_guard<std::mutex> lock(registry().mutex);
-  return find_method(name) != registry().factories.end();
+  return find_method(name) != registry().entries.end();
 }
 
 std::vector<std::string> registered_methods() {
   std::lock_guard<std::mutex> lock(registry().mutex);
   std::vector<std::string> names;
-  for (const auto& [name, f] : registry().factories) names.push_back(name);
+  for (const auto& e : registry().entries) names.push_back(e.name);
   return names;
 }
 
@@ -77,7 +92,7 @@ std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureCont
   {
     std::lock_guard<std::mutex> lock(registry().mutex);
     auto it = find_method(name);
-    if (it != registry().factories.end()) factory = it->second;
+    if (it != registry().entries.end()) factory = it->factory;
   }
   KFAC_CHECK(factory, "unknown method '", name, "'; valid methods: ", registered_method_names());
   return factory(std::move(context));

@@ -9,6 +9,15 @@
 
 namespace kfac {
 
+const OptionTable<TraceDampingOptions>& TraceDampingOptions::table() {
+  using O = TraceDampingOptions;
+  static const OptionTable<O> t(
+      "tkfac", "TKFAC and TEKFAC",
+      {field<O>(KFAC_FIELD(O, trace_damping),
+                "normal ((√δ Φ + √λ I) ⊗ (√δ Ψ + √λ I)) or trace-relative (δ (Φ + √λ I) ⊗ (Ψ + √λ I), for conv nets)")});
+  return t;
+}
+
 namespace {
 constexpr double kTiny = 1e-30;  // guards divisions by a zero trace (all-zero statistics)
 double positive(double x) { return std::isfinite(x) && x > kTiny ? x : kTiny; }
@@ -43,7 +52,7 @@ double TkfacCurvature::kronecker_scale() const {
 }
 
 double TkfacCurvature::spectrum_damping(double damping) const {
-  return context_.options.trace_damping() == TraceDamping::Normal ? damping : damping * delta_.item<double>();
+  return context_.method_options.get<TraceDampingOptions>().trace_damping() == TraceDamping::Normal ? damping : damping * delta_.item<double>();
 }
 
 void TkfacCurvature::refresh(double damping) {
@@ -51,12 +60,12 @@ void TkfacCurvature::refresh(double damping) {
   const auto phi = phi_raw_ / positive(phi_raw_.trace().item<double>());
   const auto psi = psi_raw_ / positive(psi_raw_.trace().item<double>());
   // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar; fold the scalar into the returned inverses.
-  const bool relative = context_.options.trace_damping() == TraceDamping::TraceRelative;
+  const bool relative = context_.method_options.get<TraceDampingOptions>().trace_damping() == TraceDamping::TraceRelative;
   const double shift = std::sqrt(damping) / (relative ? 1.0 : std::sqrt(delta));
   const double scale = 1.0 / std::sqrt(delta);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
-  const double floor = context_.options.eigenvalue_floor();
+  const double floor = context_.numerics.eigenvalue_floor();
   at::Tensor pi, si;
-  if (inverts_by_cholesky(context_.options)) {
+  if (inverts_by_cholesky(context_.damping, context_.numerics)) {
     pi = linalg::cholesky_inverse_psd(phi, shift, what("factor Phi"));
     si = linalg::cholesky_inverse_psd(psi, shift, what("factor Psi"));
   } else {

@@ -9,8 +9,8 @@
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/psd.h"
-#include "kfac/preconditioner.h"
-#include "kfac/serialize.h"
+#include "kfac/preconditioner/preconditioner.h"
+#include "kfac/util/serialize.h"
 
 namespace kfac {
 

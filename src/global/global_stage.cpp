@@ -6,14 +6,15 @@
 namespace kfac {
 
 std::unique_ptr<GlobalStage> make_global_stage(const PreconditionerOptions& options) {
-  switch (options.two_level().space()) {
-    case CoarseSpace::None:
+  switch (options.global_stage()) {
+    case GlobalStageKind::None:
       return nullptr;
-    case CoarseSpace::BlockTridiagonal:
-      return std::make_unique<BlockTridiagonal>(options.two_level());
-    default:
-      return std::make_unique<TwoLevelCorrection>(options.two_level());
+    case GlobalStageKind::BlockTridiagonal:
+      return std::make_unique<BlockTridiagonal>(options.global_options());
+    case GlobalStageKind::TwoLevel:
+      return std::make_unique<TwoLevelCorrection>(options.global_options());
   }
+  return nullptr;
 }
 
 }  // namespace kfac

@@ -9,8 +9,8 @@
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/psd.h"
-#include "kfac/preconditioner.h"
-#include "kfac/serialize.h"
+#include "kfac/preconditioner/preconditioner.h"
+#include "kfac/util/serialize.h"
 
 namespace kfac {
 
@@ -52,17 +52,17 @@ bool same_basis(const CoarseBasis& a, const CoarseBasis& b) {
 }
 }  // namespace
 
-TwoLevelCorrection::TwoLevelCorrection(TwoLevelOptions options) : options_(std::move(options)) {}
+TwoLevelCorrection::TwoLevelCorrection(GlobalStageOptions options) : options_(std::move(options)) {}
 
 std::string TwoLevelCorrection::name() const {
-  return "two-level " + to_string(options_.space()) + (options_.krylov() ? "+krylov" : "") + " (" +
+  return "two-level " + to_string(options_.coarse_space()) + (options_.krylov() ? "+krylov" : "") + " (" +
          to_string(options_.matrix_or_default()) + ", " + to_string(options_.combine()) + ")";
 }
 
 CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrices& fine, const Preconditioner& pre) const {
   const auto& fisher = pre.captured_fisher();
   Matrices first;
-  switch (options_.space()) {
+  switch (options_.coarse_space()) {
     case CoarseSpace::Spectral:
       for (size_t i = 0; i < grads.size(); ++i) first.push_back(pre.curvature(i).lowest_mode());
       break;
@@ -104,7 +104,7 @@ CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrice
 void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, const Preconditioner& pre,
                                  StepStats& stats) {
   const auto& fisher = pre.captured_fisher();
-  if (fisher.empty() || (pre.steps() % options_.period() != 0 && active())) return;
+  if (fisher.empty() || (pre.steps() % options_.coarse_period() != 0 && active())) return;
   auto basis = build_basis(grads, fine, pre);
   const bool same = same_basis(basis, basis_);
   if (same && !fresh_ && active()) return;
@@ -116,11 +116,11 @@ void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, co
   const auto fc = options_.matrix_or_default() == CoarseMatrix::Exact ? exact_coarse_matrix(fisher, basis_)
                                                                       : kronecker_coarse_matrix(fisher, basis_);
   all_reduce_mean(pre.communicator(), {fc});  // the ranks' shards together (exact for the exact matrix)
-  const double decay = std::min(1.0 - 1.0 / static_cast<double>(++ema_updates_), options_.ema_decay());
+  const double decay = std::min(1.0 - 1.0 / static_cast<double>(++ema_updates_), options_.coarse_ema_decay());
   coarse_ = ema_updates_ == 1 ? fc : decay * coarse_ + (1.0 - decay) * fc;
   fresh_ = false;
   try {
-    inverse_ = linalg::cholesky_inverse_psd(coarse_, options_.damping().value_or(pre.damping()),
+    inverse_ = linalg::cholesky_inverse_psd(coarse_, options_.coarse_damping().value_or(pre.damping()),
                                             "coarse matrix of the " + name());
   } catch (const NumericalError& e) {
     if (!same) inverse_ = at::Tensor();
@@ -130,7 +130,7 @@ void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, co
 }
 
 Matrices TwoLevelCorrection::apply(const Matrices& grads, Matrices fine, const Preconditioner& pre) const {
-  const double w = options_.weight();
+  const double w = options_.coarse_weight();
   if (!active() || w == 0) return fine;
   auto coarse = [&](const Matrices& x) { return prolong(basis_, inverse_.mv(restrict_to_coarse(basis_, x)) * w, x); };
   auto fisher = [&](const Matrices& x) { return pre.captured_fisher().multiply_damped(x, pre.damping()); };

@@ -5,10 +5,10 @@
 
 #include <cmath>
 
-#include "kfac/curvature_products.h"
+#include "kfac/fisher/curvature_products.h"
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
-#include "kfac/serialize.h"
+#include "kfac/util/serialize.h"
 
 namespace kfac {
 

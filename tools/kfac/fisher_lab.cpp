@@ -8,7 +8,7 @@
 
 #include "data.h"
 #include "kfac/curvature/registry.h"
-#include "kfac/dense_fisher.h"
+#include "kfac/fisher/dense_fisher.h"
 #include "kfac/kfac.h"
 #include "train.h"
 
@@ -75,13 +75,13 @@ FisherLabResult run_fisher_lab(const FisherLabConfig& cfg) {
   auto methods = cfg.methods;
   if (methods.empty()) {
     methods = registered_methods();
-    for (const auto* space : {"nicolaides", "spectral", "residual", "tselepidis", "block-tridiagonal"})
-      methods.push_back(std::string("kfac+") + space);
+    for (const auto& stage : global_stage_names())
+      if (stage != "none") methods.push_back("kfac+" + stage);
   }
   for (const auto& method : methods) {
     // Exact statistics; the second step fills the eigenvalue-corrected spectra from them.
     auto options = with_method(PreconditionerOptions(), method);
-    options.two_level().combine(parse_coarse_combine(cfg.combine));
+    options.combine(parse_enum<CoarseCombine>(cfg.combine));
     Preconditioner p(*model, options
                                  .damping(cfg.damping)
                                  .fisher(FisherType::Exact)

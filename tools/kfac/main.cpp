@@ -19,8 +19,9 @@
 #include "runtime_report.h"
 #include "launch.h"
 #include "kfac/curvature/registry.h"
-#include "kfac/options.h"
+#include "kfac/preconditioner/options.h"
 #include "models.h"
+#include "option_flags.h"
 #include "train.h"
 
 namespace {
@@ -34,9 +35,8 @@ using kfac::tool::kInf;
 using kfac::tool::real_in;
 using kfac::tool::whole_in;
 
-// Flags whose values need translating into library options after parsing.
+// Flags read after parsing.
 struct RawFlags {
-  std::string damping_mode = "factored", inverse = "auto", fisher = "sampled", factor_dtype = "model", preset;
   int threads = 0;
 };
 
@@ -61,9 +61,12 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   if (with_method)
     t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
                                              kfac::registered_method_names() + ")");
-  t->add_option("--preset", raw.preset, "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, "
-                                       "koroko: the papers' and reference codes' setups); explicit flags override it")
-      ->check(CLI::IsMember(kfac::tool::preset_names()));
+  // Applied as soon as it is read, before the other flags' values (which CLI11 stores after parsing) override it.
+  t->add_option_function<std::string>("--preset", [&cfg](const std::string& name) { kfac::tool::apply_preset(name, cfg); },
+                                      "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, koroko: the "
+                                      "papers' and reference codes' setups); explicit flags override it")
+      ->check(CLI::IsMember(kfac::tool::preset_names()))
+      ->trigger_on_parse();
   t->add_option("--steps", cfg.steps, "Training steps")->check(whole_in(1, kMaxSteps));
   t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(whole_in(1, kMaxBatch));
   // Unset = the method's default: values, never sentinels, so a NaN is an error and not a default in disguise.
@@ -80,79 +83,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
                                  "methods (0 disables); default 0.1 for the autoencoder, 0.01 otherwise")
       ->check(real_in(0, kInf))
       ->default_str("auto");
-  auto& p = cfg.preconditioner;
-  t->add_option_function<double>("--damping", [&p](double v) { p.damping(v); }, "Tikhonov damping of K-FAC methods")
-      ->check(real_in(0, kInf, true))
-      ->default_str(std::to_string(p.damping()));
-  t->add_option("--damping-mode", raw.damping_mode, "factored (D1, with pi) or eigen (D2, exact Tikhonov)")
-      ->check(CLI::IsMember({"factored", "eigen"}));
-  t->add_option("--inverse", raw.inverse, "Inversion of damped factors: auto (Cholesky for factored damping "
-                                          "without an eigenvalue floor), eigen or cholesky")
-      ->check(CLI::IsMember({"auto", "eigen", "cholesky"}))
-      ->default_str("auto");
-  t->add_option("--fisher", raw.fisher, "Statistics: sampled (true Fisher), empirical, exact")
-      ->check(CLI::IsMember({"sampled", "empirical", "exact"}));
-  t->add_option_function<int64_t>("--stats-period", [&p](int64_t v) { p.stats_period(v); },
-                                  "Steps between factor statistics updates")
-      ->default_str(std::to_string(p.stats_period()));
-  t->add_option_function<int64_t>("--refresh-period", [&p](int64_t v) { p.refresh_period(v); },
-                                  "Steps between inverse/eigendecomposition refreshes")
-      ->default_str(std::to_string(p.refresh_period()));
-  t->add_flag_function("--background-refresh", [&p](int64_t) { p.background_refresh(true); },
-                       "Recompute decompositions on a worker thread, adopted one refresh period later");
-  t->add_option_function<double>("--stats-fraction", [&p](double v) { p.stats_fraction(v); },
-                                 "Fraction of the batch used by the statistics pass")
-      ->check(real_in(0, 1, /*low_open=*/true))
-      ->default_str(std::to_string(p.stats_fraction()));
-  t->add_option_function<double>("--ema-decay", [&p](double v) { p.ema_decay(v); }, "Cap of the factor EMA decay")
-      ->check(real_in(0, 1, false, /*high_open=*/true))
-      ->default_str(std::to_string(p.ema_decay()));
-  t->add_option_function<std::string>(
-       "--trace-damping", [&p](const std::string& v) { p.trace_damping(kfac::parse_trace_damping(v)); },
-       "TKFAC/TEKFAC damping: normal or trace-relative")
-      ->check(CLI::IsMember({"normal", "trace-relative"}))
-      ->default_str("normal");
-  t->add_option_function<int64_t>("--spectrum-period", [&p](int64_t v) { p.spectrum_period(v); },
-                                  "EKFAC/TEKFAC: statistics updates between spectrum updates")
-      ->default_str("1");
-  t->add_flag_function("--keep-spectrum", [&p](int64_t) { p.reset_spectrum(false); },
-                       "EKFAC/TEKFAC: keep the spectrum's EMA at refreshes instead of resetting it");
-  auto& two = p.two_level();
-  t->add_option_function<std::string>(
-       "--two-level", [&two](const std::string& v) { two.space(kfac::parse_coarse_space(v)); },
-       "Global stage after the per-layer one: none, nicolaides, spectral, residual, tselepidis (two-level coarse "
-       "spaces) or block-tridiagonal (K-FAC only); also as --method kfac+SPACE")
-      ->check(CLI::IsMember({"none", "nicolaides", "spectral", "residual", "tselepidis", "block-tridiagonal"}))
-      ->default_str("none");
-  t->add_option_function<std::string>(
-       "--combine", [&two](const std::string& v) { two.combine(kfac::parse_coarse_combine(v)); },
-       "Two-level combination: additive, residual, deflated or balanced")
-      ->check(CLI::IsMember({"additive", "residual", "deflated", "balanced"}))
-      ->default_str("additive");
-  t->add_option_function<std::string>(
-       "--coarse-matrix", [&two](const std::string& v) { two.matrix(kfac::parse_coarse_matrix(v)); },
-       "Coarse matrix: exact (per-example gradients) or kronecker (cross-layer factors); default kronecker for "
-       "tselepidis, exact otherwise")
-      ->check(CLI::IsMember({"exact", "kronecker"}));
-  t->add_flag_function("--krylov", [&two](int64_t) { two.krylov(true); },
-                       "Two-level: add M⁻¹r to each layer's coarse vector (nicolaides, residual)");
-  t->add_option_function<double>("--coarse-weight", [&two](double v) { two.weight(v); },
-                                 "Two-level: weight ω of the coarse correction")
-      ->check(real_in(0, kInf))
-      ->default_str("1");
-  t->add_option_function<double>("--coarse-damping", [&two](double v) { two.damping(v); },
-                                 "Two-level: coarse damping λ_c (default: --damping)")
-      ->check(real_in(0, kInf, true));
-  t->add_option_function<int64_t>("--coarse-period", [&two](int64_t v) { two.period(v); },
-                                  "Two-level: steps between coarse basis/matrix updates")
-      ->default_str("1");
-  t->add_option_function<double>("--grad-worker-fraction", [&p](double v) { p.grad_worker_fraction(v); },
-                                 "Distributed: fraction of ranks holding each layer's decompositions (1/ranks = "
-                                 "memory-optimal, 1 = communication-optimal)")
-      ->check(real_in(0, 1, true))
-      ->default_str("1");
-  t->add_option("--factor-dtype", raw.factor_dtype, "Factor dtype: model, float32 or float64")
-      ->check(CLI::IsMember({"model", "float32", "float64"}));
+  kfac::tool::add_preconditioner_flags(t, cfg.preconditioner);
   t->add_option("--step-rule", cfg.step_rule, "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
                                              "K-FAC paper's quadratic model with adaptive λ and γ)")
       ->check(CLI::IsMember({"kl-clip", "qmodel"}));
@@ -183,15 +114,8 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_flag("--overwrite", cfg.overwrite, "Replace an existing --checkpoint file instead of refusing to start");
 }
 
-// Translates the raw flags into library options and validates them.
-void finish_config(TrainConfig& cfg, const RawFlags& raw) {
-  auto& p = cfg.preconditioner;
-  p.damping_mode(kfac::parse_damping_mode(raw.damping_mode))
-      .inverse_method(kfac::parse_inverse_method(raw.inverse))
-      .fisher(kfac::parse_fisher_type(raw.fisher));
-  if (raw.factor_dtype != "model") p.factor_dtype(raw.factor_dtype == "float64" ? torch::kDouble : torch::kFloat);
-  kfac::validate(kfac::PreconditionerOptions(p).method("kfac"));
-}
+// Validates the preconditioner options once (with a method that has them all, for the comparison's sake).
+void finish_config(const TrainConfig& cfg) { kfac::validate(kfac::PreconditionerOptions(cfg.preconditioner).method("kfac")); }
 
 }  // namespace
 
@@ -236,7 +160,7 @@ int main(int argc, char** argv) {
   f->add_option("--methods", lab.methods, "Methods to compare, e.g. kfac,ekfac,kfac+residual (default: every method "
                 "and kfac with every global stage)")->delimiter(',');
   f->add_option("--combine", lab.combine, "Two-level combination of the METHOD+SPACE rows")
-      ->check(CLI::IsMember({"additive", "residual", "deflated", "balanced"}));
+      ->check(CLI::IsMember(kfac::enum_choices<kfac::CoarseCombine>()));
   f->add_option("--seed", lab.seed, "Seed of the model's initialization")
       ->check(whole_in(0, std::numeric_limits<int64_t>::max()));
   f->add_option("--data-dir", lab.data_dir, "Directory with Fashion-MNIST IDX files");
@@ -251,10 +175,6 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-    if (!raw.preset.empty()) {  // presets first, then the explicit flags again over them
-      kfac::tool::apply_preset(raw.preset, cfg);
-      app.parse(argc, argv);
-    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -284,7 +204,7 @@ int main(int argc, char** argv) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
       return 0;
     }
-    finish_config(cfg, raw);
+    finish_config(cfg);
     if (cmp->parsed()) {
       compare.base = cfg;
       std::printf("%s", kfac::tool::run_compare(compare).c_str());

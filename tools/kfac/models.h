@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "kfac/likelihood.h"
+#include "kfac/fisher/likelihood.h"
 
 namespace kfac::tool {
 
 struct Model {
   std::string name;
   torch::nn::Sequential net;
-  LossKind loss;
+  LossKind loss = LossKind::SoftmaxCrossEntropy;
   bool reconstructs_input = false;  ///< autoencoders: the target is the input
   int64_t image_side = 28;          ///< inputs are side x side images (data are resized to it)
 };

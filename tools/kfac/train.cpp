@@ -34,13 +34,14 @@ PreconditionerOptions with_method(PreconditionerOptions options, const std::stri
     parts.push_back(spec.substr(start, plus == std::string::npos ? plus : plus - start));
   }
   options.method(parts[0]);
-  if (parts.size() > 1) options.two_level().space(parse_coarse_space(parts[1]));
+  auto stage = options.global_options();
+  if (parts.size() > 1) apply_global_stage_name(stage, parts[1]);
   for (size_t i = 2; i < parts.size(); ++i) {
     KFAC_CHECK(parts[i] == "krylov", "method spec '", spec, "': unknown part '", parts[i], "'; the form is METHOD, "
                "METHOD+SPACE or METHOD+SPACE+krylov");
-    options.two_level().krylov(true);
+    stage.krylov(true);
   }
-  return options;
+  return options.global_options(stage);
 }
 
 double default_lr(const std::string& method, const std::string& model) {

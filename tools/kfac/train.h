@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kfac/optim/qmodel.h"
-#include "kfac/options.h"
+#include "kfac/preconditioner/options.h"
 #include "history.h"
 #include "kfac/runtime/runtime_info.h"
 
@@ -65,7 +65,7 @@ struct TrainResult {
 
 /// Applies a method spec to preconditioner options: "kfac", or a one-level method with a global stage,
 /// "kfac+nicolaides", "ekfac+residual", "kfac+block-tridiagonal", "kfac+residual+krylov" (sets method,
-/// two_level.space and two_level.krylov).
+/// the global stage and krylov).
 PreconditionerOptions with_method(PreconditionerOptions options, const std::string& spec);
 
 double default_lr(const std::string& method, const std::string& model);

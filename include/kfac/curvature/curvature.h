@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "kfac/archive_fwd.h"
-#include "kfac/options.h"
+#include "kfac/util/archive_fwd.h"
+#include "kfac/preconditioner/options.h"
 
 namespace kfac {
 
@@ -38,11 +38,13 @@ struct BlockShape {
   int64_t numel() const { return dim_a * dim_g; }
 };
 
-/// What a curvature needs to know when it is built.
+/// What a curvature needs to know when it is built: the shared damping and numerics blocks and its own blocks.
 struct CurvatureContext {
   std::string layer_name;
   BlockShape shape;
-  PreconditionerOptions options;
+  DampingOptions damping;
+  NumericsOptions numerics;
+  OptionBlocks method_options;       ///< the blocks its registry entry declares (get<EigenCorrectedOptions>())
   at::TensorOptions tensor_options;  ///< device and factor dtype
 };
 

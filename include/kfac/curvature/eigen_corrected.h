@@ -5,13 +5,15 @@
 // and precondition with Q_R [(Q_Rᵀ V Q_L) ⊘ (S + λ')] Q_Lᵀ, λ' = base.spectrum_damping(λ).
 //   EKFAC  = EigenCorrected<KfacCurvature>   (basis of A, G)
 //   TEKFAC = EigenCorrected<TkfacCurvature>  (basis of Φ, Ψ)
-// Schedule: the basis is recomputed at each refresh; S is updated (EMA) every options().spectrum_period()-th
-// statistics update once a basis exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when
-// options().reset_spectrum() is set (default), so right after such a refresh the method equals its base in the
+// Schedule: the basis is recomputed at each refresh; S is updated (EMA) every spectrum_period-th statistics update
+// once a basis exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when reset_spectrum
+// is set (default), so right after such a refresh the method equals its base in the
 // exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
 #pragma once
 
 #include <ATen/ATen.h>
+
+#include <torch/arg.h>
 
 #include <string>
 
@@ -20,26 +22,35 @@
 
 namespace kfac {
 
+/// The options of EKFAC and TEKFAC.
+struct EigenCorrectedOptions {
+  static const OptionTable<EigenCorrectedOptions>& table();
+  TORCH_ARG(int64_t, spectrum_period) = 1;
+  TORCH_ARG(bool, reset_spectrum) = true;
+};
+
 template <class Base>
 class EigenCorrected : public Base {
  public:
-  EigenCorrected(CurvatureContext context, std::string name) : Base(std::move(context)), name_(std::move(name)) {}
+  EigenCorrected(CurvatureContext context, std::string name)
+      : Base(std::move(context)), name_(std::move(name)),
+        options_(this->context_.method_options.template get<EigenCorrectedOptions>()) {}
 
   std::string method() const override { return name_; }
 
   void update(const LayerStatistics& stats, double decay) override {
     Base::update(stats, decay);
-    if (!q_a_.defined() || this->updates_ % this->context_.options.spectrum_period() != 0) return;
+    if (!q_a_.defined() || this->updates_ % options_.spectrum_period() != 0) return;
     spectrum_.mul_(decay).add_(projected_second_moment(stats, q_a_, q_g_), 1.0 - decay);
   }
 
   void refresh(double damping) override {
-    const double floor = this->context_.options.eigenvalue_floor();
+    const double floor = this->context_.numerics.eigenvalue_floor();
     auto el = linalg::eigh_psd(this->input_factor(), this->what("input factor"), floor);
     auto er = linalg::eigh_psd(this->output_factor(), this->what("output factor"), floor);
     const bool first = !q_a_.defined();
     q_a_ = el.vectors, q_g_ = er.vectors;
-    if (first || this->context_.options.reset_spectrum())
+    if (first || options_.reset_spectrum())
       spectrum_ = at::outer(er.values, el.values) * this->kronecker_scale();
     this->mark_ready();
   }
@@ -60,7 +71,7 @@ class EigenCorrected : public Base {
   /// the refresh resets it.
   std::vector<at::Tensor*> refreshed_state() override {
     auto out = Base::refreshed_state();
-    if (this->context_.options.reset_spectrum()) out.push_back(&spectrum_);
+    if (options_.reset_spectrum()) out.push_back(&spectrum_);
     return out;
   }
 
@@ -89,6 +100,7 @@ class EigenCorrected : public Base {
 
  private:
   std::string name_;
+  EigenCorrectedOptions options_;
   at::Tensor q_a_, q_g_, spectrum_;
 };
 

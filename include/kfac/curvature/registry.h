@@ -1,5 +1,5 @@
-// Curvature methods by name. Adding a method = one new file with a Curvature subclass + one line in registry.cpp
-// (or a call to register_method from user code).
+// Curvature methods by name. Adding a method = one new file with a Curvature subclass (and, if it has options, its
+// options block and table) + one line in registry.cpp, or a call to register_method from user code.
 #pragma once
 
 #include <functional>
@@ -13,8 +13,12 @@ namespace kfac {
 
 using CurvatureFactory = std::function<std::unique_ptr<Curvature>(CurvatureContext)>;
 
-/// Registers (or replaces) a method under `name`.
-void register_method(const std::string& name, CurvatureFactory factory);
+/// Registers (or replaces) a method under `name`; `option_tables` are the tables of the option blocks it reads from
+/// CurvatureContext::method_options (their fields become options, flags and keywords like the shared ones).
+void register_method(const std::string& name, CurvatureFactory factory,
+                     std::vector<const OptionTableBase*> option_tables = {});
+/// The option blocks of a registered method (throws for an unknown one).
+std::vector<const OptionTableBase*> method_option_tables(const std::string& name);
 bool is_registered_method(const std::string& name);
 /// "kfac, ..." for messages and --help.
 std::string registered_method_names();

@@ -8,15 +8,39 @@
 // For Linear layers tr Φ_raw = tr Ψ_raw = δ, which is the paper's definition; for Conv2d the paper's exact form is
 // unverified and this is the KFC analogue with the exact trace (docs/design.md). EMAs run on δ, Φ_raw, Ψ_raw.
 //
-// Damping (options().trace_damping()):
+// Damping (TraceDampingOptions::trace_damping):
 //   Normal         (√δ Φ + √λ I) ⊗ (√δ Ψ + √λ I)     "TKFAC_nor", certain
 //   TraceRelative  δ (Φ + √λ I) ⊗ (Ψ + √λ I)        "TKFAC_new", reconstructed: damping relative to the trace,
 //                                                   so it cannot dominate the tiny Fisher of conv layers
 #pragma once
 
+#include <torch/arg.h>
+
+#include <array>
+
 #include "kfac/curvature/kronecker.h"
 
 namespace kfac {
+
+/// TKFAC / TEKFAC damping (docs/design.md, "TKFAC").
+enum class TraceDamping {
+  /// (√δ Φ + √λ I) ⊗ (√δ Ψ + √λ I): "TKFAC_nor".
+  Normal,
+  /// δ (Φ + √λ I) ⊗ (Ψ + √λ I): damping relative to the trace, for conv nets ("TKFAC_new", reconstructed).
+  TraceRelative,
+};
+template <>
+struct EnumNames<TraceDamping> {
+  static constexpr const char* what = "trace damping";
+  static constexpr std::array<std::pair<TraceDamping, const char*>, 2> names{
+      {{TraceDamping::Normal, "normal"}, {TraceDamping::TraceRelative, "trace-relative"}}};
+};
+
+/// The options of TKFAC and TEKFAC.
+struct TraceDampingOptions {
+  static const OptionTable<TraceDampingOptions>& table();
+  TORCH_ARG(TraceDamping, trace_damping) = TraceDamping::Normal;
+};
 
 class TkfacCurvature : public KroneckerCurvature {
  public:

@@ -23,7 +23,7 @@ namespace kfac {
 
 class BlockTridiagonal final : public GlobalStage {
  public:
-  explicit BlockTridiagonal(TwoLevelOptions options) : options_(std::move(options)) {}
+  explicit BlockTridiagonal(GlobalStageOptions options) : options_(std::move(options)) {}
   std::string name() const override { return "block-tridiagonal K-FAC"; }
   void update(const CapturedFisher& fisher, double decay) override;
   void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
@@ -46,7 +46,7 @@ class BlockTridiagonal final : public GlobalStage {
     at::Tensor denominator;     // 1 − s_G s_Aᵀ, [d_G, d_A]
   };
 
-  TwoLevelOptions options_;
+  GlobalStageOptions options_;
   std::vector<at::Tensor> cross_a_, cross_g_;  // Ā_{i,i+1}, G_{i,i+1} (undefined: not coupled)
   std::vector<Link> links_;
   int64_t updates_ = 0;

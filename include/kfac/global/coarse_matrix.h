@@ -19,7 +19,7 @@
 #include <array>
 #include <vector>
 
-#include "kfac/fisher_products.h"
+#include "kfac/fisher/fisher_products.h"
 
 namespace kfac {
 

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "kfac/archive_fwd.h"
-#include "kfac/fisher_products.h"
-#include "kfac/options.h"
+#include "kfac/util/archive_fwd.h"
+#include "kfac/fisher/fisher_products.h"
+#include "kfac/preconditioner/options.h"
 
 namespace kfac {
 

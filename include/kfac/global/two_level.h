@@ -11,7 +11,7 @@
 //   krylov (enrichment)      adds M_i⁻¹ r_i to each layer
 // Coarse operator: Q = R₀ᵀ (F_c + λ_c I)⁻¹ R₀ with F_c ≈ R₀ F R₀ᵀ exact or Kronecker-approximated
 // (kfac/global/coarse_matrix.h), an EMA over statistics batches while the basis is unchanged (reset when it changes),
-// inverted by a guarded Cholesky in float64. Combination: CoarseCombine (kfac/global/two_level_options.h).
+// inverted by a guarded Cholesky in float64. Combination: CoarseCombine (kfac/global/global_stage_options.h).
 //
 // Schedule: every `period` steps the basis is rebuilt and, if the basis changed or a statistics step arrived since,
 // the coarse matrix is updated and inverted; between those steps the correction is a fixed linear map. A failed
@@ -25,7 +25,7 @@ namespace kfac {
 
 class TwoLevelCorrection final : public GlobalStage {
  public:
-  explicit TwoLevelCorrection(TwoLevelOptions options);
+  explicit TwoLevelCorrection(GlobalStageOptions options);
   std::string name() const override;
   void update(const CapturedFisher& fisher, double decay) override { fresh_ = true; }
   void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
@@ -44,7 +44,7 @@ class TwoLevelCorrection final : public GlobalStage {
   CoarseBasis build_basis(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
                           const Preconditioner& pre) const;
 
-  TwoLevelOptions options_;
+  GlobalStageOptions options_;
   CoarseBasis basis_;
   at::Tensor coarse_, inverse_;
   int64_t ema_updates_ = 0;

@@ -19,8 +19,8 @@
 
 #include <memory>
 
-#include "kfac/capture.h"
-#include "kfac/preconditioner.h"
+#include "kfac/layers/capture.h"
+#include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac::nn {
 

@@ -13,7 +13,7 @@
 
 #include <memory>
 
-#include "kfac/preconditioner.h"
+#include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac {
 

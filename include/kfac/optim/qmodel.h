@@ -17,8 +17,8 @@
 #include <memory>
 #include <vector>
 
-#include "kfac/likelihood.h"
-#include "kfac/preconditioner.h"
+#include "kfac/fisher/likelihood.h"
+#include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac {
 

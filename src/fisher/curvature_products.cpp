@@ -1,4 +1,4 @@
-#include "kfac/curvature_products.h"
+#include "kfac/fisher/curvature_products.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -25,25 +25,8 @@ at::Tensor jacobian_vector_product(const at::Tensor& output, const ParamVector& 
 }
 
 at::Tensor output_hessian_product(const at::Tensor& output, const at::Tensor& z, LossKind loss) {
-  const auto out = output.detach().reshape({output.size(0), -1});
-  const auto zz = z.reshape_as(out);
-  at::Tensor h;
-  switch (loss) {
-    case LossKind::SoftmaxCrossEntropy: {
-      const auto p = at::softmax(out, 1);  // (diag p − p pᵀ) z
-      h = p * zz - p * (p * zz).sum(1, true);
-      break;
-    }
-    case LossKind::SigmoidCrossEntropy: {
-      const auto s = at::sigmoid(out);
-      h = s * (1 - s) * zz;
-      break;
-    }
-    case LossKind::SquaredError:
-      h = zz;
-      break;
-  }
-  return h.reshape_as(z);
+  const auto out = flatten_output(output.detach());
+  return loss.likelihood().hessian_product(out, z.reshape_as(out)).reshape_as(z);
 }
 
 double gauss_newton_form(const at::Tensor& output, const at::Tensor& ju, const at::Tensor& jw, LossKind loss) {

@@ -1,4 +1,4 @@
-#include "kfac/capture.h"
+#include "kfac/layers/capture.h"
 
 #include <ATen/ATen.h>
 

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "kfac/errors.h"
-#include "kfac/preconditioner.h"
+#include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac {
 

@@ -1,4 +1,4 @@
-#include "kfac/fisher_products.h"
+#include "kfac/fisher/fisher_products.h"
 
 #include <ATen/ATen.h>
 

@@ -1,9 +1,9 @@
-#include "kfac/serialize.h"
+#include "kfac/util/serialize.h"
 
 #include <torch/serialize/archive.h>
 
 #include "kfac/errors.h"
-#include "kfac/preconditioner.h"
+#include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac {
 

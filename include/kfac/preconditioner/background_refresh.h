@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "kfac/archive_fwd.h"
+#include "kfac/util/archive_fwd.h"
 #include "kfac/curvature/curvature.h"
 
 namespace kfac {

@@ -25,14 +25,13 @@
 #include <string>
 #include <vector>
 
-#include "kfac/archive_fwd.h"
-#include "kfac/capture.h"
+#include "kfac/util/archive_fwd.h"
 #include "kfac/curvature/curvature.h"
 #include "kfac/distributed/communicator.h"
-#include "kfac/fisher_products.h"
-#include "kfac/layer_kind.h"
-#include "kfac/likelihood.h"
-#include "kfac/options.h"
+#include "kfac/fisher/fisher_products.h"
+#include "kfac/layers/layer.h"
+#include "kfac/fisher/likelihood.h"
+#include "kfac/preconditioner/options.h"
 
 namespace torch::nn {
 class Module;
@@ -42,13 +41,6 @@ namespace kfac {
 class BackgroundRefresh;
 class GlobalStage;
 class Placement;
-
-/// A registered layer: its name, how its parameters look as matrices, and where its forward taps.
-struct Layer {
-  std::string name;
-  std::shared_ptr<LayerKind> kind;
-  std::shared_ptr<Slot> slot;
-};
 
 /// What one step did. Returned by Preconditioner::step and KfacOptimizer::step.
 struct StepStats {
@@ -145,8 +137,12 @@ class Preconditioner {
   int64_t memory_bytes() const;
 
   void save(torch::serialize::OutputArchive& archive) const;
-  /// Strict: every layer must be present with the same shapes, or it throws naming the layer.
+  /// Strict: every layer must be present with the same shapes, or it throws naming the layer. Options that differ
+  /// from the ones the checkpoint was saved with are allowed (a resumed run may change the damping, say); each is
+  /// reported by a warning (TORCH_WARN) and in option_changes().
   void load(torch::serialize::InputArchive& archive);
+  /// What the last load() found changed: "refresh_period: 10 (saved) -> 20 (now)", one line per option.
+  const std::vector<std::string>& option_changes() const { return option_changes_; }
 
  private:
   void update_factors(StepStats& stats);
@@ -177,13 +173,11 @@ class Preconditioner {
   mutable at::Generator sampling_generator_;  // one per preconditioner, reseeded per step (cloning leaks in 1.13)
   CapturedFisher captured_;
   std::vector<int64_t> consecutive_failures_;
+  std::vector<std::string> option_changes_;
   double damping_;
   int64_t step_ = 0;
   int64_t statistics_updates_ = 0;
 };
-
-/// Collects the kfac::nn layers of a module tree (depth-first, named as in named_modules()).
-std::vector<Layer> find_layers(torch::nn::Module& model);
 
 /// Serialization in the torch idiom: torch::save(precond, path) / torch::load(precond, path).
 torch::serialize::OutputArchive& operator<<(torch::serialize::OutputArchive& archive, const Preconditioner& p);

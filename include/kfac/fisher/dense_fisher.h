@@ -10,8 +10,8 @@
 #include <functional>
 #include <vector>
 
-#include "kfac/likelihood.h"
-#include "kfac/preconditioner.h"
+#include "kfac/fisher/likelihood.h"
+#include "kfac/layers/layer.h"
 
 namespace kfac {
 

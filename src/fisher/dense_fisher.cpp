@@ -1,4 +1,4 @@
-#include "kfac/dense_fisher.h"
+#include "kfac/fisher/dense_fisher.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -41,28 +41,14 @@ DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layer
   f.matrix = at::zeros({total, total}, at::kDouble);
   const int64_t batch = inputs.size(0);
   auto add = [&](const at::Tensor& g, double w) { f.matrix += w * at::outer(g, g); };
+  const auto& likelihood = loss.likelihood();
   for (int64_t b = 0; b < batch; ++b) {
     auto z = forward(inputs.narrow(0, b, 1)).reshape({-1});
-    const int64_t classes = z.size(0);
     if (!true_fisher) {
-      auto t = targets.narrow(0, b, 1);
-      add(flat_grad(kfac::loss(z.unsqueeze(0), t, loss), layers), 1.0);
+      add(flat_grad(kfac::loss(z.unsqueeze(0), targets.narrow(0, b, 1), loss), layers), 1.0);
       continue;
     }
-    if (loss == LossKind::SoftmaxCrossEntropy) {
-      auto logp = at::log_softmax(z, 0);
-      auto p = logp.exp().detach();
-      for (int64_t c = 0; c < classes; ++c) add(flat_grad(logp[c], layers), p[c].item<double>());
-    } else {
-      for (int64_t c = 0; c < classes; ++c) {
-        double w = 1.0;
-        if (loss == LossKind::SigmoidCrossEntropy) {
-          const double s = at::sigmoid(z[c]).item<double>();
-          w = s * (1 - s);
-        }
-        add(flat_grad(z[c], layers), w);
-      }
-    }
+    for (const auto& [scalar, weight] : likelihood.oracle_terms(z)) add(flat_grad(scalar, layers), weight);
   }
   f.matrix /= static_cast<double>(batch);
   return f;

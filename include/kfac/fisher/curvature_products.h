@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "kfac/likelihood.h"
+#include "kfac/fisher/likelihood.h"
 
 namespace kfac {
 

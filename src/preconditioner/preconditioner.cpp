@@ -1,4 +1,4 @@
-#include "kfac/preconditioner.h"
+#include "kfac/preconditioner/preconditioner.h"
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
@@ -12,12 +12,12 @@
 #include <set>
 #include <utility>
 
-#include "kfac/background_refresh.h"
+#include "kfac/preconditioner/background_refresh.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
 #include "kfac/global/global_stage.h"
-#include "kfac/serialize.h"
+#include "kfac/util/serialize.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
@@ -68,7 +68,11 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     const auto& w = layer.kind->weight();
     const auto dtype = options_.factor_dtype().value_or(w.scalar_type());
     check_damping_fits(damping_, dtype);
-    CurvatureContext context{layer.name, {layer.kind->dim_a(), layer.kind->dim_g()}, options_,
+    CurvatureContext context{layer.name,
+                             {layer.kind->dim_a(), layer.kind->dim_g()},
+                             options_.damping_options(),
+                             options_.numerics_options(),
+                             options_.method_blocks().subset(method_option_tables(options_.method())),
                              w.options().dtype(dtype)};
     curvatures_.push_back(make_curvature(options_.method(), std::move(context)));
   }
@@ -81,7 +85,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
   if (placement_->distributed()) {
     KFAC_CHECK(!options_.background_refresh(), "background_refresh is not supported in distributed runs (each "
                "layer's owner rank refreshes it and broadcasts the result at once); turn it off");
-    KFAC_CHECK(!global_ || placement_->everyone_works(), "the global stage (", to_string(options_.two_level().space()),
+    KFAC_CHECK(!global_ || placement_->everyone_works(), "the global stage (", options_.global_options().describe(),
                ") applies the one-level solve to arbitrary vectors on every rank: it needs grad_worker_fraction 1, "
                "got ", options_.grad_worker_fraction());
   }

@@ -1,4 +1,4 @@
-#include "kfac/layer_kind.h"
+#include "kfac/layers/layer_kind.h"
 
 #include <ATen/ATen.h>
 

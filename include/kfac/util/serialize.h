@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kfac/archive_fwd.h"
+#include "kfac/util/archive_fwd.h"
 
 namespace kfac {
 

@@ -1,4 +1,4 @@
-#include "kfac/background_refresh.h"
+#include "kfac/preconditioner/background_refresh.h"
 
 #include <torch/serialize/archive.h>
 
@@ -12,7 +12,7 @@
 #endif
 
 #include "kfac/errors.h"
-#include "kfac/serialize.h"
+#include "kfac/util/serialize.h"
 
 namespace kfac {
 

@@ -3,20 +3,43 @@
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
+#include <algorithm>
 #include <map>
 
-#include "kfac/background_refresh.h"
+#include "kfac/preconditioner/background_refresh.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
 #include "kfac/global/global_stage.h"
-#include "kfac/preconditioner.h"
-#include "kfac/serialize.h"
+#include "kfac/preconditioner/preconditioner.h"
+#include "kfac/util/serialize.h"
 
 namespace kfac {
 
 namespace {
 constexpr int64_t kFormatVersion = 1;
+
+// The options recorded by save() that differ from `now` (none for checkpoints written before options were recorded).
+std::vector<std::string> saved_option_changes(torch::serialize::InputArchive& archive,
+                                              const PreconditionerOptions& now) {
+  c10::IValue stored;
+  if (!archive.try_read("options", stored)) return {};
+  const auto specs = option_specs();
+  std::vector<OptionRecord> saved;
+  for (const auto& entry : stored.toListRef()) {
+    const auto& line = entry.toStringRef();
+    const auto tab = line.find('\t');
+    const auto name = line.substr(0, tab);
+    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& o) { return o.name == name; });
+    if (tab == std::string::npos || spec == specs.end()) continue;  // an option this build does not know
+    try {
+      saved.push_back({"", name, parse_value(*spec, line.substr(tab + 1))});
+    } catch (const c10::Error&) {
+      continue;  // a value this build cannot read (a method's choice that is no longer registered)
+    }
+  }
+  return option_differences(saved, now);
+}
 
 std::string join_names(const std::vector<std::string>& names) {
   std::string s;
@@ -30,6 +53,14 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
              "synchronize_statistics() on every rank before saving a distributed checkpoint");
   archive.write("kfac_format_version", c10::IValue(kFormatVersion));
   archive.write("method", c10::IValue(options_.method()));
+  // Every option in effect as "name<TAB>text", so that a resumed run can say which ones it changed.
+  c10::List<std::string> options;
+  const auto specs = option_specs();
+  for (const auto& r : option_records(options_)) {
+    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& o) { return o.name == r.name; });
+    options.push_back(r.name + "\t" + format_value(*spec, r.value));
+  }
+  archive.write("options", c10::IValue(options));
   archive.write("step", c10::IValue(step_));
   archive.write("statistics_updates", c10::IValue(statistics_updates_));
   archive.write("damping", c10::IValue(damping_));
@@ -68,6 +99,9 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
              "kfac_format_version)");
   KFAC_CHECK(v.toInt() == kFormatVersion, "checkpoint format version ", v.toInt(), " is not supported (this "
              "library reads version ", kFormatVersion, ")");
+  option_changes_ = saved_option_changes(archive, options_);
+  for (const auto& change : option_changes_)
+    TORCH_WARN("resuming with a changed option: ", change);
   archive.read("layers", v);
   const int64_t count = v.toInt();
   std::map<std::string, int64_t> index;
@@ -116,8 +150,8 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   if (global_) {
     torch::serialize::InputArchive stage;
     KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",
-               to_string(options_.two_level().space()), "); it was written without two_level, so resume with the "
-               "same two-level options it was written with");
+               options_.global_options().describe(), "); it was written without one, so resume with the global "
+               "stage it was written with");
     global_->load(stage);
   }
   clear_slots();

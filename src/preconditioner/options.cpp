@@ -1,0 +1,258 @@
+#include "kfac/preconditioner/options.h"
+
+#include <map>
+#include <mutex>
+
+#include "kfac/curvature/registry.h"
+#include "kfac/errors.h"
+
+namespace kfac {
+
+const OptionTable<PreconditionerOptions>& PreconditionerOptions::table() {
+  using O = PreconditionerOptions;
+  static const OptionTable<O> t("", "The curvature method",
+                                {field<O>(KFAC_FIELD(O, method),
+                                          "Curvature method, by registered name (kfac, ekfac, tkfac, tekfac, ...)")});
+  return t;
+}
+
+const OptionTable<ScheduleOptions>& ScheduleOptions::table() {
+  using O = ScheduleOptions;
+  static const OptionTable<O> t(
+      "schedule", "When statistics are updated and decompositions refreshed",
+      {field<O>(KFAC_FIELD(O, stats_period), "Steps between statistics (factor) updates", bounded(at_least(1))),
+       field<O>(KFAC_FIELD(O, refresh_period), "Steps between refreshes of the inverses or eigendecompositions",
+                bounded(at_least(1))),
+       field<O>(KFAC_FIELD(O, ema_decay),
+                "Cap ε of the factor EMA: the k-th statistics update uses decay min(1 - 1/k, ε)",
+                bounded(between(0, 1, false, true))),
+       field<O>(KFAC_FIELD(O, background_refresh),
+                "Recompute decompositions on a worker thread, adopted at the next scheduled refresh (staleness at "
+                "most 2·refresh_period − 1 steps; one process only)")});
+  return t;
+}
+
+const OptionTable<FisherOptions>& FisherOptions::table() {
+  using O = FisherOptions;
+  static const OptionTable<O> t(
+      "fisher", "Which Fisher the statistics estimate, and from how much of the batch",
+      {field<O>(KFAC_FIELD(O, fisher),
+                "sampled (true Fisher, targets from the model), empirical (training labels) or exact (one backward "
+                "per output unit; tiny models)"),
+       field<O>(KFAC_FIELD(O, fisher_samples), "Targets sampled per example for the sampled Fisher",
+                bounded(at_least(1))),
+       field<O>(KFAC_FIELD(O, stats_fraction),
+                "Fraction of the minibatch used by the statistics pass (its first ceil(f·B) examples)",
+                bounded(between(0, 1, true, false))),
+       field<O>(KFAC_FIELD(O, seed),
+                "Seed of the sampled targets; step k samples from (seed, k), so runs resume exactly",
+                bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, retain_statistics),
+                "Keep the last statistics step's per-example data for Fisher-vector products (implied by a "
+                "two-level coarse space)")});
+  return t;
+}
+
+const OptionTable<DampingOptions>& DampingOptions::table() {
+  using O = DampingOptions;
+  static const OptionTable<O> t(
+      "damping", "The Tikhonov damping λ and how it enters the inverse",
+      {field<O>(KFAC_FIELD(O, damping),
+                "Tikhonov damping λ added to each Fisher block (same meaning for Linear and Conv2d layers); typical "
+                "values are 1e-4 to 1e-1",
+                bounded(positive())),
+       field<O>(KFAC_FIELD(O, damping_mode),
+                "factored (D1: (A + π√λ I) ⊗ (G + √λ/π I)) or eigen (D2: exact Tikhonov in the eigenbasis)")});
+  return t;
+}
+
+const OptionTable<NumericsOptions>& NumericsOptions::table() {
+  using O = NumericsOptions;
+  static const OptionTable<O> t(
+      "numerics", "Dtype, inversion and failure policy",
+      {field<O>(KFAC_FIELD(O, factor_dtype), "Dtype of factors and decompositions (unset: each layer's parameter dtype)",
+                unset_reads("model")),
+       field<O>(KFAC_FIELD(O, inverse_method),
+                "Inversion of damped factors (factored damping): auto (Cholesky unless an eigenvalue floor is set), "
+                "eigen or cholesky"),
+       field<O>(KFAC_FIELD(O, eigenvalue_floor), "Eigenvalues below this are clamped to it (after a float64 retry)",
+                bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, max_consecutive_failures),
+                "Consecutive failed refreshes of one layer tolerated before step() throws", bounded(at_least(1)))});
+  return t;
+}
+
+const OptionTable<DistributedOptions>& DistributedOptions::table() {
+  using O = DistributedOptions;
+  static const OptionTable<O> t(
+      "distributed", "How the work is shared among the ranks of a data-parallel run",
+      {field<O>(KFAC_FIELD(O, grad_worker_fraction),
+                "Fraction of ranks holding each layer's decompositions and preconditioning its gradient (KAISA's "
+                "gradient workers): 1/ranks = memory-optimal, 1 = communication-optimal",
+                bounded(between(0, 1, true, false)))});
+  return t;
+}
+
+namespace {
+struct MutableBlock {
+  const OptionTableBase* table;
+  void* data;
+};
+
+// The tables of the shared blocks with their place in PreconditionerOptions.
+std::vector<MutableBlock> shared_blocks(PreconditionerOptions& o) {
+  return {{&PreconditionerOptions::table(), &o},
+          {&ScheduleOptions::table(), &o.schedule_options()},
+          {&FisherOptions::table(), &o.fisher_options()},
+          {&DampingOptions::table(), &o.damping_options()},
+          {&NumericsOptions::table(), &o.numerics_options()},
+          {&DistributedOptions::table(), &o.distributed_options()},
+          {&GlobalStageOptions::table(), &o.global_options()}};
+}
+
+std::vector<const OptionTableBase*> method_tables(const std::string& method, bool every_method) {
+  if (!every_method) return is_registered_method(method) ? method_option_tables(method) : std::vector<const OptionTableBase*>{};
+  std::vector<const OptionTableBase*> all;
+  for (const auto& m : registered_methods())
+    for (const auto* t : method_option_tables(m))
+      if (std::find(all.begin(), all.end(), t) == all.end()) all.push_back(t);
+  return all;
+}
+
+// A default block per method table, for reading options that were never set.
+const void* default_block(const OptionTableBase& table) {
+  static std::mutex mutex;
+  static std::map<const OptionTableBase*, std::unique_ptr<AnyOptionBlock>> defaults;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& d = defaults[&table];
+  if (!d) d = table.make_default();
+  return d->data();
+}
+
+std::vector<std::string> all_option_names() {
+  std::vector<std::string> names;
+  for (const auto& s : option_specs()) names.push_back(s.name);
+  return names;
+}
+}  // namespace
+
+std::vector<OptionBlockRef> option_blocks(const PreconditionerOptions& options, bool every_method) {
+  std::vector<OptionBlockRef> out;
+  for (const auto& b : shared_blocks(const_cast<PreconditionerOptions&>(options))) out.push_back({b.table, b.data});
+  for (const auto* t : method_tables(options.method(), every_method)) {
+    const auto* stored = options.method_blocks().find(t->name());
+    out.push_back({t, stored ? stored->data() : default_block(*t)});
+  }
+  return out;
+}
+
+std::vector<OptionSpec> option_specs() {
+  std::vector<OptionSpec> specs;
+  for (const auto& b : option_blocks(PreconditionerOptions(), /*every_method=*/true))
+    for (const auto& s : b.table->specs()) specs.push_back(s);
+  return specs;
+}
+
+OptionValue get_option(const PreconditionerOptions& options, const std::string& name) {
+  for (const auto& b : option_blocks(options, true)) {
+    const size_t i = b.table->find(name);
+    if (i < b.table->specs().size()) return b.get(i);
+  }
+  throw_unknown_name("option", name, all_option_names());
+}
+
+void set_option(PreconditionerOptions& options, const std::string& name, const OptionValue& value) {
+  auto blocks = shared_blocks(options);
+  for (const auto* t : method_tables(options.method(), true)) blocks.push_back({t, nullptr});
+  for (auto& b : blocks) {
+    const size_t i = b.table->find(name);
+    if (i == b.table->specs().size()) continue;
+    const auto v = coerce_value(b.table->specs()[i], value);
+    check_value(b.table->specs()[i], v);
+    void* data = b.data ? b.data : options.method_blocks().ensure(*b.table).data();
+    b.table->set(data, i, v);
+    return;
+  }
+  throw_unknown_name("option", name, all_option_names());
+}
+
+std::vector<OptionRecord> option_records(const PreconditionerOptions& options) {
+  std::vector<OptionRecord> out;
+  for (const auto& b : option_blocks(options))
+    for (size_t i = 0; i < b.table->specs().size(); ++i)
+      out.push_back({b.table->name(), b.table->specs()[i].name, b.get(i)});
+  return out;
+}
+
+std::vector<std::string> option_differences(const std::vector<OptionRecord>& saved, const PreconditionerOptions& now) {
+  std::vector<std::string> out;
+  const auto current = option_records(now);
+  const auto specs = option_specs();
+  auto text = [&](const std::string& name, const OptionValue& v) {
+    for (const auto& s : specs)
+      if (s.name == name) return format_value(s, v);
+    return std::string("?");
+  };
+  for (const auto& s : saved) {
+    auto it = std::find_if(current.begin(), current.end(), [&](const OptionRecord& r) { return r.name == s.name; });
+    if (it == current.end()) continue;  // another method's block: the method's own difference says it
+    if (it->value != s.value)
+      out.push_back(s.name + ": " + text(s.name, s.value) + " (saved) -> " + text(s.name, it->value) + " (now)");
+  }
+  for (const auto& c : current)
+    if (std::none_of(saved.begin(), saved.end(), [&](const OptionRecord& r) { return r.name == c.name; }))
+      out.push_back(c.name + ": not saved -> " + text(c.name, c.value) + " (now)");
+  return out;
+}
+
+bool operator==(const PreconditionerOptions& a, const PreconditionerOptions& b) {
+  const auto ra = option_records(a), rb = option_records(b);
+  if (ra.size() != rb.size()) return false;
+  for (size_t i = 0; i < ra.size(); ++i)
+    if (ra[i].name != rb[i].name || ra[i].value != rb[i].value) return false;
+  return true;
+}
+
+void validate(const PreconditionerOptions& o) {
+  KFAC_CHECK(is_registered_method(o.method()), "unknown method '", o.method(), "'; valid methods: ",
+             registered_method_names());
+  KFAC_CHECK(!o.factor_dtype() || *o.factor_dtype() == c10::kFloat || *o.factor_dtype() == c10::kDouble,
+             "factor_dtype must be float32 or float64, got ", c10::toString(*o.factor_dtype()));
+  for (const auto& b : option_blocks(o, /*every_method=*/true)) b.table->validate(b.data);  // set blocks too
+  KFAC_CHECK(!(o.damping_mode() == DampingMode::Eigen && o.inverse_method() == InverseMethod::Cholesky),
+             "inverse_method 'cholesky' cannot be combined with damping_mode 'eigen' (exact Tikhonov needs the "
+             "eigendecomposition); use damping_mode 'factored' or inverse_method 'eigen'");
+  const auto& g = o.global_options();
+  KFAC_CHECK(g.global_stage() != GlobalStageKind::TwoLevel || !g.krylov() ||
+                 g.coarse_space() == CoarseSpace::Nicolaides || g.coarse_space() == CoarseSpace::Residual,
+             "Krylov enrichment needs the nicolaides or residual coarse space, got '", to_string(g.coarse_space()),
+             "' (the spectral vector is an eigenvector, so M⁻¹r is parallel to r)");
+  KFAC_CHECK(g.global_stage() != GlobalStageKind::BlockTridiagonal ||
+                 (o.method() == "kfac" && o.damping_mode() == DampingMode::Factored),
+             "block-tridiagonal K-FAC is built from K-FAC's factored damping: it needs method 'kfac' and "
+             "damping_mode 'factored', got method '", o.method(), "' and damping_mode '", to_string(o.damping_mode()),
+             "'");
+}
+
+bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics) {
+  return numerics.inverse_method() == InverseMethod::Cholesky ||
+         (numerics.inverse_method() == InverseMethod::Auto && damping.damping_mode() == DampingMode::Factored &&
+          numerics.eigenvalue_floor() == 0);
+}
+
+namespace presets {
+PreconditionerOptions kfac_paper() {
+  return PreconditionerOptions()
+      .damping_mode(DampingMode::Factored)
+      .stats_period(1)
+      .refresh_period(20)
+      .stats_fraction(1.0 / 8.0)
+      .fisher(FisherType::Sampled);
+}
+PreconditionerOptions pytorch_ports() {
+  return PreconditionerOptions().damping(1e-3).damping_mode(DampingMode::Eigen).stats_period(10).refresh_period(
+      100);
+}
+}  // namespace presets
+
+}  // namespace kfac

@@ -1,0 +1,138 @@
+#include "option_flags.h"
+
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "cli_checks.h"
+
+namespace kfac::tool {
+
+namespace {
+// Earlier spellings of some flags, still accepted.
+const std::map<std::string, std::string> kAliases{{"inverse-method", "--inverse"},
+                                                  {"no-reset-spectrum", "--keep-spectrum"}};
+
+std::string names_of(const std::string& flag) {
+  const auto alias = kAliases.find(flag);
+  return "--" + flag + (alias == kAliases.end() ? "" : "," + alias->second);
+}
+
+// A library error in a flag's callback becomes CLI11's, so it is reported like any bad flag value.
+void set_from_flag(PreconditionerOptions& options, const OptionSpec& spec, const OptionValue& value) {
+  try {
+    set_option(options, spec.name, value);
+  } catch (const c10::Error& e) {
+    throw CLI::ValidationError("--" + spec.cli_name(), e.what_without_backtrace());
+  }
+}
+
+CLI::Validator bounds_check(const OptionSpec& spec) {
+  const auto& b = *spec.bounds;
+  if (spec.type == OptionType::Integer)
+    return whole_in(b.has_low ? static_cast<int64_t>(b.low) + (b.low_open ? 1 : 0) : INT64_MIN,
+                    b.has_high ? static_cast<int64_t>(b.high) - (b.high_open ? 1 : 0) : INT64_MAX);
+  return real_in(b.has_low ? b.low : -kInf, b.has_high ? b.high : kInf, b.low_open, b.high_open);
+}
+
+nlohmann::json to_json(const OptionValue& v) {
+  struct Visit {
+    nlohmann::json operator()(std::monostate) const { return nullptr; }
+    nlohmann::json operator()(bool b) const { return b; }
+    nlohmann::json operator()(int64_t i) const { return i; }
+    nlohmann::json operator()(double d) const { return d; }
+    nlohmann::json operator()(const std::string& s) const { return s; }
+  };
+  return std::visit(Visit{}, v);
+}
+
+OptionValue from_json(const nlohmann::json& j) {
+  if (j.is_null()) return std::monostate{};
+  if (j.is_boolean()) return j.get<bool>();
+  if (j.is_number_integer()) return j.get<int64_t>();
+  if (j.is_number()) return j.get<double>();
+  if (j.is_string()) return j.get<std::string>();
+  throw std::invalid_argument("an option value must be null, a flag, a number or a name, got " + j.dump());
+}
+}  // namespace
+
+void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options) {
+  for (const auto& spec : option_specs()) {
+    if (spec.name == "method" || spec.name == "seed") continue;
+    const auto flag = spec.cli_name();
+    const auto default_text = format_value(spec, spec.default_value);
+    if (spec.type == OptionType::Flag) {
+      app->add_flag_callback(names_of(flag), [&options, spec] { set_from_flag(options, spec, true); },
+                             spec.doc + (default_text == "true" ? " (default)" : ""));
+      app->add_flag_callback(names_of("no-" + flag), [&options, spec] { set_from_flag(options, spec, false); },
+                             "Turn off --" + flag + (default_text == "false" ? " (default)" : ""));
+      continue;
+    }
+    auto* o = app->add_option_function<std::string>(
+        names_of(flag), [&options, spec](const std::string& text) { set_from_flag(options, spec, text); },
+        spec.doc + (spec.nullable ? " (" + spec.unset_text() + ": unset)" : ""));
+    o->default_str(default_text);
+    if (!spec.choices.empty()) {
+      auto choices = spec.choices;
+      if (spec.nullable) choices.push_back(spec.unset_text());
+      o->check(CLI::IsMember(choices));
+    } else if (spec.bounds) {
+      o->check(bounds_check(spec));
+    }
+  }
+  // --two-level SPACE: the earlier spelling of --global-stage and --coarse-space together.
+  app->add_option_function<std::string>(
+         "--two-level",
+         [&options](const std::string& name) {
+           auto stage = options.global_options();
+           apply_global_stage_name(stage, name);
+           options.global_options(stage);
+         },
+         "Global stage after the per-layer one: none, a two-level coarse space (nicolaides, spectral, residual, "
+         "tselepidis) or block-tridiagonal (K-FAC only); also as --method kfac+SPACE")
+      ->check(CLI::IsMember(global_stage_names()))
+      ->default_str("none");
+}
+
+nlohmann::json options_json(const PreconditionerOptions& options) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& r : option_records(options)) {
+    if (r.block.empty())
+      out[r.name] = to_json(r.value);
+    else
+      out[r.block][r.name] = to_json(r.value);
+  }
+  return out;
+}
+
+void apply_options_json(PreconditionerOptions& options, const nlohmann::json& json) {
+  for (const auto& [key, value] : json.items()) {
+    if (value.is_object()) {
+      for (const auto& [name, v] : value.items()) set_option(options, name, from_json(v));
+    } else {
+      set_option(options, key, from_json(value));
+    }
+  }
+}
+
+std::string options_toml(const PreconditionerOptions& options, const std::string& section) {
+  const auto specs = option_specs();
+  std::ostringstream s;
+  s << "[" << section << "]\n";
+  for (const auto& r : option_records(options)) {
+    const auto spec = *std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& o) { return o.name == r.name; });
+    if (spec.name == "method" || spec.name == "seed") continue;
+    if (spec.type == OptionType::Flag) {
+      s << (std::get<bool>(r.value) ? "" : "no-") << spec.cli_name() << " = true\n";
+      continue;
+    }
+    const auto text = format_value(spec, r.value);
+    const bool quoted = spec.type == OptionType::Name || std::holds_alternative<std::monostate>(r.value);
+    s << spec.cli_name() << " = " << (quoted ? "\"" + text + "\"" : text) << "\n";
+  }
+  return s.str();
+}
+
+}  // namespace kfac::tool

@@ -1,0 +1,30 @@
+// The preconditioner's options as CLI flags, TOML keys and JSON, all generated from the option tables
+// (kfac/util/option_table.h): a new option, or a method's own block, appears here without an edit.
+//
+//   flag      --NAME-WITH-DASHES VALUE; a flag field is --NAME (true) and --no-NAME (false)
+//   TOML      the same names as keys of the subcommand's section: refresh-period = 20, no-reset-spectrum = true
+//   JSON      nested by block: {"method": "kfac", "schedule": {"refresh_period": 10, ...}, ...}
+// Legacy spellings stay: --inverse (inverse-method), --keep-spectrum (no-reset-spectrum), --two-level SPACE.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "kfac/preconditioner/options.h"
+
+namespace kfac::tool {
+
+/// One flag per option of every block (every registered method's included) except `method` and `seed`, which the
+/// tool's own --method and --seed set. Values are checked against the tables and written into `options`.
+void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options);
+
+/// The options in effect, nested by block (the root fields at the top).
+nlohmann::json options_json(const PreconditionerOptions& options);
+/// Sets every option named in `json` (the form options_json writes); unknown names throw naming the closest.
+void apply_options_json(PreconditionerOptions& options, const nlohmann::json& json);
+/// The options in effect as TOML lines "flag-name = value" under `[section]`, read back by the flags above.
+std::string options_toml(const PreconditionerOptions& options, const std::string& section);
+
+}  // namespace kfac::tool
