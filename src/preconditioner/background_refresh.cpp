@@ -1,5 +1,8 @@
 #include "kfac/preconditioner/background_refresh.h"
 
+#include "kfac/curvature/registry.h"
+#include "kfac/preconditioner/refresh_executor.h"
+
 #include <torch/serialize/archive.h>
 
 #include <algorithm>
@@ -89,6 +92,69 @@ void BackgroundRefresh::load(torch::serialize::InputArchive& archive, const std:
     }
     finished_.push_back(std::move(r));
   }
+}
+
+namespace {
+
+// The RefreshExecutor over the worker: adopt what it computed since the last schedule, hand it the next copies.
+class BackgroundRefresher final : public RefreshExecutor {
+ public:
+  explicit BackgroundRefresher(std::string method) : method_(std::move(method)) {}
+  std::string name() const override { return "background"; }
+
+  std::vector<RefreshOutcome> run(const RefreshRequest& r) override {
+    auto& curvatures = *r.curvatures;
+    std::vector<RefreshOutcome> out;
+    if (r.scheduled || r.synchronous) {
+      for (auto& result : worker_.take()) {
+        if (r.synchronous) continue;  // about to be recomputed from fresher statistics
+        if (result.copy) curvatures[result.layer]->adopt_refresh_from(*result.copy);
+        out.push_back({result.layer, result.copy != nullptr, result.error});
+      }
+    }
+    std::vector<size_t> now;
+    std::vector<BackgroundRefresh::Result> copies;
+    for (size_t i : r.due) {
+      if (r.synchronous || !(*r.decomposed)[i]) {  // a layer's first decomposition is computed at once
+        now.push_back(i);
+        continue;
+      }
+      BackgroundRefresh::Result copy;
+      copy.layer = i;
+      copy.copy = make_curvature(method_, curvatures[i]->context());
+      copy.copy->copy_state_from(*curvatures[i]);
+      copies.push_back(std::move(copy));
+    }
+    if (!copies.empty()) worker_.launch(std::move(copies), r.damping);
+    if (now.empty()) return out;
+    if (r.before_compute) r.before_compute();
+    for (size_t i : now) out.push_back(refresh_layer(*curvatures[i], i, r.damping));
+    return out;
+  }
+
+  void save(torch::serialize::OutputArchive& archive, const std::vector<std::string>& layer_names) override {
+    if (!worker_.pending()) return;
+    torch::serialize::OutputArchive results(archive.compilation_unit());
+    worker_.save(results, layer_names);
+    archive.write("background_refresh", results);
+  }
+
+  void load(torch::serialize::InputArchive& archive, const std::vector<std::string>& layer_names,
+            const std::function<std::unique_ptr<Curvature>(size_t)>& make_copy) override {
+    worker_.take();  // drop what was being computed before the load
+    torch::serialize::InputArchive results;
+    if (archive.try_read("background_refresh", results)) worker_.load(results, layer_names, make_copy);
+  }
+
+ private:
+  std::string method_;
+  BackgroundRefresh worker_;
+};
+
+}  // namespace
+
+std::unique_ptr<RefreshExecutor> make_background_refresher(const std::string& method) {
+  return std::make_unique<BackgroundRefresher>(method);
 }
 
 }  // namespace kfac

@@ -61,13 +61,12 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
     options.push_back(r.name + "\t" + format_value(*spec, r.value));
   }
   archive.write("options", c10::IValue(options));
-  archive.write("step", c10::IValue(step_));
-  archive.write("statistics_updates", c10::IValue(statistics_updates_));
+  schedule_.save(archive);
   archive.write("damping", c10::IValue(damping_));
   for (size_t i = 0; i < layers_.size(); ++i) {
     torch::serialize::OutputArchive layer(archive.compilation_unit());
     layer.write("name", c10::IValue(layers_[i].name));
-    layer.write("consecutive_failures", c10::IValue(consecutive_failures_[i]));
+    layer.write("consecutive_failures", c10::IValue(failures_.consecutive_failures(i)));
     curvatures_[i]->save(layer);
     archive.write("layer_" + std::to_string(i), layer);
   }
@@ -81,11 +80,7 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
       archive.write(key + "_grid", at::tensor(std::vector<int64_t>{st.grid[0], st.grid[1]}));
     }
   }
-  if (background_ && background_->pending()) {
-    torch::serialize::OutputArchive results(archive.compilation_unit());
-    background_->save(results, layer_names());
-    archive.write("background_refresh", results);
-  }
+  executor_->save(archive, layer_names());
   if (global_) {
     torch::serialize::OutputArchive stage(archive.compilation_unit());
     global_->save(stage);
@@ -121,13 +116,12 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
     torch::serialize::InputArchive layer;
     archive.read("layer_" + std::to_string(index[layers_[i].name]), layer);
     layer.read("consecutive_failures", v);
-    consecutive_failures_[i] = v.toInt();
+    failures_.set_consecutive_failures(i, v.toInt());
     curvatures_[i]->load(layer);
-    decomposed_[i] = curvatures_[i]->ready();
+    failures_.set_decomposed(i, curvatures_[i]->ready());
   }
   factors_pending_ = false;
-  step_ = read_value(archive, "step").toInt();
-  statistics_updates_ = read_value(archive, "statistics_updates").toInt();
+  schedule_.load(archive);
   damping_ = read_value(archive, "damping").toDouble();
   std::vector<LayerStatistics> captured;
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -154,7 +148,7 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
                "stage it was written with");
     global_->load(stage);
   }
-  clear_slots();
+  statistics_.clear();
 }
 
 std::vector<std::string> Preconditioner::layer_names() const {
@@ -165,20 +159,18 @@ std::vector<std::string> Preconditioner::layer_names() const {
 
 void Preconditioner::load_background_refresh(torch::serialize::InputArchive& archive) {
   const auto make_copy = [&](size_t i) { return make_curvature(options_.method(), curvatures_[i]->context()); };
-  torch::serialize::InputArchive results;
-  const bool stored = archive.try_read("background_refresh", results);
-  if (background_) {
-    background_->take();  // drop what this preconditioner was computing before the load
-    if (stored) background_->load(results, layer_names(), make_copy);
+  if (options_.background_refresh()) {
+    executor_->load(archive, layer_names(), make_copy);
     return;
   }
-  if (!stored) return;
+  torch::serialize::InputArchive results;
+  if (!archive.try_read("background_refresh", results)) return;
   BackgroundRefresh restored;  // written with background_refresh, resumed without: adopt at once
   restored.load(results, layer_names(), make_copy);
   for (auto& r : restored.take()) {
     if (!r.copy) continue;
     curvatures_[r.layer]->adopt_refresh_from(*r.copy);
-    decomposed_[r.layer] = true;
+    failures_.set_decomposed(r.layer, true);
   }
 }
 

@@ -12,9 +12,10 @@
 //     if (!s.skipped) opt.step();
 //   }
 //
-// Step k (from 0) updates statistics when k % stats_period == 0 and refreshes decompositions when
-// k % refresh_period == 0 (and whenever a layer has statistics but no decomposition yet); with background_refresh
-// the scheduled refreshes run on a worker thread and are adopted one period later (kfac/background_refresh.h).
+// It is assembled from parts, each in its own header and each checkpointing its own state: the Schedule (which steps
+// update statistics and refresh), the StatisticsPass (the capture protocols and the targets' generator), the
+// curvature of each layer (kfac/curvature/), a RefreshExecutor (inline, background or owner rank) with its
+// FailurePolicy, the Placement of work among ranks and the optional GlobalStage. step() is the script that runs them.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -32,13 +33,15 @@
 #include "kfac/layers/layer.h"
 #include "kfac/fisher/likelihood.h"
 #include "kfac/preconditioner/options.h"
+#include "kfac/preconditioner/refresh_executor.h"
+#include "kfac/preconditioner/schedule.h"
+#include "kfac/preconditioner/statistics_pass.h"
 
 namespace torch::nn {
 class Module;
 }
 namespace kfac {
 
-class BackgroundRefresh;
 class GlobalStage;
 class Placement;
 
@@ -127,7 +130,7 @@ class Preconditioner {
 
   double damping() const { return damping_; }
   void set_damping(double damping);
-  int64_t steps() const { return step_; }
+  int64_t steps() const { return schedule_.step(); }
   const PreconditionerOptions& options() const { return options_; }
   const std::vector<Layer>& layers() const { return layers_; }
   const Curvature& curvature(size_t layer) const { return *curvatures_.at(layer); }
@@ -145,38 +148,32 @@ class Preconditioner {
   const std::vector<std::string>& option_changes() const { return option_changes_; }
 
  private:
+  /// Folds this step's captures into the running statistics (every rank agrees to skip non-finite ones).
   void update_factors(StepStats& stats);
   /// Running statistics of every layer and the global stage: the symmetric factors (averaged lazily in distributed
   /// runs) when `factors`, the others (averaged at once) otherwise.
   std::vector<std::pair<at::Tensor*, bool>> running_statistics(bool factors);
-  /// The statistics pass's backward: model-sampled (or label) gradients w.r.t. every armed layer's output.
-  void record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& targets);
-  /// Refreshes the due layers: at once, or (background_refresh, layers decomposed before) by adopting the worker's
-  /// results and launching the next copies. `synchronous` forces the former and drops pending background results.
+  /// Refreshes the layers that are due (scheduled, or with statistics but no decomposition) through the executor,
+  /// and books the outcomes under the failure policy.
   void refresh(StepStats& stats, bool scheduled, bool synchronous = false);
-  /// Books one layer's refresh outcome under the failure policy (max_consecutive_failures).
-  void record_refresh(StepStats& stats, size_t layer, bool ok, const std::string& error);
-  at::Generator step_generator() const;
+  /// The registered layers' gradients, or {} with stats.skipped set when one is not finite.
+  std::vector<at::Tensor> finite_gradients(StepStats& stats);
   std::vector<std::string> layer_names() const;
   void load_background_refresh(torch::serialize::InputArchive& archive);
-  void clear_slots();
 
   std::vector<Layer> layers_;
   PreconditionerOptions options_;
   std::vector<std::unique_ptr<Curvature>> curvatures_;
   std::unique_ptr<GlobalStage> global_;
   std::unique_ptr<Placement> placement_;
-  std::unique_ptr<BackgroundRefresh> background_;  // null unless options().background_refresh()
-  std::vector<bool> decomposed_;  // a refresh of the layer has succeeded (identical on every rank)
+  Schedule schedule_;
+  StatisticsPass statistics_;
+  std::unique_ptr<RefreshExecutor> executor_;
+  FailurePolicy failures_;
   bool factors_pending_ = false;  // distributed: local factor updates not yet averaged over ranks
-  bool nonfinite_outputs_ = false;  // this step's statistics pass saw non-finite model outputs and sampled nothing
-  mutable at::Generator sampling_generator_;  // one per preconditioner, reseeded per step (cloning leaks in 1.13)
   CapturedFisher captured_;
-  std::vector<int64_t> consecutive_failures_;
   std::vector<std::string> option_changes_;
   double damping_;
-  int64_t step_ = 0;
-  int64_t statistics_updates_ = 0;
 };
 
 /// Serialization in the torch idiom: torch::save(precond, path) / torch::load(precond, path).

@@ -1,0 +1,98 @@
+// The inline and owner-rank executors, the failure policy, and the choice among the executors.
+#include "kfac/preconditioner/refresh_executor.h"
+
+#include <map>
+
+#include "kfac/distributed/placement.h"
+#include "kfac/errors.h"
+
+namespace kfac {
+
+std::unique_ptr<RefreshExecutor> make_background_refresher(const std::string& method);  // background_refresh.cpp
+
+RefreshOutcome refresh_layer(Curvature& curvature, size_t layer, double damping) {
+  try {
+    curvature.refresh(damping);
+    return {layer, true, ""};
+  } catch (const NumericalError& e) {
+    return {layer, false, e.what()};
+  }
+}
+
+namespace {
+
+class InlineRefresh final : public RefreshExecutor {
+ public:
+  std::string name() const override { return "inline"; }
+  std::vector<RefreshOutcome> run(const RefreshRequest& r) override {
+    std::vector<RefreshOutcome> out;
+    if (r.due.empty()) return out;
+    if (r.before_compute) r.before_compute();
+    for (size_t i : r.due) out.push_back(refresh_layer(*(*r.curvatures)[i], i, r.damping));
+    return out;
+  }
+};
+
+class OwnerRankRefresh final : public RefreshExecutor {
+ public:
+  explicit OwnerRankRefresh(const Placement& placement) : placement_(placement) {}
+  std::string name() const override { return "owner-rank"; }
+  std::vector<RefreshOutcome> run(const RefreshRequest& r) override {
+    std::vector<RefreshOutcome> out;
+    if (r.due.empty()) return out;
+    if (r.before_compute) r.before_compute();
+    auto& curvatures = *r.curvatures;
+    std::vector<Curvature*> all;
+    for (auto& c : curvatures) all.push_back(c.get());
+    std::map<size_t, std::string> errors;  // known on the owner rank only
+    const auto ok = placement_.refresh(
+        r.due,
+        [&](size_t i) {
+          auto outcome = refresh_layer(*curvatures[i], i, r.damping);
+          if (!outcome.ok) errors[i] = outcome.error;
+          return outcome.ok;
+        },
+        all);
+    for (size_t k = 0; k < r.due.size(); ++k) {
+      const size_t i = r.due[k];
+      const auto error = errors.count(i) ? errors[i]
+                                         : "refresh of layer '" + curvatures[i]->layer_name() +
+                                               "' failed on its owner rank " + std::to_string(placement_.owner(i));
+      out.push_back({i, ok[k], ok[k] ? "" : error});
+    }
+    return out;
+  }
+
+ private:
+  const Placement& placement_;
+};
+
+}  // namespace
+
+std::unique_ptr<RefreshExecutor> make_refresh_executor(const PreconditionerOptions& options,
+                                                       const Placement& placement) {
+  if (placement.distributed()) {
+    KFAC_CHECK(!options.background_refresh(), "background_refresh is not supported in distributed runs (each "
+               "layer's owner rank refreshes it and broadcasts the result at once); turn it off");
+    return std::make_unique<OwnerRankRefresh>(placement);
+  }
+  if (options.background_refresh()) return make_background_refresher(options.method());
+  return std::make_unique<InlineRefresh>();
+}
+
+std::string FailurePolicy::record(const RefreshOutcome& o, const std::string& layer_name) {
+  if (o.ok) {
+    failures_[o.layer] = 0;
+    decomposed_[o.layer] = true;
+    return "";
+  }
+  const auto n = ++failures_[o.layer];
+  const auto message = o.error + (decomposed_[o.layer] ? " (keeping the previous decomposition)"
+                                                       : " (no decomposition yet: using gradient/λ)");
+  KFAC_CHECK(n < max_, "layer '", layer_name, "': ", n, " consecutive refresh failures (max_consecutive_failures=",
+             max_, "). Last error: ", message, ". Try a larger damping, a smaller learning rate, factor_dtype "
+             "float64, or check the data for NaN/Inf");
+  return message;
+}
+
+}  // namespace kfac
