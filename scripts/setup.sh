@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   dataset-fashion-mnist                      # Fashion-MNIST IDX files (bundled data)
   gnuplot-nox                                # plots for reports
+  clang-format-14 clang-tidy-14              # scripts/format.sh (checked in CI) and scripts/tidy.sh
 )
 
 missing=()

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "kfac/distributed/collectives.h"
+
 #include <algorithm>
 #include <map>
 #include <utility>
@@ -68,7 +70,7 @@ CrossFactors cross_factors(const LayerStatistics& si, const LayerStatistics& sj)
   return {ai.t().mm(aj) / rows, gi.t().mm(gj) / rows, i.locations()};
 }
 
-at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis) {
+at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis, Communicator& comm) {
   const int64_t k = static_cast<int64_t>(basis.size());
   // Rank-one vectors: the per-example, per-location scalars ā·v and g·u, formed once per vector on the layer's own
   // grid (downsampling these maps is cheaper than downsampling the statistics for every pair).
@@ -78,28 +80,50 @@ at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBas
     const auto& s = fisher.statistics(basis[p].layer);
     scalars[p] = {at::matmul(s.a, basis[p].right).unsqueeze(-1), at::matmul(s.g, basis[p].left).unsqueeze(-1), s.grid};
   }
-  auto fc = at::zeros({k, k}, at::kDouble);
-  std::map<std::pair<size_t, size_t>, CrossFactors> cross;  // per layer pair, formed once
+  // Each entry is a product of two means over the batch, one of inputs and one of output gradients: the means are
+  // formed first and averaged over the ranks' shards, so that a distributed run forms the whole batch's matrix.
+  struct Entry {
+    int64_t p, q, locations;
+    at::Tensor mean_a, mean_g;  // scalars (rank-one pair) or the cross factors Ā_ij, G_ij
+  };
+  std::vector<Entry> entries;
+  std::map<std::pair<size_t, size_t>, size_t> cross;  // per layer pair, formed once: index of its first entry
+  std::vector<at::Tensor> means;
   for (int64_t p = 0; p < k; ++p) {
     for (int64_t q = p; q < k; ++q) {
       const auto& rp = basis[p];
       const auto& rq = basis[q];
-      at::Tensor entry;
       if (rp.rank_one() && rq.rank_one()) {
         const auto grid = common_grid(scalars[p], scalars[q]);
         const auto i = downsample(scalars[p], grid), j = downsample(scalars[q], grid);
         const double rows = static_cast<double>(i.examples() * i.locations());
-        entry = (i.a * j.a).sum() / rows * ((i.g * j.g).sum() / rows) * static_cast<double>(i.locations());
+        entries.push_back({p, q, i.locations(), (i.a * j.a).sum() / rows, (i.g * j.g).sum() / rows});
       } else {
         const auto key = std::make_pair(rp.layer, rq.layer);
-        if (!cross.count(key))
-          cross[key] = cross_factors(fisher.statistics(rp.layer), fisher.statistics(rq.layer));
-        const auto& c = cross[key];
-        entry = (rp.matrix * c.g.mm(rq.matrix).mm(c.a.t())).sum() * static_cast<double>(c.locations);
+        if (!cross.count(key)) {
+          const auto c = cross_factors(fisher.statistics(rp.layer), fisher.statistics(rq.layer));
+          cross[key] = entries.size();
+          entries.push_back({p, q, c.locations, c.a, c.g});
+        } else {
+          const auto& first = entries[cross[key]];
+          entries.push_back({p, q, first.locations, first.mean_a, first.mean_g});
+          continue;  // shares the tensors of the first entry of its pair
+        }
       }
-      fc[p][q] = entry.to(at::kDouble);
-      fc[q][p] = fc[p][q];
+      means.push_back(entries.back().mean_a);
+      means.push_back(entries.back().mean_g);
     }
+  }
+  all_reduce_mean(comm, means);  // in place; a no-op with one process
+  auto fc = at::zeros({k, k}, at::kDouble);
+  for (const auto& e : entries) {
+    const auto& rp = basis[e.p];
+    const auto& rq = basis[e.q];
+    const auto entry = rp.rank_one() && rq.rank_one()
+                           ? e.mean_a * e.mean_g * static_cast<double>(e.locations)
+                           : (rp.matrix * e.mean_g.mm(rq.matrix).mm(e.mean_a.t())).sum() * static_cast<double>(e.locations);
+    fc[e.p][e.q] = entry.to(at::kDouble);
+    fc[e.q][e.p] = fc[e.p][e.q];
   }
   return fc;
 }

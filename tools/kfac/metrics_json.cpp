@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "kfac/errors.h"
+#include "option_flags.h"
 #include "runtime_report.h"
 #include "train.h"
 
@@ -26,6 +27,7 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["kl_clip"] = r.kl_clip;
   j["seed"] = r.config.seed;
   j["step_rule"] = r.config.step_rule;
+  if (r.preconditioner_options) j["preconditioner_options"] = options_json(*r.preconditioner_options);
   j["train_loss"] = r.train_loss;
   if (!std::isnan(r.train_squared_error)) j["train_squared_error"] = r.train_squared_error;
   j["test_loss"] = r.test_loss;

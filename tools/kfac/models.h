@@ -18,6 +18,13 @@ struct Model {
   int64_t image_side = 28;          ///< inputs are side x side images (data are resized to it)
 };
 
+/// The tool's models, one entry each (adding a model is one entry in models.cpp).
+struct ModelEntry {
+  std::string name;
+  std::string doc;
+  Model (*build)();
+};
+const std::vector<ModelEntry>& model_table();
 /// Model names accepted by make_model.
 std::vector<std::string> model_names();
 

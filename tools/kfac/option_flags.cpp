@@ -124,13 +124,13 @@ std::string options_toml(const PreconditionerOptions& options, const std::string
   for (const auto& r : option_records(options)) {
     const auto spec = *std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& o) { return o.name == r.name; });
     if (spec.name == "method" || spec.name == "seed") continue;
+    if (std::holds_alternative<std::monostate>(r.value)) continue;  // unset is every nullable option's default
     if (spec.type == OptionType::Flag) {
       s << (std::get<bool>(r.value) ? "" : "no-") << spec.cli_name() << " = true\n";
       continue;
     }
     const auto text = format_value(spec, r.value);
-    const bool quoted = spec.type == OptionType::Name || std::holds_alternative<std::monostate>(r.value);
-    s << spec.cli_name() << " = " << (quoted ? "\"" + text + "\"" : text) << "\n";
+    s << spec.cli_name() << " = " << (spec.type == OptionType::Name ? "\"" + text + "\"" : text) << "\n";
   }
   return s.str();
 }

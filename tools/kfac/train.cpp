@@ -1,8 +1,6 @@
 #include "train.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/sgd.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -24,6 +22,8 @@
 #include "models.h"
 #include "progress.h"
 #include "run_checkpoint.h"
+#include "run_optimizer.h"
+#include "step_profile.h"
 
 namespace kfac::tool {
 
@@ -44,14 +44,9 @@ PreconditionerOptions with_method(PreconditionerOptions options, const std::stri
   return options.global_options(stage);
 }
 
-double default_lr(const std::string& method, const std::string& model) {
-  const bool ae = model == "autoencoder";
-  if (method == "sgd") return ae ? 0.01 : 0.05;
-  if (method == "adam") return 1e-3;
-  return ae ? 0.1 : 0.05;
-}
+double default_lr(const std::string& method, const std::string& model) { return model == "autoencoder" ? 0.1 : 0.05; }
 
-double default_momentum(const std::string& method) { return method == "sgd" ? 0.9 : 0.5; }
+double default_momentum(const std::string& method) { return 0.5; }
 double default_kl_clip(const std::string& model) { return model == "autoencoder" ? 0.1 : 0.01; }
 
 std::vector<std::string> preset_names() { return {"kfac-paper", "pytorch-kfac", "ekfac-paper", "koroko"}; }
@@ -210,10 +205,6 @@ TrainResult train(const TrainConfig& cfg) {
   TrainResult result;
   result.config = cfg;
   result.runtime = runtime::runtime_info();
-  result.lr = cfg.lr.value_or(default_lr(cfg.method, cfg.model));
-  result.momentum = cfg.momentum.value_or(default_momentum(cfg.method));
-  result.kl_clip = cfg.kl_clip.value_or(default_kl_clip(cfg.model));
-
   auto dist = ProcessGroupOptions::from_environment();
   dist.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout_s * 1000));
   const auto comm = connect(dist);
@@ -237,29 +228,8 @@ TrainResult train(const TrainConfig& cfg) {
   const auto test_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, false), model.image_side);
   model.net->to(device);
   auto params = model.net->parameters();
-
-  std::unique_ptr<torch::optim::Optimizer> opt;
-  std::unique_ptr<QModelOptimizer> qmodel;
-  std::shared_ptr<Preconditioner> precond;
-  if (cfg.method == "sgd") {
-    opt = std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(result.lr).momentum(result.momentum).weight_decay(cfg.weight_decay));
-  } else if (cfg.method == "adam") {
-    opt = std::make_unique<torch::optim::Adam>(params,
-                                               torch::optim::AdamOptions(result.lr).weight_decay(cfg.weight_decay));
-  } else {
-    auto popts = with_method(cfg.preconditioner, cfg.method);
-    popts.seed(cfg.seed);
-    precond = std::make_shared<Preconditioner>(*model.net, popts, comm);
-    KFAC_CHECK(cfg.step_rule == "kl-clip" || cfg.step_rule == "qmodel", "unknown step rule '", cfg.step_rule,
-               "'; valid: kl-clip, qmodel");
-    if (cfg.step_rule == "qmodel")
-      qmodel = std::make_unique<QModelOptimizer>(precond, cfg.qmodel);
-    else
-      opt = std::make_unique<KfacOptimizer>(
-          params, precond,
-          KfacOptimizerOptions(result.lr).momentum(result.momentum).weight_decay(cfg.weight_decay).kl_clip(result.kl_clip));
-  }
+  RunOptimizer optimizer(cfg, model, comm, result);
+  auto* precond = optimizer.preconditioner();
 
   Batches batches(train_set.size(), cfg.seed);
   const auto batch_size = [&](int64_t step) {
@@ -267,7 +237,7 @@ TrainResult train(const TrainConfig& cfg) {
   };
   RunState state;
   if (cfg.resume) {
-    state = load_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get());
+    state = load_run(cfg.checkpoint, cfg, model.net, optimizer.optimizer(), optimizer.qmodel());
     for (int64_t s = 0; s < state.next_step; ++s) batches.next(batch_size(s));  // replay the batch stream
   }
   Progress progress(cfg.method + " " + cfg.model, cfg.steps, quiet);
@@ -278,13 +248,9 @@ TrainResult train(const TrainConfig& cfg) {
     state.next_step = next_step;
     if (precond) precond->synchronize_statistics();  // collective: the factors are averaged lazily
     if (rank != 0) return;  // every rank holds the same state
-    save_run(cfg.checkpoint, cfg, model.net, opt.get(), qmodel.get(), state);
+    save_run(cfg.checkpoint, cfg, model.net, optimizer.optimizer(), optimizer.qmodel(), state);
   };
-  int64_t timed_bytes = 0, timed_steps = 0;  // collective payload and count of this process's timed steps
-  std::array<double, 7> phase{}, phase_total{};  // this step's phases, and their sums over the timed steps
-  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
+  StepProfile profile;
   struct TrainingScope {  // interrupts are checkpointed from here on, until the loop ends
     TrainingScope() { g_training.store(true); }
     ~TrainingScope() { g_training.store(false); }
@@ -292,29 +258,25 @@ TrainResult train(const TrainConfig& cfg) {
   for (int64_t step = state.next_step; step < cfg.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t bytes_before_step = comm->bytes();
-    phase.fill(0.0);
+    profile.begin_step();
     auto idx = batches.next(batch_size(step));
     if (ranks > 1) idx = idx.narrow(0, rank * (idx.size(0) / ranks), idx.size(0) / ranks);  // this rank's shard
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
     model.net->zero_grad();
-    // Statistics on the whole batch share the training forward; a subsample gets its own small forward.
-    auto tp = std::chrono::steady_clock::now();
-    const bool shared_forward = precond && precond->options().stats_fraction() == 1.0 && precond->capture_forward();
-    if (precond && !shared_forward) precond->update_statistics(forward, x, model.loss, y);
-    phase[0] += seconds_since(tp), tp = std::chrono::steady_clock::now();
+    const bool shared_forward = optimizer.before_forward(x, y, profile);
+    const auto tp = std::chrono::steady_clock::now();
     auto output = model.net->forward(x);
     auto loss = kfac::loss(output, y, model.loss);
-    loss.backward({}, /*retain_graph=*/qmodel != nullptr || shared_forward);
-    phase[1] += seconds_since(tp), tp = std::chrono::steady_clock::now();
-    if (shared_forward) precond->statistics_from_forward(output, model.loss, y);
-    phase[0] += seconds_since(tp);
+    loss.backward({}, /*retain_graph=*/optimizer.retains_graph(shared_forward));
+    profile.lap(StepProfile::ForwardBackward, tp);
+    optimizer.after_backward(shared_forward, output, y, profile);
     double value = loss.item<double>();  // also synchronizes an accelerator
     bool stop = interrupted();
     if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step
       const auto shared = comm->sum_over_ranks({value, stop ? 1.0 : 0.0});
       value = shared[0] / ranks, stop = shared[1] > 0;
-      if (!precond) all_reduce_gradients(*comm, params);  // K-FAC's step rules average their own
+      if (!optimizer.averages_gradients()) all_reduce_gradients(*comm, params);
     }
     if (!std::isfinite(value)) {  // every rank sees the same averaged value, so all stop here
       progress.finish();
@@ -325,32 +287,15 @@ TrainResult train(const TrainConfig& cfg) {
                  "; lower --lr, raise --damping, or check the data for NaN/inf values");
     }
     maybe_die_for_test(rank, step);
-    bool skipped = false, refreshed = false;
-    if (qmodel) {
-      const auto st = qmodel->step(output, model.loss, value, [&] {
-        return kfac::loss(model.net->forward(x), y, model.loss).item<double>();
-      });
-      skipped = st.preconditioner.skipped, refreshed = st.preconditioner.refreshed;
-    } else {
-      tp = std::chrono::steady_clock::now();
-      opt->step();
-      phase[2] += seconds_since(tp);
-      if (precond) {
-        const auto& st = static_cast<KfacOptimizer&>(*opt).last_stats();
-        skipped = st.skipped, refreshed = st.refreshed;
-        phase[3] += st.seconds_statistics, phase[4] += st.seconds_refresh;
-        phase[5] += st.seconds_precondition, phase[6] += st.seconds_global;
-      }
-    }
+    const auto outcome = optimizer.step(output, value, [&] {
+      return kfac::loss(model.net->forward(x), y, model.loss).item<double>();
+    }, profile);
     const auto t1 = std::chrono::steady_clock::now();
-    state.skipped_steps += skipped ? 1 : 0;
-    if (step >= kTimingWarmup || cfg.steps <= kTimingWarmup) {  // as step_timing() counts them
-      ++timed_steps;
-      timed_bytes += comm->bytes() - bytes_before_step;
-      for (size_t k = 0; k < phase.size(); ++k) phase_total[k] += phase[k];
-    }
+    state.skipped_steps += outcome.skipped ? 1 : 0;
+    profile.end_step(step >= kTimingWarmup || cfg.steps <= kTimingWarmup,  // as step_timing() counts them
+                     comm->bytes() - bytes_before_step);
     state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count(),
-                             std::chrono::duration<double>(t1 - t0).count(), refreshed});
+                             std::chrono::duration<double>(t1 - t0).count(), outcome.refreshed});
     progress.update(step + 1, value);
     if (!cfg.checkpoint.empty() && cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0)
       checkpoint(step + 1);
@@ -368,15 +313,11 @@ TrainResult train(const TrainConfig& cfg) {
   result.skipped_steps = state.skipped_steps;
   result.timing = step_timing(state.history);
   result.seconds_per_step = result.timing.mean;
-  const char* phase_names[] = {"statistics pass",       "forward + backward",   "optimizer step",
-                               "  factor update",       "  refresh",            "  preconditioning",
-                               "  global stage"};
-  for (size_t k = 0; k < phase_total.size(); ++k)
-    result.profile.emplace_back(phase_names[k], timed_steps > 0 ? phase_total[k] / timed_steps : 0.0);
-  if (timed_steps > 0) result.bytes_per_step = static_cast<double>(timed_bytes) / static_cast<double>(timed_steps);
+  result.profile = profile.means();
+  result.bytes_per_step = profile.bytes_per_step();
   model.net->eval();
   result.peak_rss_mib = peak_rss_mib();
-  if (qmodel && cfg.qmodel.averaging_decay() > 0) qmodel->swap_averages();  // evaluate the iterate average
+  optimizer.use_averages_for_evaluation();
   std::tie(result.train_loss, result.train_squared_error) = evaluate(model, train_set, cfg.eval_examples, device);
   result.test_loss = evaluate(model, test_set, cfg.eval_examples, device).first;
   return result;

@@ -17,7 +17,7 @@ namespace kfac::tool {
 
 struct TrainConfig {
   std::string model = "autoencoder";
-  std::string method = "kfac";  ///< sgd | adam | any registered curvature method
+  std::string method = "kfac";  ///< a baseline (baselines.h) or a registered curvature method
   int64_t steps = 200;
   int64_t batch_size = 1000;
   std::optional<double> lr;        ///< unset = the method's default (default_lr)
@@ -61,6 +61,8 @@ struct TrainResult {
   std::vector<std::pair<std::string, double>> profile;
   std::vector<HistoryPoint> history;
   runtime::RuntimeInfo runtime;  ///< what the run ran on (BLAS kernel, threads, subnormal mode)
+  /// The preconditioner's complete options (curvature methods only).
+  std::optional<PreconditionerOptions> preconditioner_options;
 };
 
 /// Applies a method spec to preconditioner options: "kfac", or a one-level method with a global stage,
@@ -68,8 +70,9 @@ struct TrainResult {
 /// the global stage and krylov).
 PreconditionerOptions with_method(PreconditionerOptions options, const std::string& spec);
 
+/// Curvature methods' defaults (the baselines' are in their table, baselines.h): lr 0.1 on the autoencoder, 0.05
+/// otherwise; momentum 0.5 (a 30-step grid on the autoencoder and 100 steps on the CNN: 0.9 overshoots).
 double default_lr(const std::string& method, const std::string& model);
-/// sgd 0.9; K-FAC methods 0.5 (a 30-step grid on the autoencoder and 100 steps on the CNN: 0.9 overshoots).
 double default_momentum(const std::string& method);
 /// KL-clip bound κ: 0.1 for the autoencoder (its loss sums 784 pixels), 0.01 otherwise (same grids).
 double default_kl_clip(const std::string& model);

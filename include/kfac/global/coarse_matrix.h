@@ -37,7 +37,8 @@ at::Tensor restrict_to_coarse(const CoarseBasis& basis, const std::vector<at::Te
 std::vector<at::Tensor> prolong(const CoarseBasis& basis, const at::Tensor& y, const std::vector<at::Tensor>& like);
 
 at::Tensor exact_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis);
-at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis);
+/// The Kronecker coarse matrix of the ranks' batches together (its factors are averaged over `comm`).
+at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBasis& basis, Communicator& comm);
 
 /// A layer's statistics on a coarser grid: conv locations picked by nearest-neighbour downsampling.
 LayerStatistics downsample(const LayerStatistics& stats, std::array<int64_t, 2> grid);

@@ -27,7 +27,7 @@ SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor = 0.0
 /// falls back to on CPUs it does not know, then reads that packed block with an aligned load (movaps) at a 4-byte
 /// offset and faults. That happens in float32 for n ≥ 133 with n mod 128 odd and ≥ 5 (785 = the autoencoder's
 /// input + bias), whenever OpenBLAS runs single-threaded. The 'U' path's m = 0 call has k = 128 columns, aligned.
-/// Tested at those sizes in tests/linalg_test.cpp; reproduced outside LibTorch with a ten-line C program.
+/// Tested at those sizes in tests/linalg/linalg_test.cpp; reproduced outside LibTorch with a ten-line C program.
 at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::string& what);
 
 /// Q diag(1 / (values + shift)) Qᵀ.

@@ -114,6 +114,7 @@ struct DistributedOptions {
   TORCH_ARG(double, grad_worker_fraction) = 1.0;
 };
 
+// clang-format off
 // A flat accessor pair for a field of a shared block.
 #define KFAC_FLAT_OPTION(block, T, name)                          \
   PreconditionerOptions& name(const T& value) {                   \
@@ -121,6 +122,7 @@ struct DistributedOptions {
     return *this;                                                 \
   }                                                               \
   const T& name() const noexcept { return block##_.name(); }
+// clang-format on
 
 struct PreconditionerOptions {
   /// The root fields (the method).

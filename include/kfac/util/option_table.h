@@ -257,10 +257,12 @@ typename OptionTable<B>::Field field(const char* name, Get get, Set set, std::st
 
 }  // namespace kfac
 
+// clang-format off
 /// `name, getter, setter` of a TORCH_ARG field for kfac::field().
 #define KFAC_FIELD(Block, member)                                     \
   #member, [](const Block& b) { return b.member(); },                 \
       [](Block& b, const std::decay_t<decltype(std::declval<const Block&>().member())>& v) { b.member(v); }
+// clang-format on
 
 namespace kfac {
 

@@ -12,6 +12,7 @@
 #include "kfac/kfac.h"
 #include "kfac/linalg/psd.h"
 #include "support/helpers.h"
+#include "support/method_lists.h"
 #include "support/tiny_models.h"
 
 namespace kfac::test {
@@ -252,7 +253,7 @@ TEST(TwoLevel, EmptyCoarseSpaceGivesTheOneLevelDirection) {
 }
 
 TEST(TwoLevel, EveryOneLevelMethodWorksAndSpectralVectorIsTheLowestMode) {
-  for (const std::string method : {"kfac", "ekfac", "tkfac", "tekfac"}) {
+  for (const auto& method : every_method()) {
     torch::manual_seed(19);
     Trained s(false, with_space(CoarseSpace::Spectral).method(method));
     for (size_t i = 0; i < s.p->layers().size(); ++i) {

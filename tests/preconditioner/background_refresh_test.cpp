@@ -6,6 +6,7 @@
 #include "kfac/kfac.h"
 #include "kfac/linalg/psd.h"
 #include "support/helpers.h"
+#include "support/method_lists.h"
 #include "support/tiny_models.h"
 
 namespace kfac::test {
@@ -30,7 +31,7 @@ std::vector<at::Tensor> probe_matrices(const Preconditioner& p) {
 
 TEST(BackgroundRefresh, UsesTheDecompositionsOfOneRefreshPeriodEarlier) {
   constexpr int64_t period = 2, steps = 8;
-  for (const std::string method : {"kfac", "tkfac", "ekfac"}) {
+  for (const auto& method : every_method()) {
     SCOPED_TRACE(method);
     torch::manual_seed(41);
     Twins t;
@@ -46,8 +47,9 @@ TEST(BackgroundRefresh, UsesTheDecompositionsOfOneRefreshPeriodEarlier) {
       sync_out.push_back(sync.precondition(probe));
       background_out.push_back(background.precondition(probe));
     }
-    // EKFAC's spectrum moves with every statistics update, so only the steps that adopt are comparable.
-    const bool every_step = method != "ekfac";
+    // An eigenvalue-corrected spectrum (EKFAC, TEKFAC) moves with every statistics update, so only the steps that
+    // adopt are comparable.
+    const bool every_step = method.find("ekfac") == std::string::npos;
     for (int64_t k = 0; k < steps; ++k) {
       if (!every_step && !(k == 0 || (k % period == 0 && k >= 2 * period))) continue;
       const int64_t source = std::max<int64_t>(0, (k / period - 1) * period);

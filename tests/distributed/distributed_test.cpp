@@ -15,6 +15,7 @@
 #include "kfac/distributed/collectives.h"
 #include "kfac/kfac.h"
 #include "support/helpers.h"
+#include "support/method_lists.h"
 #include "support/tiny_models.h"
 
 namespace kfac::test {
@@ -209,14 +210,8 @@ TEST_P(RanksEqualOneProcess, TwoAndThreeRanks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, RanksEqualOneProcess,
-                         ::testing::Values("kfac", "ekfac", "tkfac", "tekfac", "kfac+nicolaides", "ekfac+residual",
-                                           "kfac+block-tridiagonal"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (auto& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         ::testing::ValuesIn(every_method_and_stage()),
+                         [](const auto& info) { return spec_test_name(info.param); });
 
 // The quadratic-model step rule: losses, gradients and curvature terms averaged over ranks.
 std::vector<at::Tensor> train_qmodel(int ranks) {

@@ -8,12 +8,12 @@
 #include "kfac/kfac.h"
 #include "kfac/fisher/dense_fisher.h"
 #include "support/helpers.h"
+#include "support/method_lists.h"
 #include "support/tiny_models.h"
 
 namespace kfac::test {
 namespace {
 
-const std::vector<std::string> kMethods{"kfac", "ekfac", "tkfac", "tekfac"};
 
 // One Linear regression layer with exact statistics: G = I, A full rank, so every method's approximation is
 // well conditioned. Two steps on the same data: factors and basis at step 0, the spectrum from exact statistics
@@ -74,7 +74,7 @@ TEST_P(Contract, ClearErrorBeforeFirstUpdate) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllMethods, Contract, ::testing::ValuesIn(kMethods),
+INSTANTIATE_TEST_SUITE_P(AllMethods, Contract, ::testing::ValuesIn(every_method()),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(Ekfac, EqualsKfacRightAfterRefreshWithReset) {
@@ -119,7 +119,7 @@ struct Approximations {
 
 Approximations approximations(torch::nn::Sequential model, const at::Tensor& x, const at::Tensor& y) {
   Approximations out;
-  for (const auto& m : kMethods) {
+  for (const auto& m : every_method()) {
     auto p = std::make_unique<Preconditioner>(
         *model, PreconditionerOptions().method(m).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
     stats_and_step(*p, model, x, y, LossKind::SoftmaxCrossEntropy);

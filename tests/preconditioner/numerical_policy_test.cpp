@@ -8,6 +8,7 @@
 
 #include "kfac/kfac.h"
 #include "support/helpers.h"
+#include "support/method_lists.h"
 #include "support/tiny_models.h"
 
 namespace kfac::test {
@@ -38,20 +39,11 @@ struct Classifier {
   }
 };
 
-std::vector<std::string> methods_and_a_global_stage() {
-  auto m = registered_methods();
-  m.push_back("kfac+residual");
-  return m;
-}
 
 class EveryMethod : public ::testing::TestWithParam<std::string> {};
 
 PreconditionerOptions options_for(const std::string& spec) {
-  auto o = PreconditionerOptions().refresh_period(1).damping(1e-6);
-  const auto plus = spec.find('+');
-  o.method(spec.substr(0, plus));
-  if (plus != std::string::npos) o.global_options(two_level(CoarseSpace::Residual));
-  return o;
+  return options_for_spec(spec, PreconditionerOptions().refresh_period(1).damping(1e-6));
 }
 
 TEST_P(EveryMethod, ANonFiniteDirectionIsSkippedAndTheWeightsStayUnchanged) {
@@ -80,12 +72,8 @@ TEST_P(EveryMethod, ANonFiniteDirectionIsSkippedAndTheWeightsStayUnchanged) {
   EXPECT_FALSE(c.weights_equal(before));
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, EveryMethod, ::testing::ValuesIn(methods_and_a_global_stage()),
-                         [](const auto& info) {
-                           auto name = info.param;
-                           for (auto& ch : name) ch = ch == '+' ? '_' : ch;
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Methods, EveryMethod, ::testing::ValuesIn(every_method_and_stage()),
+                         [](const auto& info) { return spec_test_name(info.param); });
 
 TEST(NumericalPolicy, AnUpdateThatWouldOverflowTheWeightsIsSkippedWithTheMomentum) {
   torch::manual_seed(41);
