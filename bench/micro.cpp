@@ -23,8 +23,8 @@ at::Tensor spd(int64_t n) {
 }
 
 void report(benchmark::State& state, double flops_per_iteration) {
-  state.counters["flops"] =
-      benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["flops"] = benchmark::Counter(flops_per_iteration, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
 }
 
 // Reference: an n×n by n×n product (2n³ flops).
@@ -112,7 +112,8 @@ void BM_GramUpdateShaped(benchmark::State& state) {
 void BM_ProjectedSecondMomentConv(benchmark::State& state) {
   const int64_t b = 128, t = 121, da = 289, dg = 64;
   kfac::LayerStatistics s{at::randn({b, t, da}), at::randn({1, b, t, dg}), {11, 11}};
-  const auto q_a = std::get<0>(at::linalg_qr(at::randn({da, da}))), q_g = std::get<0>(at::linalg_qr(at::randn({dg, dg})));
+  const auto q_a = std::get<0>(at::linalg_qr(at::randn({da, da}))),
+             q_g = std::get<0>(at::linalg_qr(at::randn({dg, dg})));
   for (auto _ : state) benchmark::DoNotOptimize(kfac::projected_second_moment(s, q_a, q_g));
   report(state, 2.0 * b * (t * dg * dg + t * dg * da + dg * da * da));
 }
@@ -137,7 +138,9 @@ void BM_CholeskyInverse(benchmark::State& state) {
 // products, 8n³ flops).
 void precondition(benchmark::State& state, kfac::DampingMode mode) {
   const int64_t n = state.range(0);
-  kfac::CurvatureContext ctx{"bench", {n, n}, kfac::PreconditionerOptions().damping_mode(mode),
+  kfac::CurvatureContext ctx{"bench",
+                             {n, n},
+                             kfac::PreconditionerOptions().damping_mode(mode),
                              at::TensorOptions().dtype(at::kFloat)};
   kfac::KfacCurvature c(ctx);
   kfac::LayerStatistics s{at::randn({kRows, 1, n}), at::randn({1, kRows, 1, n})};
@@ -158,11 +161,20 @@ BENCHMARK(BM_MatmulAllocating) KFAC_SIZES;
 BENCHMARK(BM_MatmulTransposed) KFAC_SIZES;
 BENCHMARK(BM_FactorUpdate) KFAC_SIZES;
 BENCHMARK(BM_GramUpdate) KFAC_SIZES;
-BENCHMARK(BM_FactorUpdateShaped)->Args({289, 15488, 0})->Args({1601, 128, 0})->Args({1001, 1000, 0})
-    ->Args({10, 86528, 0})->Args({32, 86528, 0})->Args({64, 15488, 0});
-BENCHMARK(BM_GramUpdateShaped)->ArgsProduct({{289}, {15488}, {64, 128, 100000}})
-    ->ArgsProduct({{1601}, {128}, {128, 256, 512, 100000}})->ArgsProduct({{1001}, {1000}, {128, 256, 512}})
-    ->Args({10, 86528, 256})->Args({32, 86528, 256})->Args({64, 15488, 256});
+BENCHMARK(BM_FactorUpdateShaped)
+    ->Args({289, 15488, 0})
+    ->Args({1601, 128, 0})
+    ->Args({1001, 1000, 0})
+    ->Args({10, 86528, 0})
+    ->Args({32, 86528, 0})
+    ->Args({64, 15488, 0});
+BENCHMARK(BM_GramUpdateShaped)
+    ->ArgsProduct({{289}, {15488}, {64, 128, 100000}})
+    ->ArgsProduct({{1601}, {128}, {128, 256, 512, 100000}})
+    ->ArgsProduct({{1001}, {1000}, {128, 256, 512}})
+    ->Args({10, 86528, 256})
+    ->Args({32, 86528, 256})
+    ->Args({64, 15488, 256});
 BENCHMARK(BM_FactorUpdateViaMm) KFAC_SIZES;
 BENCHMARK(BM_ChainMm) KFAC_SIZES;
 BENCHMARK(BM_MmOfProduct) KFAC_SIZES;

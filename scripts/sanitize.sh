@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR="${SANITIZE_BUILD_DIR:-build-asan}"
-# RelWithDebInfo: -O2 keeps the run short, the symbols make the reports readable. The tool is not needed.
-bash scripts/build.sh -DKFAC_SANITIZE=address,undefined -DKFAC_BUILD_TOOLS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Set before the build too: listing the tests (gtest_discover_tests) runs the instrumented binary.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# RelWithDebInfo: -O2 keeps the run short, the symbols make the reports readable. The tool is not needed.
+bash scripts/build.sh -DKFAC_SANITIZE=address,undefined -DKFAC_BUILD_TOOLS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cd "$BUILD_DIR"
 # Device.* needs CUDA; the rest is the whole unit suite.
 ctest --output-on-failure -j "$(nproc)" -E '^Device\.'

@@ -37,9 +37,8 @@ at::Tensor Curvature::precondition(const at::Tensor& grad_matrix, double damping
              "' has no curvature statistics yet; run a statistics step (update_statistics or capture_backward) "
              "before preconditioning");
   const auto& s = shape();
-  KFAC_CHECK(grad_matrix.dim() == 2 && grad_matrix.size(0) == s.dim_g && grad_matrix.size(1) == s.dim_a,
-             "layer '", layer_name(), "': gradient matrix must be [", s.dim_g, ", ", s.dim_a, "], got ",
-             grad_matrix.sizes());
+  KFAC_CHECK(grad_matrix.dim() == 2 && grad_matrix.size(0) == s.dim_g && grad_matrix.size(1) == s.dim_a, "layer '",
+             layer_name(), "': gradient matrix must be [", s.dim_g, ", ", s.dim_a, "], got ", grad_matrix.sizes());
   if (!ready_) return grad_matrix / damping;
   return precondition_impl(grad_matrix, damping);
 }
@@ -49,8 +48,8 @@ void Curvature::note_update(const LayerStatistics& stats) {
              "': expanded inputs must be [B, T, ", shape().dim_a, "], got ", stats.a.sizes());
   KFAC_CHECK(stats.g.dim() == 4 && stats.g.size(1) == stats.a.size(0) && stats.g.size(2) == stats.a.size(1) &&
                  stats.g.size(3) == shape().dim_g,
-             "layer '", layer_name(), "': output gradients must be [S, ", stats.a.size(0), ", ", stats.a.size(1),
-             ", ", shape().dim_g, "], got ", stats.g.sizes());
+             "layer '", layer_name(), "': output gradients must be [S, ", stats.a.size(0), ", ", stats.a.size(1), ", ",
+             shape().dim_g, "], got ", stats.g.sizes());
   locations_ = stats.locations();
   ++updates_;
 }
@@ -67,8 +66,7 @@ std::vector<at::Tensor*> Curvature::refreshed_state() {
 }
 
 void Curvature::copy_state_from(const Curvature& other) {
-  KFAC_CHECK(other.method() == method() && other.shape().dim_a == shape().dim_a &&
-                 other.shape().dim_g == shape().dim_g,
+  KFAC_CHECK(other.method() == method() && other.shape().dim_a == shape().dim_a && other.shape().dim_g == shape().dim_g,
              "copy_state_from: layer '", layer_name(), "' (", method(), ") cannot copy layer '", other.layer_name(),
              "' (", other.method(), ")");
   auto mine = state_tensors();
@@ -101,8 +99,8 @@ void Curvature::save(torch::serialize::OutputArchive& archive) const {
 void Curvature::load(torch::serialize::InputArchive& archive) {
   c10::IValue v;
   archive.read("method", v);
-  KFAC_CHECK(v.toStringRef() == method(), "checkpoint of layer '", layer_name(), "' holds method '",
-             v.toStringRef(), "' but this preconditioner uses '", method(), "'");
+  KFAC_CHECK(v.toStringRef() == method(), "checkpoint of layer '", layer_name(), "' holds method '", v.toStringRef(),
+             "' but this preconditioner uses '", method(), "'");
   locations_ = read_value(archive, "locations").toInt();
   updates_ = read_value(archive, "updates").toInt();
   ready_ = read_value(archive, "ready").toBool();

@@ -30,8 +30,8 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
   const double examples = static_cast<double>(s.examples());
   if (s.locations() == 1) {
     // (Q_Gᵀ g)(Q_Aᵀ ā)ᵀ squared elementwise is the outer product of the squares: one product for the batch.
-    const auto ap2 = at::matmul(s.a.squeeze(1), q_a).pow_(2);                 // [B, dA]
-    const auto gp2 = at::matmul(s.g.squeeze(2), q_g).pow_(2).sum(0);         // [B, dG]
+    const auto ap2 = at::matmul(s.a.squeeze(1), q_a).pow_(2);         // [B, dA]
+    const auto gp2 = at::matmul(s.g.squeeze(2), q_g).pow_(2).sum(0);  // [B, dG]
     return at::matmul(gp2.t(), ap2) / examples;
   }
   // Two orders give Q_Gᵀ ∇ Q_A = (g Q_G)ᵀ ā Q_A per example; take the cheaper one (multiply-adds per example):

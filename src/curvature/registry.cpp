@@ -35,7 +35,8 @@ struct Registry {
       {"kfac", factory_of<KfacCurvature>(), {}},
       {"ekfac", eigen_corrected<KfacCurvature>("ekfac"), {&EigenCorrectedOptions::table()}},
       {"tkfac", factory_of<TkfacCurvature>(), {&TraceDampingOptions::table()}},
-      {"tekfac", eigen_corrected<TkfacCurvature>("tekfac"),
+      {"tekfac",
+       eigen_corrected<TkfacCurvature>("tekfac"),
        {&EigenCorrectedOptions::table(), &TraceDampingOptions::table()}},
   };
 };

@@ -13,8 +13,9 @@ const OptionTable<TraceDampingOptions>& TraceDampingOptions::table() {
   using O = TraceDampingOptions;
   static const OptionTable<O> t(
       "tkfac", "TKFAC and TEKFAC",
-      {field<O>(KFAC_FIELD(O, trace_damping),
-                "normal ((√δ Φ + √λ I) ⊗ (√δ Ψ + √λ I)) or trace-relative (δ (Φ + √λ I) ⊗ (Ψ + √λ I), for conv nets)")});
+      {field<O>(
+          KFAC_FIELD(O, trace_damping),
+          "normal ((√δ Φ + √λ I) ⊗ (√δ Ψ + √λ I)) or trace-relative (δ (Φ + √λ I) ⊗ (Ψ + √λ I), for conv nets)")});
   return t;
 }
 
@@ -34,9 +35,9 @@ void TkfacCurvature::update(const LayerStatistics& stats, double decay) {
   note_update(stats);
   const double examples = static_cast<double>(stats.examples());
   const double t = static_cast<double>(stats.locations());
-  const auto tr_lambda = stats.a.pow(2).sum(at::IntArrayRef{1, 2});            // [B]  tr Λ_b
-  const auto tr_gamma = stats.g.pow(2).sum(at::IntArrayRef{0, 2, 3}) / t;      // [B]  tr Γ_b
-  const auto a = stats.a;                                         // [B, T, dA]
+  const auto tr_lambda = stats.a.pow(2).sum(at::IntArrayRef{1, 2});                       // [B]  tr Λ_b
+  const auto tr_gamma = stats.g.pow(2).sum(at::IntArrayRef{0, 2, 3}) / t;                 // [B]  tr Γ_b
+  const auto a = stats.a;                                                                 // [B, T, dA]
   const auto g = stats.g.transpose(0, 1).reshape({stats.examples(), -1, shape().dim_g});  // [B, S·T, dG]
   // Σ_b w_b X_bᵀ X_b as one product: scale each example's rows by √w_b.
   const auto a_w = (a * tr_gamma.sqrt().view({-1, 1, 1})).reshape({-1, shape().dim_a});
@@ -52,7 +53,9 @@ double TkfacCurvature::kronecker_scale() const {
 }
 
 double TkfacCurvature::spectrum_damping(double damping) const {
-  return context_.method_options.get<TraceDampingOptions>().trace_damping() == TraceDamping::Normal ? damping : damping * delta_.item<double>();
+  return context_.method_options.get<TraceDampingOptions>().trace_damping() == TraceDamping::Normal
+             ? damping
+             : damping * delta_.item<double>();
 }
 
 void TkfacCurvature::refresh(double damping) {
@@ -60,7 +63,8 @@ void TkfacCurvature::refresh(double damping) {
   const auto phi = phi_raw_ / positive(phi_raw_.trace().item<double>());
   const auto psi = psi_raw_ / positive(psi_raw_.trace().item<double>());
   // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar; fold the scalar into the returned inverses.
-  const bool relative = context_.method_options.get<TraceDampingOptions>().trace_damping() == TraceDamping::TraceRelative;
+  const bool relative = context_.method_options.get<TraceDampingOptions>().trace_damping() ==
+                        TraceDamping::TraceRelative;
   const double shift = std::sqrt(damping) / (relative ? 1.0 : std::sqrt(delta));
   const double scale = 1.0 / std::sqrt(delta);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
   const double floor = context_.numerics.eigenvalue_floor();
@@ -83,8 +87,11 @@ at::Tensor TkfacCurvature::precondition_impl(const at::Tensor& v, double damping
 at::Tensor TkfacCurvature::to_dense() const { return at::kron(phi_raw_, psi_raw_) * kronecker_scale(); }
 
 std::vector<std::pair<std::string, at::Tensor*>> TkfacCurvature::state_tensors() {
-  return {{"Phi_raw", &phi_raw_}, {"Psi_raw", &psi_raw_}, {"delta", &delta_},
-          {"Phi_inv", &phi_inv_}, {"Psi_inv", &psi_inv_}};
+  return {{"Phi_raw", &phi_raw_},
+          {"Psi_raw", &psi_raw_},
+          {"delta", &delta_},
+          {"Phi_inv", &phi_inv_},
+          {"Psi_inv", &psi_inv_}};
 }
 
 }  // namespace kfac

@@ -31,6 +31,7 @@ std::vector<int> gradient_workers(int owner, int ranks, double fraction) {
   KFAC_CHECK(fraction > 0 && fraction <= 1, "grad_worker_fraction must be in (0, 1], got ", fraction);
   const int k = std::clamp(static_cast<int>(std::lround(fraction * ranks)), 1, ranks);
   std::vector<int> workers;
+  workers.reserve(static_cast<size_t>(k));
   for (int i = 0; i < k; ++i) workers.push_back((owner + i) % ranks);
   return workers;
 }

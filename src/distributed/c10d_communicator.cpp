@@ -128,7 +128,8 @@ std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
     KFAC_CHECK(false, "rank ", o.rank, " of ", o.world_size, " could not join the process group at ", o.master_addr,
                ":", o.master_port, " (", o.backend, ", timeout ", o.timeout.count() / 1000.0, " s): ", e.what());
   }
-  KFAC_CHECK(false, "unknown or unavailable distributed backend '", o.backend, "'; valid here: gloo"
+  KFAC_CHECK(false, "unknown or unavailable distributed backend '", o.backend,
+             "'; valid here: gloo"
 #ifdef USE_C10D_NCCL
              ", nccl"
 #endif

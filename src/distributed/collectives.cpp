@@ -41,6 +41,7 @@ void all_reduce_flat(Communicator& comm, const std::vector<at::Tensor>& flat, in
 void all_reduce_mean(Communicator& comm, const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
   if (comm.size() == 1) return;
   std::vector<at::Tensor> flat;
+  flat.reserve(tensors.size());
   for (const auto& t : tensors) flat.push_back(t.contiguous().view({-1}));
   all_reduce_flat(comm, flat, bucket_bytes);
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -89,7 +90,7 @@ void broadcast_tensors(Communicator& comm, std::vector<at::Tensor>& tensors, int
   std::vector<at::Tensor> length{at::full({1}, static_cast<int64_t>(header.size()), header_options)};
   comm.broadcast(length, root);
   std::vector<at::Tensor> head{comm.rank() == root ? at::tensor(header, at::kLong).to(comm.device())
-                                                    : at::empty({length[0].item<int64_t>()}, header_options)};
+                                                   : at::empty({length[0].item<int64_t>()}, header_options)};
   comm.broadcast(head, root);
   const auto h = head[0].cpu();
   const auto* p = h.data_ptr<int64_t>();

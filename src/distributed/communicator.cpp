@@ -18,8 +18,8 @@ int env_int(const char* name, int fallback, long low, long high) {
   errno = 0;
   const long x = std::strtol(v, &end, 10);
   KFAC_CHECK(end && *end == '\0' && errno == 0, "environment variable ", name, "='", v, "' is not an integer");
-  KFAC_CHECK(x >= low && x <= high, "environment variable ", name, "=", v, " is out of range: it must be between ",
-             low, " and ", high);
+  KFAC_CHECK(x >= low && x <= high, "environment variable ", name, "=", v, " is out of range: it must be between ", low,
+             " and ", high);
   return static_cast<int>(x);
 }
 
@@ -46,8 +46,8 @@ ProcessGroupOptions ProcessGroupOptions::from_environment() {
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) o.master_addr = a;
   if (const char* b = std::getenv("KFAC_DIST_BACKEND"); b && *b) o.backend = b;
   o.timeout = std::chrono::seconds(env_int("KFAC_DIST_TIMEOUT_S", 60, 1, kMaxTimeoutSeconds));
-  KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "RANK=", o.rank, " and WORLD_SIZE=",
-             o.world_size, " are inconsistent: need 0 <= RANK < WORLD_SIZE");
+  KFAC_CHECK(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "RANK=", o.rank,
+             " and WORLD_SIZE=", o.world_size, " are inconsistent: need 0 <= RANK < WORLD_SIZE");
   return o;
 }
 

@@ -12,6 +12,7 @@ Placement::Placement(std::shared_ptr<Communicator> comm, const std::vector<Block
                      double grad_worker_fraction)
     : comm_(comm ? std::move(comm) : std::make_shared<SingleProcess>()) {
   std::vector<double> costs;
+  costs.reserve(shapes.size());
   for (const auto& s : shapes) costs.push_back(refresh_cost(s.dim_a, s.dim_g));
   owners_ = assign_owners(costs, comm_->size());
   for (size_t i = 0; i < shapes.size(); ++i) {
@@ -67,7 +68,8 @@ std::vector<bool> Placement::refresh(const std::vector<size_t>& due, const std::
     const auto options = curvatures[layers.front()]->tensor_options();
     for (size_t i : layers) {
       KFAC_CHECK(curvatures[i]->dtype() == curvatures[layers.front()]->dtype(), "distributed refresh: layers '",
-                 curvatures[i]->layer_name(), "' and '", curvatures[layers.front()]->layer_name(), "' have different "
+                 curvatures[i]->layer_name(), "' and '", curvatures[layers.front()]->layer_name(),
+                 "' have different "
                  "factor dtypes; set PreconditionerOptions::factor_dtype");
       for (auto* t : curvatures[i]->refreshed_state()) tensors.push_back(*t);
     }

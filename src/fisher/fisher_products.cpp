@@ -10,9 +10,10 @@ namespace kfac {
 CapturedFisher::CapturedFisher(std::vector<LayerStatistics> layers, std::shared_ptr<Communicator> comm)
     : layers_(std::move(layers)), comm_(std::move(comm)) {
   for (const auto& s : layers_)
-    KFAC_CHECK(s.g.size(0) == rows() && s.examples() == examples(), "CapturedFisher: every layer must come from "
-               "the same statistics pass; got [S, B] = [", s.g.size(0), ", ", s.examples(), "] and [", rows(), ", ",
-               examples(), "]");
+    KFAC_CHECK(s.g.size(0) == rows() && s.examples() == examples(),
+               "CapturedFisher: every layer must come from "
+               "the same statistics pass; got [S, B] = [",
+               s.g.size(0), ", ", s.examples(), "] and [", rows(), ", ", examples(), "]");
 }
 
 at::Tensor CapturedFisher::project(size_t layer, const at::Tensor& v) const {

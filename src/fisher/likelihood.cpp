@@ -18,7 +18,8 @@ std::shared_ptr<const Likelihood> make_squared_error();
 namespace {
 struct Registry {
   std::mutex mutex;
-  std::list<std::pair<std::string, std::shared_ptr<const Likelihood>>> entries{  // a list: names keep their address
+  std::list<std::pair<std::string, std::shared_ptr<const Likelihood>>> entries{
+      // a list: names keep their address
       {"softmax-cross-entropy", make_softmax_cross_entropy()},
       {"sigmoid-cross-entropy", make_sigmoid_cross_entropy()},
       {"squared-error", make_squared_error()},

@@ -81,13 +81,15 @@ void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const std::
       link.denominator = denominator.clamp_min(kMinDenominator);
     }
   } catch (const NumericalError& e) {
-    stats.messages.push_back(std::string(e.what()) + (built ? " (keeping the previous block-tridiagonal links)"
-                                                            : " (block-diagonal step)"));
+    stats.messages.push_back(std::string(e.what()) +
+                             (built ? " (keeping the previous block-tridiagonal links)" : " (block-diagonal step)"));
     return;
   }
   if (clamped > 0)
-    stats.messages.push_back("block-tridiagonal K-FAC: " + std::to_string(clamped) + " conditional-covariance "
-                             "eigenvalues were not positive and were clamped to " + std::to_string(kMinDenominator));
+    stats.messages.push_back("block-tridiagonal K-FAC: " + std::to_string(clamped) +
+                             " conditional-covariance "
+                             "eigenvalues were not positive and were clamped to " +
+                             std::to_string(kMinDenominator));
   links_ = std::move(links);
 }
 

@@ -12,7 +12,8 @@ namespace kfac {
 
 at::Tensor restrict_to_coarse(const CoarseBasis& basis, const std::vector<at::Tensor>& x) {
   std::vector<at::Tensor> out;
-  for (const auto& r : basis) out.push_back((r.matrix * x.at(r.layer).to(r.matrix.scalar_type())).sum().to(at::kDouble));
+  for (const auto& r : basis)
+    out.push_back((r.matrix * x.at(r.layer).to(r.matrix.scalar_type())).sum().to(at::kDouble));
   return at::stack(out);
 }
 
@@ -38,7 +39,7 @@ LayerStatistics downsample(const LayerStatistics& s, std::array<int64_t, 2> grid
   auto pick = [](int64_t from, int64_t to, const at::TensorOptions& o) {
     return (at::arange(to, o.dtype(at::kLong)) * from).div(to, "floor");
   };
-  const auto [h, w] = s.grid;
+  const int64_t h = s.grid[0], w = s.grid[1];  // not a structured binding: lambdas cannot capture those in C++17
   const auto ih = pick(h, grid[0], s.a.options()), iw = pick(w, grid[1], s.a.options());
   auto on_grid = [&](const at::Tensor& t) {  // [..., T, d] → [..., T', d]
     auto sizes = t.sizes().vec();
@@ -119,9 +120,9 @@ at::Tensor kronecker_coarse_matrix(const CapturedFisher& fisher, const CoarseBas
   for (const auto& e : entries) {
     const auto& rp = basis[e.p];
     const auto& rq = basis[e.q];
-    const auto entry = rp.rank_one() && rq.rank_one()
-                           ? e.mean_a * e.mean_g * static_cast<double>(e.locations)
-                           : (rp.matrix * e.mean_g.mm(rq.matrix).mm(e.mean_a.t())).sum() * static_cast<double>(e.locations);
+    const auto entry = rp.rank_one() && rq.rank_one() ? e.mean_a * e.mean_g * static_cast<double>(e.locations)
+                                                      : (rp.matrix * e.mean_g.mm(rq.matrix).mm(e.mean_a.t())).sum() *
+                                                            static_cast<double>(e.locations);
     fc[e.p][e.q] = entry.to(at::kDouble);
     fc[e.q][e.p] = fc[e.p][e.q];
   }

@@ -52,14 +52,15 @@ bool same_basis(const CoarseBasis& a, const CoarseBasis& b) {
 }
 }  // namespace
 
-TwoLevelCorrection::TwoLevelCorrection(GlobalStageOptions options) : options_(std::move(options)) {}
+TwoLevelCorrection::TwoLevelCorrection(const GlobalStageOptions& options) : options_(options) {}
 
 std::string TwoLevelCorrection::name() const {
   return "two-level " + to_string(options_.coarse_space()) + (options_.krylov() ? "+krylov" : "") + " (" +
          to_string(options_.matrix_or_default()) + ", " + to_string(options_.combine()) + ")";
 }
 
-CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrices& fine, const Preconditioner& pre) const {
+CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrices& fine,
+                                            const Preconditioner& pre) const {
   const auto& fisher = pre.captured_fisher();
   Matrices first;
   switch (options_.coarse_space()) {
@@ -71,7 +72,8 @@ CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrice
       auto rho = axpy(grads, ax, -1.0);
       for (size_t i = 0; i < rho.size(); ++i) {  // a residual at rounding level is no direction: drop the layer
         const double noise = std::sqrt(c10::elementSize(rho[i].scalar_type()) == 8 ? 2.2e-16 : 1.2e-7);
-        if (rho[i].norm().item<double>() <= noise * std::max(grads[i].norm().item<double>(), ax[i].norm().item<double>()))
+        if (rho[i].norm().item<double>() <=
+            noise * std::max(grads[i].norm().item<double>(), ax[i].norm().item<double>()))
           rho[i].zero_();
       }
       first = pre.precondition_layers(rho);
@@ -128,8 +130,8 @@ void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, co
                                             "coarse matrix of the " + name());
   } catch (const NumericalError& e) {
     if (!same) inverse_ = at::Tensor();
-    stats.messages.push_back(std::string(e.what()) + (active() ? " (keeping the previous coarse inverse)"
-                                                               : " (one-level step)"));
+    stats.messages.push_back(std::string(e.what()) +
+                             (active() ? " (keeping the previous coarse inverse)" : " (one-level step)"));
   }
 }
 
@@ -162,7 +164,8 @@ void TwoLevelCorrection::save(torch::serialize::OutputArchive& archive) const {
     const auto key = "vector_" + std::to_string(k);
     archive.write(key + "_layer", c10::IValue(static_cast<int64_t>(basis_[k].layer)));
     archive.write(key, basis_[k].matrix);
-    if (basis_[k].rank_one()) archive.write(key + "_left", basis_[k].left), archive.write(key + "_right", basis_[k].right);
+    if (basis_[k].rank_one())
+      archive.write(key + "_left", basis_[k].left), archive.write(key + "_right", basis_[k].right);
   }
   if (coarse_.defined()) archive.write("coarse", coarse_);
   if (inverse_.defined()) archive.write("inverse", inverse_);

@@ -77,9 +77,7 @@ Conv2dKind::Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geomet
     : LayerKind(std::move(weight), std::move(bias)), geometry_(geometry) {
   KFAC_CHECK(weight_.dim() == 4, "Conv2d weight must be 4-D [out, in, kh, kw], got shape ", weight_.sizes());
 }
-int64_t Conv2dKind::dim_a() const {
-  return weight_.size(1) * weight_.size(2) * weight_.size(3) + (has_bias() ? 1 : 0);
-}
+int64_t Conv2dKind::dim_a() const { return weight_.size(1) * weight_.size(2) * weight_.size(3) + (has_bias() ? 1 : 0); }
 int64_t Conv2dKind::dim_g() const { return weight_.size(0); }
 
 at::Tensor Conv2dKind::expand_input(const at::Tensor& input) const {

@@ -91,10 +91,11 @@ Result with_float64_retry(const at::Tensor& m, const std::string& what, const ch
     maybe_inject_failure();
     return cast_back(attempt(m.to(at::kDouble)), m.scalar_type());
   } catch (const c10::Error& e) {
-    throw NumericalError(std::string("kfac: ") + op + " of " + what + " failed in " +
-                         c10::toString(m.scalar_type()) + " and again in float64 (" +
-                         e.what_without_backtrace() + "); raise the damping, lower the learning rate, or use "
-                         "factor_dtype float64. First error: " + first_error);
+    throw NumericalError(std::string("kfac: ") + op + " of " + what + " failed in " + c10::toString(m.scalar_type()) +
+                         " and again in float64 (" + e.what_without_backtrace() +
+                         "); raise the damping, lower the learning rate, or use "
+                         "factor_dtype float64. First error: " +
+                         first_error);
   }
 }
 }  // namespace
@@ -114,7 +115,9 @@ SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor) {
         auto [values, vectors] = at::linalg_eigh(x);
         return SymEig{values, vectors};
       },
-      [](const SymEig& e, at::ScalarType t) { return SymEig{e.values.to(t), e.vectors.to(t)}; });
+      [](const SymEig& e, at::ScalarType t) {
+        return SymEig{e.values.to(t), e.vectors.to(t)};
+      });
   eig.values.clamp_min_(floor);
   return eig;
 }

@@ -44,7 +44,8 @@ Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module)
   KFAC_CHECK(variant_ns::get_if<torch::enumtype::kZeros>(&o.padding_mode()) != nullptr, "Conv2d '", name,
              "': K-FAC supports zero padding only (padding_mode zeros)");
   const auto* padding = variant_ns::get_if<torch::ExpandingArray<2>>(&o.padding());
-  KFAC_CHECK(padding != nullptr, "Conv2d '", name, "': give the padding as numbers (kValid / kSame are not "
+  KFAC_CHECK(padding != nullptr, "Conv2d '", name,
+             "': give the padding as numbers (kValid / kSame are not "
              "supported by K-FAC's patch extraction)");
   Conv2dGeometry g;
   for (int i = 0; i < 2; ++i) {

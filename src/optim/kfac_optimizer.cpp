@@ -16,12 +16,11 @@ void validate(const KfacOptimizerOptions& o) {
   KFAC_CHECK(o.momentum() >= 0 && o.momentum() < 1, "momentum must be in [0, 1), got ", o.momentum());
   KFAC_CHECK(std::isfinite(o.weight_decay()) && o.weight_decay() >= 0, "weight_decay must be >= 0, got ",
              o.weight_decay());
-  KFAC_CHECK(std::isfinite(o.kl_clip()) && o.kl_clip() >= 0, "kl_clip must be >= 0 (0 disables), got ",
-             o.kl_clip());
+  KFAC_CHECK(std::isfinite(o.kl_clip()) && o.kl_clip() >= 0, "kl_clip must be >= 0 (0 disables), got ", o.kl_clip());
 }
 
 KfacOptimizer::KfacOptimizer(std::vector<at::Tensor> params, std::shared_ptr<Preconditioner> preconditioner,
-                             KfacOptimizerOptions options)
+                             const KfacOptimizerOptions& options)
     : torch::optim::Optimizer({torch::optim::OptimizerParamGroup(std::move(params))},
                               std::make_unique<KfacOptimizerOptions>(options)),
       preconditioner_(std::move(preconditioner)) {

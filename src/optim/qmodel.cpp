@@ -180,6 +180,7 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
   size_t best = 0;
   if (candidates.size() > 1) {
     std::vector<at::Tensor> saved;
+    saved.reserve(params.size());
     for (const auto& p : params) saved.push_back(p.detach().clone());
     for (size_t i = 0; i < candidates.size(); ++i) {
       apply(candidates[i].delta);

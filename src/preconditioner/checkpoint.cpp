@@ -1,4 +1,4 @@
-// Checkpoints of the preconditioner (docs/design.md §6): format version, counters, per-layer curvature state keyed
+// Checkpoints of the preconditioner (docs/design.md §7): format version, counters, per-layer curvature state keyed
 // by layer name, the captured statistics batch, the global stage and a background refresh's results (waited for).
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
@@ -50,7 +50,7 @@ std::string join_names(const std::vector<std::string>& names) {
 
 void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
   KFAC_CHECK(!factors_pending_, "this rank's factors are not averaged over the ranks yet; call "
-             "synchronize_statistics() on every rank before saving a distributed checkpoint");
+                                "synchronize_statistics() on every rank before saving a distributed checkpoint");
   archive.write("kfac_format_version", c10::IValue(kFormatVersion));
   archive.write("method", c10::IValue(options_.method()));
   // Every option in effect as "name<TAB>text", so that a resumed run can say which ones it changed.
@@ -91,12 +91,15 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
 void Preconditioner::load(torch::serialize::InputArchive& archive) {
   c10::IValue v;
   KFAC_CHECK(archive.try_read("kfac_format_version", v), "not a kfac preconditioner checkpoint (no "
-             "kfac_format_version)");
-  KFAC_CHECK(v.toInt() == kFormatVersion, "checkpoint format version ", v.toInt(), " is not supported (this "
-             "library reads version ", kFormatVersion, ")");
+                                                         "kfac_format_version)");
+  KFAC_CHECK(v.toInt() == kFormatVersion, "checkpoint format version ", v.toInt(),
+             " is not supported (this "
+             "library reads version ",
+             kFormatVersion, ")");
   option_changes_ = saved_option_changes(archive, options_);
-  for (const auto& change : option_changes_)
-    TORCH_WARN("resuming with a changed option: ", change);
+  for (auto& change : option_changes_)  // λ is state (step rules adapt it): the checkpoint's value is restored below
+    if (change.rfind("damping:", 0) == 0) change += "; the saved damping stays in effect until set_damping()";
+  for (const auto& change : option_changes_) TORCH_WARN("resuming with a changed option: ", change);
   archive.read("layers", v);
   const int64_t count = v.toInt();
   std::map<std::string, int64_t> index;
@@ -110,8 +113,7 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   for (const auto& l : layers_)
     if (!index.count(l.name)) missing.push_back(l.name);
   KFAC_CHECK(missing.empty() && static_cast<size_t>(count) == layers_.size(), "checkpoint holds ", count,
-             " layers but this model has ", layers_.size(), missing.empty() ? "" : "; missing: ",
-             join_names(missing));
+             " layers but this model has ", layers_.size(), missing.empty() ? "" : "; missing: ", join_names(missing));
   for (size_t i = 0; i < layers_.size(); ++i) {
     torch::serialize::InputArchive layer;
     archive.read("layer_" + std::to_string(index[layers_[i].name]), layer);
@@ -144,7 +146,8 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   if (global_) {
     torch::serialize::InputArchive stage;
     KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",
-               options_.global_options().describe(), "); it was written without one, so resume with the global "
+               options_.global_options().describe(),
+               "); it was written without one, so resume with the global "
                "stage it was written with");
     global_->load(stage);
   }

@@ -70,8 +70,8 @@ const OptionTable<NumericsOptions>& NumericsOptions::table() {
   using O = NumericsOptions;
   static const OptionTable<O> t(
       "numerics", "Dtype, inversion and failure policy",
-      {field<O>(KFAC_FIELD(O, factor_dtype), "Dtype of factors and decompositions (unset: each layer's parameter dtype)",
-                unset_reads("model")),
+      {field<O>(KFAC_FIELD(O, factor_dtype),
+                "Dtype of factors and decompositions (unset: each layer's parameter dtype)", unset_reads("model")),
        field<O>(KFAC_FIELD(O, inverse_method),
                 "Inversion of damped factors (factored damping): auto (Cholesky unless an eigenvalue floor is set), "
                 "eigen or cholesky"),
@@ -111,7 +111,8 @@ std::vector<MutableBlock> shared_blocks(PreconditionerOptions& o) {
 }
 
 std::vector<const OptionTableBase*> method_tables(const std::string& method, bool every_method) {
-  if (!every_method) return is_registered_method(method) ? method_option_tables(method) : std::vector<const OptionTableBase*>{};
+  if (!every_method)
+    return is_registered_method(method) ? method_option_tables(method) : std::vector<const OptionTableBase*>{};
   std::vector<const OptionTableBase*> all;
   for (const auto& m : registered_methods())
     for (const auto* t : method_option_tables(m))
@@ -214,8 +215,8 @@ bool operator==(const PreconditionerOptions& a, const PreconditionerOptions& b) 
 }
 
 void validate(const PreconditionerOptions& o) {
-  KFAC_CHECK(is_registered_method(o.method()), "unknown method '", o.method(), "'; valid methods: ",
-             registered_method_names());
+  KFAC_CHECK(is_registered_method(o.method()), "unknown method '", o.method(),
+             "'; valid methods: ", registered_method_names());
   KFAC_CHECK(!o.factor_dtype() || *o.factor_dtype() == c10::kFloat || *o.factor_dtype() == c10::kDouble,
              "factor_dtype must be float32 or float64, got ", c10::toString(*o.factor_dtype()));
   for (const auto& b : option_blocks(o, /*every_method=*/true)) b.table->validate(b.data);  // set blocks too
@@ -230,8 +231,8 @@ void validate(const PreconditionerOptions& o) {
   KFAC_CHECK(g.global_stage() != GlobalStageKind::BlockTridiagonal ||
                  (o.method() == "kfac" && o.damping_mode() == DampingMode::Factored),
              "block-tridiagonal K-FAC is built from K-FAC's factored damping: it needs method 'kfac' and "
-             "damping_mode 'factored', got method '", o.method(), "' and damping_mode '", to_string(o.damping_mode()),
-             "'");
+             "damping_mode 'factored', got method '",
+             o.method(), "' and damping_mode '", to_string(o.damping_mode()), "'");
 }
 
 bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics) {
@@ -250,8 +251,7 @@ PreconditionerOptions kfac_paper() {
       .fisher(FisherType::Sampled);
 }
 PreconditionerOptions pytorch_ports() {
-  return PreconditionerOptions().damping(1e-3).damping_mode(DampingMode::Eigen).stats_period(10).refresh_period(
-      100);
+  return PreconditionerOptions().damping(1e-3).damping_mode(DampingMode::Eigen).stats_period(10).refresh_period(100);
 }
 }  // namespace presets
 

@@ -38,13 +38,16 @@ namespace {
 // λ enters the factors as λ·π and λ/π and the spectrum as products with eigenvalues: beyond the square root of the
 // factor dtype's largest value they overflow to infinity (1e80 in float32, 1e300 in float64).
 void check_damping_fits(double damping, at::ScalarType dtype) {
-  const double largest = dtype == at::kDouble ? std::numeric_limits<double>::max()
-                         : dtype == at::kHalf ? 65504.0
+  const double largest = dtype == at::kDouble     ? std::numeric_limits<double>::max()
+                         : dtype == at::kHalf     ? 65504.0
                          : dtype == at::kBFloat16 ? 3.38e38
-                                                : static_cast<double>(std::numeric_limits<float>::max());
+                                                  : static_cast<double>(std::numeric_limits<float>::max());
   const double bound = std::sqrt(largest);
-  KFAC_CHECK(damping <= bound, "damping ", damping, " does not fit ", c10::toString(dtype), " factors: it must be at "
-             "most ", bound, " (the square root of the dtype's largest value) so that damped factors stay finite; "
+  KFAC_CHECK(damping <= bound, "damping ", damping, " does not fit ", c10::toString(dtype),
+             " factors: it must be at "
+             "most ",
+             bound,
+             " (the square root of the dtype's largest value) so that damped factors stay finite; "
              "lower it, or use factor_dtype float64");
 }
 }  // namespace
@@ -59,7 +62,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
       damping_(options_.damping()) {
   validate(options_);
   KFAC_CHECK(!layers_.empty(), "no K-FAC layers to precondition; build the model from kfac::nn::Linear / "
-             "kfac::nn::Conv2d or pass kfac::Layer values explicitly");
+                               "kfac::nn::Conv2d or pass kfac::Layer values explicitly");
   std::set<std::string> names;
   std::set<const void*> params;
   for (auto& layer : layers_) {
@@ -85,11 +88,14 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
   for (const auto& c : curvatures_) shapes.push_back(c->shape());
   placement_ = std::make_unique<Placement>(std::move(communicator), shapes, options_.grad_worker_fraction());
   KFAC_CHECK(!placement_->distributed() || !global_ || placement_->everyone_works(), "the global stage (",
-             options_.global_options().describe(), ") applies the one-level solve to arbitrary vectors on every "
-             "rank: it needs grad_worker_fraction 1, got ", options_.grad_worker_fraction());
+             options_.global_options().describe(),
+             ") applies the one-level solve to arbitrary vectors on every "
+             "rank: it needs grad_worker_fraction 1, got ",
+             options_.grad_worker_fraction());
   if (placement_->distributed() || options_.background_refresh())  // both move state by running_statistics()
     for (const auto& c : curvatures_)
-      KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(), "' does not declare its running "
+      KFAC_CHECK(!c->running_statistics().empty(), "method '", c->method(),
+                 "' does not declare its running "
                  "statistics (Curvature::running_statistics), so it cannot be used in a distributed run or with "
                  "background_refresh");
   executor_ = make_refresh_executor(options_, *placement_);
@@ -152,7 +158,8 @@ void Preconditioner::update_factors(StepStats& stats) {
   if (capture.nonfinite_outputs) {
     placement_->all_agree(false);  // every rank agrees to skip
     stats.statistics_skipped = true;
-    stats.messages.push_back("step " + step + ": non-finite model outputs in the statistics pass (NaN or infinite "
+    stats.messages.push_back("step " + step +
+                             ": non-finite model outputs in the statistics pass (NaN or infinite "
                              "inputs, or weights that overflowed); no targets sampled, statistics not updated");
     return;
   }
@@ -169,7 +176,8 @@ void Preconditioner::update_factors(StepStats& stats) {
   }
   if (!placement_->all_agree(at::isfinite(at::stack(finite)).all().item<bool>())) {
     stats.statistics_skipped = true;
-    stats.messages.push_back("step " + step + ": non-finite activations or output gradients in the statistics "
+    stats.messages.push_back("step " + step +
+                             ": non-finite activations or output gradients in the statistics "
                              "pass; statistics not updated");
     return;
   }
@@ -302,8 +310,8 @@ std::vector<at::Tensor> Preconditioner::precondition(const std::vector<at::Tenso
 }
 
 std::vector<at::Tensor> Preconditioner::precondition_layers(const std::vector<at::Tensor>& matrices) const {
-  KFAC_CHECK(matrices.size() == layers_.size(), "precondition: ", matrices.size(), " matrices for ",
-             layers_.size(), " layers");
+  KFAC_CHECK(matrices.size() == layers_.size(), "precondition: ", matrices.size(), " matrices for ", layers_.size(),
+             " layers");
   std::vector<at::Tensor> out;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& c = *curvatures_[i];

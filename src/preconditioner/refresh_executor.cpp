@@ -28,6 +28,7 @@ class InlineRefresh final : public RefreshExecutor {
     std::vector<RefreshOutcome> out;
     if (r.due.empty()) return out;
     if (r.before_compute) r.before_compute();
+    out.reserve(r.due.size());
     for (size_t i : r.due) out.push_back(refresh_layer(*(*r.curvatures)[i], i, r.damping));
     return out;
   }
@@ -72,7 +73,8 @@ class OwnerRankRefresh final : public RefreshExecutor {
 std::unique_ptr<RefreshExecutor> make_refresh_executor(const PreconditionerOptions& options,
                                                        const Placement& placement) {
   if (placement.distributed()) {
-    KFAC_CHECK(!options.background_refresh(), "background_refresh is not supported in distributed runs (each "
+    KFAC_CHECK(!options.background_refresh(),
+               "background_refresh is not supported in distributed runs (each "
                "layer's owner rank refreshes it and broadcasts the result at once); turn it off");
     return std::make_unique<OwnerRankRefresh>(placement);
   }
@@ -87,10 +89,11 @@ std::string FailurePolicy::record(const RefreshOutcome& o, const std::string& la
     return "";
   }
   const auto n = ++failures_[o.layer];
-  const auto message = o.error + (decomposed_[o.layer] ? " (keeping the previous decomposition)"
-                                                       : " (no decomposition yet: using gradient/λ)");
-  KFAC_CHECK(n < max_, "layer '", layer_name, "': ", n, " consecutive refresh failures (max_consecutive_failures=",
-             max_, "). Last error: ", message, ". Try a larger damping, a smaller learning rate, factor_dtype "
+  auto message = o.error + (decomposed_[o.layer] ? " (keeping the previous decomposition)"
+                                                 : " (no decomposition yet: using gradient/λ)");
+  KFAC_CHECK(n < max_, "layer '", layer_name, "': ", n,
+             " consecutive refresh failures (max_consecutive_failures=", max_, "). Last error: ", message,
+             ". Try a larger damping, a smaller learning rate, factor_dtype "
              "float64, or check the data for NaN/Inf");
   return message;
 }

@@ -54,7 +54,8 @@ void StatisticsPass::run(const std::function<at::Tensor(const at::Tensor&)>& for
 void StatisticsPass::arm_forward() {
   KFAC_CHECK(options_.stats_fraction() == 1.0,
              "capture_forward shares the training forward, so the statistics use the whole batch; it needs "
-             "stats_fraction 1 (got ", options_.stats_fraction(), "); use update_statistics for a subsample");
+             "stats_fraction 1 (got ",
+             options_.stats_fraction(), "); use update_statistics for a subsample");
   for (auto& l : layers_) l.slot->arm(Slot::Mode::RetainOutput);
 }
 
@@ -93,7 +94,8 @@ void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind 
   }
   if (!missing.empty()) {
     clear();
-    KFAC_CHECK(false, "layer(s) ", join_names(missing), " did not run in the statistics forward; every registered "
+    KFAC_CHECK(false, "layer(s) ", join_names(missing),
+               " did not run in the statistics forward; every registered "
                "layer must be used by the model's forward (or not registered)");
   }
 

@@ -17,11 +17,13 @@ std::vector<Warning> diagnose(const RuntimeInfo& r) {
                                ") on a CPU with " + instruction_set_name(possible) +
                                ": float32 matrix products run several times slower (5x measured for Prescott)";
       w.push_back({"blas-kernel", what,
-                   r.blas.coretype_env.empty()
-                       ? "export OPENBLAS_CORETYPE=" + best + " before the program starts (the kfac tool does it "
-                             "itself unless KFAC_BLAS_AUTOSELECT=0 or --keep-blas-kernel)"
-                       : "OPENBLAS_CORETYPE=" + r.blas.coretype_env + " is set in the environment; unset it or "
-                             "export OPENBLAS_CORETYPE=" + best});
+                   r.blas.coretype_env.empty() ? "export OPENBLAS_CORETYPE=" + best +
+                                                     " before the program starts (the kfac tool does it "
+                                                     "itself unless KFAC_BLAS_AUTOSELECT=0 or --keep-blas-kernel)"
+                                               : "OPENBLAS_CORETYPE=" + r.blas.coretype_env +
+                                                     " is set in the environment; unset it or "
+                                                     "export OPENBLAS_CORETYPE=" +
+                                                     best});
     }
     if (!r.blas.coretype_env.empty() && !r.blas.kernel.empty() &&
         openblas_kernel_level(r.blas.coretype_env) != openblas_kernel_level(r.blas.kernel)) {
@@ -39,8 +41,10 @@ std::vector<Warning> diagnose(const RuntimeInfo& r) {
                  "LibTorch uses " + std::to_string(r.threads.intra_op) + " intra-op thread(s) of the " + n +
                      " cores available" + (r.threads.local_ranks > 1 ? " to each local rank" : "") +
                      " (LibTorch 1.13 counts physical cores; two vCPUs of one core get one thread)",
-                 "call at::set_num_threads(" + n + ") or kfac::runtime::configure_runtime(), or export "
-                 "OMP_NUM_THREADS=" + n + " (kfac tool: --threads " + n + ")"});
+                 "call at::set_num_threads(" + n +
+                     ") or kfac::runtime::configure_runtime(), or export "
+                     "OMP_NUM_THREADS=" +
+                     n + " (kfac tool: --threads " + n + ")"});
   }
   if (r.blas.threads > 0 && r.threads.intra_op > r.blas.threads) {
     w.push_back({"blas-threads",

@@ -17,11 +17,11 @@ int openblas_kernel_level(const std::string& core) {
   // OpenBLAS's x86-64 core names (driver/others/dynamic.c) by the kernels they select. Excavator and Steamroller
   // run the Haswell kernels; Bulldozer and Piledriver AVX ones.
   static const std::pair<const char*, int> table[] = {
-      {"katmai", 0},      {"coppermine", 0},  {"northwood", 0},   {"prescott", 0},   {"banias", 0},
-      {"atom", 0},        {"core2", 0},       {"penryn", 0},      {"dunnington", 0}, {"nehalem", 0},
-      {"athlon", 0},      {"opteron", 0},     {"opteron_sse3", 0}, {"barcelona", 0}, {"nano", 0},
-      {"bobcat", 0},      {"sandybridge", 1}, {"bulldozer", 1},   {"piledriver", 1}, {"haswell", 2},
-      {"steamroller", 2}, {"excavator", 2},   {"zen", 2},         {"dhyana", 2},     {"skylakex", 3},
+      {"katmai", 0},      {"coppermine", 0},    {"northwood", 0},    {"prescott", 0},   {"banias", 0},
+      {"atom", 0},        {"core2", 0},         {"penryn", 0},       {"dunnington", 0}, {"nehalem", 0},
+      {"athlon", 0},      {"opteron", 0},       {"opteron_sse3", 0}, {"barcelona", 0},  {"nano", 0},
+      {"bobcat", 0},      {"sandybridge", 1},   {"bulldozer", 1},    {"piledriver", 1}, {"haswell", 2},
+      {"steamroller", 2}, {"excavator", 2},     {"zen", 2},          {"dhyana", 2},     {"skylakex", 3},
       {"cooperlake", 3},  {"sapphirerapids", 3}};
   const auto name = lower(core);
   for (const auto& [n, level] : table)
@@ -31,11 +31,16 @@ int openblas_kernel_level(const std::string& core) {
 
 std::string instruction_set_name(int level) {
   switch (level) {
-    case 0: return "SSE";
-    case 1: return "AVX";
-    case 2: return "AVX2";
-    case 3: return "AVX-512";
-    default: return "unknown";
+    case 0:
+      return "SSE";
+    case 1:
+      return "AVX";
+    case 2:
+      return "AVX2";
+    case 3:
+      return "AVX-512";
+    default:
+      return "unknown";
   }
 }
 

@@ -49,7 +49,7 @@ Fn symbol(const char* name) {
   return reinterpret_cast<Fn>(find_symbol(name));
 }
 
-std::string trim(std::string s) {
+std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
@@ -104,10 +104,10 @@ Cpu probe_cpu() {
     } else if (first && key == "model") {
       c.model = std::atoi(value.c_str());
     } else if (first && key == "flags") {
-      static const std::set<std::string> wanted = {
-          "sse3",     "ssse3",    "sse4_1",   "sse4_2",   "avx",      "avx2",        "fma",        "f16c",
-          "avx512f",  "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16", "avx512_fp16", "avx512_vnni",
-          "amx_bf16", "amx_tile"};
+      static const std::set<std::string> wanted = {"sse3",        "ssse3",    "sse4_1",   "sse4_2",      "avx",
+                                                   "avx2",        "fma",      "f16c",     "avx512f",     "avx512cd",
+                                                   "avx512bw",    "avx512dq", "avx512vl", "avx512_bf16", "avx512_fp16",
+                                                   "avx512_vnni", "amx_bf16", "amx_tile"};
       std::istringstream words(value);
       for (std::string w; words >> w;) {
         if (w == "pni") w = "sse3";  // Linux's name for SSE3 ("Prescott New Instructions")
@@ -137,8 +137,8 @@ RuntimeInfo runtime_info() {
   RuntimeInfo info;
   info.torch.version = TORCH_VERSION;
   const auto config = at::show_config();
-  info.torch.cuda_built =
-      config.find("USE_CUDA=ON") != std::string::npos || config.find("USE_CUDA=1") != std::string::npos;
+  info.torch.cuda_built = config.find("USE_CUDA=ON") != std::string::npos ||
+                          config.find("USE_CUDA=1") != std::string::npos;
   info.torch.cuda_devices = static_cast<int>(torch::cuda::device_count());
   info.torch.distributed_backends = distributed_backends();
   info.blas = probe_blas();

@@ -32,9 +32,10 @@ void relaunch_with_blas_kernel(const RuntimeInfo& info, char** argv) {
   if (argv == nullptr || (optout != nullptr && std::strcmp(optout, "0") == 0)) return;
   const auto kernel = openblas_kernel_to_select(info);
   if (!kernel) return;
-  std::fprintf(stderr, "kfac: OpenBLAS chose its %s kernels on this %s CPU; starting again with "
-               "OPENBLAS_CORETYPE=%s (KFAC_BLAS_AUTOSELECT=0 keeps the BLAS's choice)\n", info.blas.kernel.c_str(),
-               instruction_set_name(openblas_kernel_level(*kernel)).c_str(), kernel->c_str());
+  std::fprintf(stderr,
+               "kfac: OpenBLAS chose its %s kernels on this %s CPU; starting again with "
+               "OPENBLAS_CORETYPE=%s (KFAC_BLAS_AUTOSELECT=0 keeps the BLAS's choice)\n",
+               info.blas.kernel.c_str(), instruction_set_name(openblas_kernel_level(*kernel)).c_str(), kernel->c_str());
   std::fflush(stderr);
   ::setenv("OPENBLAS_CORETYPE", kernel->c_str(), 1);  // set: the next start never relaunches again
   ::setenv("KFAC_BLAS_RELAUNCHED_FROM", info.blas.kernel.c_str(), 1);

@@ -162,8 +162,8 @@ OptionValue coerce_value(const OptionSpec& spec, const OptionValue& value) {
       break;
     case OptionType::Integer:
       if (std::holds_alternative<int64_t>(value)) return value;
-      if (const auto* d = std::get_if<double>(&value); d && std::isfinite(*d) && std::floor(*d) == *d &&
-                                                       std::abs(*d) < 9.2e18)
+      if (const auto* d = std::get_if<double>(&value);
+          d && std::isfinite(*d) && std::floor(*d) == *d && std::abs(*d) < 9.2e18)
         return static_cast<int64_t>(*d);
       break;
     case OptionType::Real:
@@ -175,16 +175,17 @@ OptionValue coerce_value(const OptionSpec& spec, const OptionValue& value) {
       break;
   }
   static const char* kTypes[] = {"true or false", "a whole number", "a number", "a name"};
-  KFAC_CHECK(false, spec.name, " must be ", kTypes[static_cast<int>(spec.type)], ", got ",
-             format_value(spec, value));
+  KFAC_CHECK(false, spec.name, " must be ", kTypes[static_cast<int>(spec.type)], ", got ", format_value(spec, value));
   return {};
 }
 
 void check_value(const OptionSpec& spec, const OptionValue& value) {
   if (std::holds_alternative<std::monostate>(value)) return;
   double number = 0;
-  if (const auto* i = std::get_if<int64_t>(&value)) number = static_cast<double>(*i);
-  else if (const auto* d = std::get_if<double>(&value)) number = *d;
+  if (const auto* i = std::get_if<int64_t>(&value))
+    number = static_cast<double>(*i);
+  else if (const auto* d = std::get_if<double>(&value))
+    number = *d;
   else if (const auto* s = std::get_if<std::string>(&value)) {
     KFAC_CHECK(spec.choices.empty() || std::find(spec.choices.begin(), spec.choices.end(), *s) != spec.choices.end(),
                spec.name, " must be one of ", join(spec.choices), ", got '", *s, "'");
@@ -192,7 +193,8 @@ void check_value(const OptionSpec& spec, const OptionValue& value) {
   } else {
     return;
   }
-  KFAC_CHECK(!spec.bounds || (spec.bounds->contains(number) && (spec.type != OptionType::Real || std::isfinite(number))),
+  KFAC_CHECK(!spec.bounds ||
+                 (spec.bounds->contains(number) && (spec.type != OptionType::Real || std::isfinite(number))),
              spec.name, " must be ", spec.range_text(), ", got ", format_value(spec, value));
 }
 

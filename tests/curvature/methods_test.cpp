@@ -14,7 +14,6 @@
 namespace kfac::test {
 namespace {
 
-
 // One Linear regression layer with exact statistics: G = I, A full rank, so every method's approximation is
 // well conditioned. Two steps on the same data: factors and basis at step 0, the spectrum from exact statistics
 // at step 1 (ema_decay 0 replaces instead of averaging).
@@ -24,8 +23,8 @@ struct WellConditioned {
   at::Tensor y = torch::randn({20, 4}, torch::kDouble);
   std::unique_ptr<Preconditioner> p;
   explicit WellConditioned(const std::string& method, PreconditionerOptions o = {}) {
-    p = std::make_unique<Preconditioner>(
-        *model, o.method(method).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
+    p = std::make_unique<Preconditioner>(*model,
+                                         o.method(method).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
     stats_and_step(*p, model, x, y, LossKind::SquaredError);
     stats_and_step(*p, model, x, y, LossKind::SquaredError);
   }
@@ -98,7 +97,9 @@ TEST(Ekfac, SpectrumUpdatesAtItsOwnPeriod) {
   auto model = mlp({3, 4, 3});
   auto x = torch::randn({8, 3}, torch::kDouble);
   auto y = torch::randint(0, 3, {8});
-  Preconditioner p(*model, PreconditionerOptions().method("ekfac").with(EigenCorrectedOptions().spectrum_period(3)).refresh_period(100));
+  Preconditioner p(
+      *model,
+      PreconditionerOptions().method("ekfac").with(EigenCorrectedOptions().spectrum_period(3)).refresh_period(100));
   const auto& e = dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.curvature(0));
   std::vector<bool> changed;
   at::Tensor last;
@@ -126,8 +127,8 @@ Approximations approximations(torch::nn::Sequential model, const at::Tensor& x, 
     stats_and_step(*p, model, x, y, LossKind::SoftmaxCrossEntropy);
     out.methods[m] = std::move(p);
   }
-  out.exact = exact_fisher([&](const at::Tensor& in) { return model->forward(in); },
-                           out.methods["kfac"]->layers(), x, LossKind::SoftmaxCrossEntropy, true);
+  out.exact = exact_fisher([&](const at::Tensor& in) { return model->forward(in); }, out.methods["kfac"]->layers(), x,
+                           LossKind::SoftmaxCrossEntropy, true);
   return out;
 }
 
@@ -178,7 +179,8 @@ TEST(Corrections, CloserToExactFisherThanTheirBaseOnCnns) {
 TEST(Tkfac, TraceRelativeDampingScalesWithTheTrace) {
   torch::manual_seed(45);
   const double lambda = 1e9;
-  WellConditioned relative("tkfac", PreconditionerOptions().damping(lambda).with(TraceDampingOptions().trace_damping(TraceDamping::TraceRelative)));
+  WellConditioned relative("tkfac", PreconditionerOptions().damping(lambda).with(
+                                        TraceDampingOptions().trace_damping(TraceDamping::TraceRelative)));
   const auto& t = dynamic_cast<const TkfacCurvature&>(relative.p->curvature(0));
   const auto v = torch::randn({4, 4}, torch::kDouble);
   // Huge damping: TraceRelative → V/(λδ) (Normal → V/λ, in the contract).

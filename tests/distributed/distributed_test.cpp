@@ -197,8 +197,7 @@ TEST_P(RanksEqualOneProcess, TwoAndThreeRanks) {
   Training run;
   const auto spec = GetParam();
   run.method = spec.substr(0, spec.find('+'));
-  if (spec.find('+') != std::string::npos)
-    apply_global_stage_name(run.two_level, spec.substr(spec.find('+') + 1));
+  if (spec.find('+') != std::string::npos) apply_global_stage_name(run.two_level, spec.substr(spec.find('+') + 1));
   for (bool conv : {false, true}) {
     if (conv && run.two_level.global_stage() == GlobalStageKind::BlockTridiagonal) continue;
     run.conv = conv;
@@ -209,8 +208,7 @@ TEST_P(RanksEqualOneProcess, TwoAndThreeRanks) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, RanksEqualOneProcess,
-                         ::testing::ValuesIn(every_method_and_stage()),
+INSTANTIATE_TEST_SUITE_P(Methods, RanksEqualOneProcess, ::testing::ValuesIn(every_method_and_stage()),
                          [](const auto& info) { return spec_test_name(info.param); });
 
 // The quadratic-model step rule: losses, gradients and curvature terms averaged over ranks.
@@ -230,8 +228,9 @@ std::vector<at::Tensor> train_qmodel(int ranks) {
   std::vector<at::Tensor> out;
   run_ranks(ranks, [&](int rank, std::shared_ptr<Communicator> comm) {
     auto& model = models[static_cast<size_t>(rank)];
-    auto pre = std::make_shared<Preconditioner>(
-        *model, PreconditionerOptions().fisher(FisherType::Exact).refresh_period(2), comm);
+    auto pre = std::make_shared<Preconditioner>(*model,
+                                                PreconditionerOptions().fisher(FisherType::Exact).refresh_period(2),
+                                                comm);
     QModelOptimizer opt(pre, QModelOptions().gamma_period(2));
     const int64_t shard = batch / ranks;
     const auto xs = x.narrow(0, rank * shard, shard), ys = y.narrow(0, rank * shard, shard);

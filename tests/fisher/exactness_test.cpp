@@ -102,9 +102,9 @@ TEST(Factors, GramUpdateEqualsTheFullProduct) {
   std::vector<at::Tensor> inputs;
   for (int64_t n : {7, 600, 1001, 1100})  // below and above the blocked size, odd split, two levels of splits
     inputs.push_back(torch::randn({50, n}, torch::kDouble));
-  inputs.push_back(torch::randn({9000, 10}, torch::kDouble));         // tall and narrow: row blocks, with a remainder
+  inputs.push_back(torch::randn({9000, 10}, torch::kDouble));  // tall and narrow: row blocks, with a remainder
   inputs.push_back(torch::randn({2, 3, 11, 40}, torch::kDouble).transpose(-1, -2));  // channels-major [S, B, T, C]
-  inputs.push_back(torch::randn({3, 4, 5}, torch::kDouble));          // leading dimensions flattened
+  inputs.push_back(torch::randn({3, 4, 5}, torch::kDouble));                         // leading dimensions flattened
   for (const auto& x : inputs) {
     const int64_t n = x.size(-1);
     const auto rows = x.reshape({-1, n});

@@ -113,7 +113,7 @@ TEST_P(CoarseSpaces, BasisIsOrthonormalAndExactCoarseMatrixIsR0FR0t) {
     torch::manual_seed(conv ? 11 : 12);
     const auto c = GetParam();
     Trained s(conv, with_space(c.space, CoarseCombine::Additive, c.krylov)
-                      .global_options(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Exact)));
+                        .global_options(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Exact)));
     const auto& basis = s.stage().basis();
     const size_t layers = s.p->layers().size();
     EXPECT_EQ(basis.size(), c.krylov ? 2 * layers : layers);
@@ -164,8 +164,8 @@ TEST_P(CoarseSpaces, KroneckerCoarseMatrixEqualsDenseCrossLayerKroneckerProducts
   for (bool conv : {false, true}) {
     torch::manual_seed(conv ? 13 : 14);
     const auto c = GetParam();
-    Trained s(conv, with_space(c.space)
-                      .global_options(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Kronecker)));
+    Trained s(conv, with_space(c.space).global_options(
+                        two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Kronecker)));
     const auto dense = dense_cross_kronecker(s);
     for (size_t i = 0; i < s.p->layers().size(); ++i)  // the diagonal blocks are K-FAC's own
       EXPECT_LT(max_abs_diff(dense.slice(0, s.fisher.offsets[i], s.fisher.offsets[i + 1])
@@ -183,7 +183,8 @@ TEST_P(CoarseSpaces, ResidualCombineWithExactCoarseSolveIsGalerkin) {
   for (auto combine : {CoarseCombine::Residual, CoarseCombine::Additive}) {
     torch::manual_seed(15);
     const auto c = GetParam();
-    Trained s(false, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine).coarse_matrix(CoarseMatrix::Exact)));
+    Trained s(false, with_space(c.space).global_options(
+                         two_level(c.space).krylov(c.krylov).combine(combine).coarse_matrix(CoarseMatrix::Exact)));
     const auto g = s.random_matrices();
     const auto d = s.flat(s.p->precondition(g));
     const auto a = s.fisher.matrix + s.p->damping() * torch::eye(d.size(0), torch::kDouble);
@@ -196,11 +197,12 @@ TEST_P(CoarseSpaces, ResidualCombineWithExactCoarseSolveIsGalerkin) {
 }
 
 TEST_P(CoarseSpaces, ZeroWeightGivesTheOneLevelDirectionForEveryCombination) {
-  for (auto combine : {CoarseCombine::Additive, CoarseCombine::Residual, CoarseCombine::Deflated,
-                       CoarseCombine::Balanced}) {
+  for (auto combine :
+       {CoarseCombine::Additive, CoarseCombine::Residual, CoarseCombine::Deflated, CoarseCombine::Balanced}) {
     torch::manual_seed(16);
     const auto c = GetParam();
-    Trained s(true, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine).coarse_weight(0)));
+    Trained s(true, with_space(c.space).global_options(
+                        two_level(c.space).krylov(c.krylov).combine(combine).coarse_weight(0)));
     const auto g = s.random_matrices();
     EXPECT_EQ(max_abs_diff(s.flat(s.p->precondition(g)), s.flat(s.p->precondition_layers(g))), 0.0);
     Trained on(true, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine)));
@@ -213,23 +215,32 @@ INSTANTIATE_TEST_SUITE_P(AllSpaces, CoarseSpaces, ::testing::ValuesIn(kSpaces), 
 
 TEST(TwoLevel, CombinationsMatchTheirDenseFormulas) {
   torch::manual_seed(17);
-  for (auto combine : {CoarseCombine::Additive, CoarseCombine::Residual, CoarseCombine::Deflated,
-                       CoarseCombine::Balanced}) {
+  for (auto combine :
+       {CoarseCombine::Additive, CoarseCombine::Residual, CoarseCombine::Deflated, CoarseCombine::Balanced}) {
     Trained s(false, with_space(CoarseSpace::Nicolaides, combine));
     const auto g = s.random_matrices();
     const int64_t n = s.fisher.matrix.size(0);
     auto m = torch::zeros({n, n}, torch::kDouble);  // dense one-level M⁻¹, column by column
-    for (int64_t k = 0; k < n; ++k) m.select(1, k).copy_(s.flat(s.p->precondition_layers(s.unflat(torch::eye(n, torch::kDouble)[k]))));
+    for (int64_t k = 0; k < n; ++k)
+      m.select(1, k).copy_(s.flat(s.p->precondition_layers(s.unflat(torch::eye(n, torch::kDouble)[k]))));
     const auto r0 = s.dense_restriction(s.stage().basis());
     const auto a = s.fisher.matrix + s.p->damping() * torch::eye(n, torch::kDouble);
     const auto q = r0.t().mm(torch::inverse(r0.mm(a).mm(r0.t()))).mm(r0);
     const auto i = torch::eye(n, torch::kDouble);
     at::Tensor op;
     switch (combine) {
-      case CoarseCombine::Additive: op = m + q; break;
-      case CoarseCombine::Residual: op = m + q.mm(i - a.mm(m)); break;
-      case CoarseCombine::Deflated: op = q + m.mm(i - a.mm(q)); break;
-      case CoarseCombine::Balanced: op = q + (i - q.mm(a)).mm(m).mm(i - a.mm(q)); break;
+      case CoarseCombine::Additive:
+        op = m + q;
+        break;
+      case CoarseCombine::Residual:
+        op = m + q.mm(i - a.mm(m));
+        break;
+      case CoarseCombine::Deflated:
+        op = q + m.mm(i - a.mm(q));
+        break;
+      case CoarseCombine::Balanced:
+        op = q + (i - q.mm(a)).mm(m).mm(i - a.mm(q));
+        break;
     }
     EXPECT_LT(max_abs_diff(s.flat(s.p->precondition(g)), op.mv(s.flat(g))), 1e-9) << to_string(combine);
   }
@@ -241,7 +252,10 @@ TEST(TwoLevel, EmptyCoarseSpaceGivesTheOneLevelDirection) {
   torch::manual_seed(18);
   torch::nn::Sequential model = mlp({3, 2});
   const auto x = torch::randn({1, 3}, torch::kDouble), y = torch::randn({1, 2}, torch::kDouble);
-  Preconditioner p(*model, PreconditionerOptions().damping_mode(DampingMode::Eigen).fisher(FisherType::Exact).global_options(two_level(CoarseSpace::Residual)));
+  Preconditioner p(*model, PreconditionerOptions()
+                               .damping_mode(DampingMode::Eigen)
+                               .fisher(FisherType::Exact)
+                               .global_options(two_level(CoarseSpace::Residual)));
   model->zero_grad();
   p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SquaredError, y);
   kfac::loss(model->forward(x), y, LossKind::SquaredError).backward();
@@ -276,7 +290,7 @@ TEST(TwoLevel, FailedCoarseInversionKeepsThePreviousOrFallsBackToOneLevelAndRepo
     // refresh_period 100: the second step does not refresh the one-level decompositions, so the injected failures
     // reach the coarse inversion (statistics arrived, so the coarse matrix is recomputed).
     Trained s(false, with_space(space).refresh_period(100));
-    linalg::testing::inject_decomposition_failures(2);  // the try and its float64 retry
+    linalg::testing::inject_decomposition_failures(2);                      // the try and its float64 retry
     const auto st = stats_and_step(*s.p, s.model, s.x * 0.5, s.y, s.loss);  // another batch: a new residual
     linalg::testing::inject_decomposition_failures(0);
     ASSERT_EQ(st.messages.size(), 1u) << space;
@@ -320,7 +334,8 @@ TEST(TwoLevel, OptionErrorsNameTheProblem) {
         }
       },
       c10::Error);
-  EXPECT_THROW(make(PreconditionerOptions().method("ekfac").global_options(GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal))),
+  EXPECT_THROW(make(PreconditionerOptions().method("ekfac").global_options(
+                   GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal))),
                c10::Error);
   EXPECT_THROW(make(PreconditionerOptions().coarse_weight(-1)), c10::Error);
   EXPECT_THROW(parse_enum<CoarseSpace>("multigrid"), c10::Error);
@@ -330,10 +345,12 @@ TEST(TwoLevel, OptionErrorsNameTheProblem) {
 // the diagonal and the cross-layer Kronecker factors on the first off-diagonals, and its inverse is block-tridiagonal.
 TEST(BlockTridiagonal, DefinesTheBlockTridiagonalApproximation) {
   torch::manual_seed(21);
-  Trained s(false, PreconditionerOptions().damping(1e-2).global_options(GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
+  Trained s(false, PreconditionerOptions().damping(1e-2).global_options(
+                       GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
   const int64_t n = s.fisher.matrix.size(0);
   auto m = torch::zeros({n, n}, torch::kDouble);
-  for (int64_t k = 0; k < n; ++k) m.select(1, k).copy_(s.flat(s.p->precondition(s.unflat(torch::eye(n, torch::kDouble)[k]))));
+  for (int64_t k = 0; k < n; ++k)
+    m.select(1, k).copy_(s.flat(s.p->precondition(s.unflat(torch::eye(n, torch::kDouble)[k]))));
   const auto f_hat = torch::inverse(m);
   const auto& stage = dynamic_cast<const BlockTridiagonal&>(*s.p->global_stage());
   const auto& cf = s.p->captured_fisher();
@@ -370,7 +387,8 @@ TEST(BlockTridiagonal, DefinesTheBlockTridiagonalApproximation) {
 
 TEST(BlockTridiagonal, ConvLayersFallBackToTheirOwnBlocks) {
   torch::manual_seed(22);
-  Trained s(true, PreconditionerOptions().damping(1e-2).global_options(GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
+  Trained s(true, PreconditionerOptions().damping(1e-2).global_options(
+                      GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
   const auto& stage = dynamic_cast<const BlockTridiagonal&>(*s.p->global_stage());
   EXPECT_FALSE(stage.coupled(0));  // conv → conv
   EXPECT_FALSE(stage.coupled(1));  // conv → linear

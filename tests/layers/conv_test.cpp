@@ -17,8 +17,7 @@ TEST(Conv2dKind, PatchesEqualExplicitLoopWithStridePaddingDilation) {
   torch::manual_seed(7);
   const int64_t B = 2, C = 3, H = 7, W = 6, O = 4, kh = 3, kw = 2;
   const std::array<int64_t, 2> stride{2, 1}, pad{1, 2}, dil{2, 1};
-  kfac::nn::Conv2d conv(
-      torch::nn::Conv2dOptions(C, O, {kh, kw}).stride({2, 1}).padding({1, 2}).dilation({2, 1}));
+  kfac::nn::Conv2d conv(torch::nn::Conv2dOptions(C, O, {kh, kw}).stride({2, 1}).padding({1, 2}).dilation({2, 1}));
   conv->to(torch::kDouble);
   auto layer = find_layers(*torch::nn::Sequential(conv).ptr()).at(0);
   auto x = torch::randn({B, C, H, W}, torch::kDouble);
@@ -127,17 +126,16 @@ TEST_P(DenseSolve, PreconditionedGradientEqualsDenseSolve) {
   check_dense_solve(cnn(3, bias), torch::randn({4, 2, 5, 5}, torch::kDouble), torch::randint(0, 3, {4}), dc);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllDampingForms, DenseSolve,
-                         ::testing::Combine(::testing::Values(DampingCase{DampingMode::Eigen, InverseMethod::Eigen},
-                                                              DampingCase{DampingMode::Factored, InverseMethod::Eigen},
-                                                              DampingCase{DampingMode::Factored,
-                                                                          InverseMethod::Cholesky}),
-                                            ::testing::Bool()),
-                         [](const ::testing::TestParamInfo<DenseSolve::ParamType>& info) {
-                           const auto& dc = std::get<0>(info.param);
-                           return to_string(dc.mode) + "_" + to_string(dc.inverse) +
-                                  (std::get<1>(info.param) ? "_bias" : "_nobias");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    AllDampingForms, DenseSolve,
+    ::testing::Combine(::testing::Values(DampingCase{DampingMode::Eigen, InverseMethod::Eigen},
+                                         DampingCase{DampingMode::Factored, InverseMethod::Eigen},
+                                         DampingCase{DampingMode::Factored, InverseMethod::Cholesky}),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<DenseSolve::ParamType>& info) {
+      const auto& dc = std::get<0>(info.param);
+      return to_string(dc.mode) + "_" + to_string(dc.inverse) + (std::get<1>(info.param) ? "_bias" : "_nobias");
+    });
 
 }  // namespace
 }  // namespace kfac::test

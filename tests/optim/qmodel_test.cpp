@@ -18,8 +18,8 @@ TEST(QuadraticModel, TwoByTwoSolutionIsTheBruteForceMinimum) {
   for (int trial = 0; trial < 20; ++trial) {
     auto r = torch::randn({2, 2}, torch::kDouble);
     auto mt = r.mm(r.t()) + 0.1 * torch::eye(2, torch::kDouble);
-    std::array<std::array<double, 2>, 2> m{{{mt[0][0].item<double>(), mt[0][1].item<double>()},
-                                            {mt[1][0].item<double>(), mt[1][1].item<double>()}}};
+    std::array<std::array<double, 2>, 2> m{
+        {{mt[0][0].item<double>(), mt[0][1].item<double>()}, {mt[1][0].item<double>(), mt[1][1].item<double>()}}};
     std::array<double, 2> c{torch::randn({1}).item<double>(), torch::randn({1}).item<double>()};
     auto f = [&](double a, double b) {
       return 0.5 * (a * a * m[0][0] + 2 * a * b * m[0][1] + b * b * m[1][1]) + c[0] * a + c[1] * b;
@@ -58,8 +58,7 @@ TEST(CurvatureProducts, GaussNewtonProductsEqualDenseFisherTimesVector) {
     auto uf = torch::cat(u_vec), wf = torch::cat(w_vec);
     auto out = model->forward(x);
     const auto ju = jacobian_vector_product(out, params, u), jw = jacobian_vector_product(out, params, w);
-    EXPECT_NEAR(gauss_newton_form(out, ju, jw, loss), uf.dot(dense.mv(wf)).item<double>(), 1e-10)
-        << to_string(loss);
+    EXPECT_NEAR(gauss_newton_form(out, ju, jw, loss), uf.dot(dense.mv(wf)).item<double>(), 1e-10) << to_string(loss);
     auto gu = gauss_newton_vector_product(out, params, u, loss);
     std::vector<at::Tensor> gu_vec;
     size_t k = 0;
@@ -94,7 +93,8 @@ struct Problem {
 TEST(QModel, ConvergesOnLinearLeastSquaresInAHandfulOfSteps) {
   torch::manual_seed(72);
   Problem pb{mlp({5, 3}), torch::randn({40, 5}, torch::kDouble), torch::randn({40, 3}, torch::kDouble)};
-  auto p = std::make_shared<Preconditioner>(*pb.model, PreconditionerOptions().fisher(FisherType::Exact).refresh_period(1));
+  auto p = std::make_shared<Preconditioner>(*pb.model,
+                                            PreconditionerOptions().fisher(FisherType::Exact).refresh_period(1));
   QModelOptimizer q(p, QModelOptions().initial_lambda(1e-6).l2(0).averaging_decay(0));
   // The least-squares optimum of the affine model.
   auto xa = torch::cat({pb.x, torch::ones({40, 1}, torch::kDouble)}, 1);

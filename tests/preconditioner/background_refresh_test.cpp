@@ -36,7 +36,8 @@ TEST(BackgroundRefresh, UsesTheDecompositionsOfOneRefreshPeriodEarlier) {
     torch::manual_seed(41);
     Twins t;
     const auto opts = PreconditionerOptions().method(method).refresh_period(period).seed(3);
-    Preconditioner sync(*t.sync_model, opts), background(*t.background_model, PreconditionerOptions(opts).background_refresh(true));
+    Preconditioner sync(*t.sync_model, opts),
+        background(*t.background_model, PreconditionerOptions(opts).background_refresh(true));
     const auto probe = probe_matrices(sync);
     std::vector<std::vector<at::Tensor>> sync_out, background_out;
     for (int64_t k = 0; k < steps; ++k) {
@@ -72,12 +73,12 @@ TEST(BackgroundRefresh, FailureIsReportedAtAdoptionAndKeepsThePreviousDecomposit
                           torch::randn({7, 3}, torch::kDouble), LossKind::SquaredError);
   };
   const auto probe = probe_matrices(p);
-  step();                                              // step 0: synchronous first decomposition
+  step();  // step 0: synchronous first decomposition
   const auto first = p.precondition_layers(probe);
   linalg::testing::inject_decomposition_failures(2);  // the worker's first decomposition (layer 0) fails twice
-  auto s1 = step();                                    // step 1: launches; nothing to adopt yet
+  auto s1 = step();                                   // step 1: launches; nothing to adopt yet
   EXPECT_EQ(s1.refresh_failures, 0);
-  auto s2 = step();                                    // step 2: adopts (layer 0 failed), launches again
+  auto s2 = step();  // step 2: adopts (layer 0 failed), launches again
   linalg::testing::inject_decomposition_failures(0);
   EXPECT_EQ(s2.refresh_failures, 1);
   ASSERT_FALSE(s2.messages.empty());

@@ -32,13 +32,11 @@ struct Classifier {
   // Statistics (if due) and a backward; `huge` puts one finite but huge entry (1e308) into the first gradient.
   void statistics_and_gradients(Preconditioner& p, bool huge = false) {
     model->zero_grad();
-    p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x,
-                        LossKind::SoftmaxCrossEntropy, y);
+    p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SoftmaxCrossEntropy, y);
     kfac::loss(model->forward(x), y, LossKind::SoftmaxCrossEntropy).backward();
     if (huge) model->parameters()[0].mutable_grad()[0][0] = 1e308;
   }
 };
-
 
 class EveryMethod : public ::testing::TestWithParam<std::string> {};
 
@@ -64,7 +62,8 @@ TEST_P(EveryMethod, ANonFiniteDirectionIsSkippedAndTheWeightsStayUnchanged) {
   // Caught at the direction, before any gradient was rewritten: the raw gradient is still there.
   EXPECT_EQ(c.model->parameters()[0].grad()[0][0].item<double>(), 1e308);
   bool named = false;
-  for (const auto& m : opt.last_stats().messages) named |= m.find("non-finite preconditioned direction") != std::string::npos;
+  for (const auto& m : opt.last_stats().messages)
+    named |= m.find("non-finite preconditioned direction") != std::string::npos;
   EXPECT_TRUE(named);
   c.statistics_and_gradients(*p);  // and the run goes on
   opt.step();

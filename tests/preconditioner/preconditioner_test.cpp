@@ -28,23 +28,42 @@ std::string error_of(F&& f) {
 TEST(Options, InvalidValuesFailNamingOptionAndValue) {
   auto model = mlp({3, 2});
   auto build = [&](PreconditionerOptions o) { return [&model, o] { Preconditioner p(*model, o); }; };
-  EXPECT_THAT(error_of(build(PreconditionerOptions().damping(-1))), HasSubstr("damping must be finite and > 0, got -1"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().damping(-1))),
+              HasSubstr("damping must be finite and > 0, got -1"));
   EXPECT_THAT(error_of(build(PreconditionerOptions().stats_period(0))), HasSubstr("stats_period must be >= 1, got 0"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().refresh_period(-3))), HasSubstr("refresh_period must be >= 1, got -3"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().refresh_period(-3))),
+              HasSubstr("refresh_period must be >= 1, got -3"));
   EXPECT_THAT(error_of(build(PreconditionerOptions().ema_decay(1.0))), HasSubstr("ema_decay must be in [0, 1), got 1"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().fisher_samples(0))), HasSubstr("fisher_samples must be >= 1, got 0"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().stats_fraction(1.5))), HasSubstr("stats_fraction must be in (0, 1], got 1.5"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().method("nope"))), HasSubstr("unknown method 'nope'; valid methods: kfac, ekfac, tkfac, tekfac"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().factor_dtype(torch::kHalf))), HasSubstr("factor_dtype must be float32 or float64, got Half"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().damping_mode(DampingMode::Eigen).inverse_method(InverseMethod::Cholesky))),
-              HasSubstr("inverse_method 'cholesky' cannot be combined with damping_mode 'eigen'"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().max_consecutive_failures(0))), HasSubstr("max_consecutive_failures must be >= 1, got 0"));
-  EXPECT_THAT(error_of(build(PreconditionerOptions().with(EigenCorrectedOptions().spectrum_period(0)))), HasSubstr("spectrum_period must be >= 1, got 0"));
-  EXPECT_THAT(error_of([&] { KfacOptimizer(model->parameters(), std::make_shared<Preconditioner>(*model), KfacOptimizerOptions(0.1).momentum(1.5)); }),
+  EXPECT_THAT(error_of(build(PreconditionerOptions().fisher_samples(0))),
+              HasSubstr("fisher_samples must be >= 1, got 0"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().stats_fraction(1.5))),
+              HasSubstr("stats_fraction must be in (0, 1], got 1.5"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().method("nope"))),
+              HasSubstr("unknown method 'nope'; valid methods: kfac, ekfac, tkfac, tekfac"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().factor_dtype(torch::kHalf))),
+              HasSubstr("factor_dtype must be float32 or float64, got Half"));
+  EXPECT_THAT(
+      error_of(build(PreconditionerOptions().damping_mode(DampingMode::Eigen).inverse_method(InverseMethod::Cholesky))),
+      HasSubstr("inverse_method 'cholesky' cannot be combined with damping_mode 'eigen'"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().max_consecutive_failures(0))),
+              HasSubstr("max_consecutive_failures must be >= 1, got 0"));
+  EXPECT_THAT(error_of(build(PreconditionerOptions().with(EigenCorrectedOptions().spectrum_period(0)))),
+              HasSubstr("spectrum_period must be >= 1, got 0"));
+  EXPECT_THAT(error_of([&] {
+                KfacOptimizer(model->parameters(), std::make_shared<Preconditioner>(*model),
+                              KfacOptimizerOptions(0.1).momentum(1.5));
+              }),
               HasSubstr("momentum must be in [0, 1), got 1.5"));
-  EXPECT_THAT(error_of([&] { KfacOptimizer(model->parameters(), std::make_shared<Preconditioner>(*model), KfacOptimizerOptions(-0.1)); }),
+  EXPECT_THAT(error_of([&] {
+                KfacOptimizer(model->parameters(), std::make_shared<Preconditioner>(*model),
+                              KfacOptimizerOptions(-0.1));
+              }),
               HasSubstr("lr must be finite and > 0, got -0.1"));
-  EXPECT_THAT(error_of([] { torch::nn::Sequential empty; Preconditioner p(*empty); }), HasSubstr("no K-FAC layers"));
+  EXPECT_THAT(error_of([] {
+                torch::nn::Sequential empty;
+                Preconditioner p(*empty);
+              }),
+              HasSubstr("no K-FAC layers"));
 }
 
 TEST(Capture, LayerThatDidNotRunIsNamed) {
@@ -71,7 +90,8 @@ TEST(Capture, NothingIsRetainedOffStatisticsSteps) {
   auto y = torch::randn({5, 2}, torch::kDouble);
   auto s0 = stats_and_step(p, model, x, y, LossKind::SquaredError);
   EXPECT_TRUE(s0.statistics_updated);
-  EXPECT_FALSE(p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SquaredError));
+  EXPECT_FALSE(p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x,
+                                   LossKind::SquaredError));
   model->forward(x);
   for (const auto& l : p.layers()) {
     EXPECT_EQ(l.slot->taps(), 0);
@@ -146,35 +166,37 @@ std::vector<double> train_kfac(torch::nn::Sequential model, KfacOptimizer& opt, 
 
 TEST(Checkpoint, SaveLoadContinueIsBitwiseIdentical) {
   for (const bool background : {false, true}) {  // background: saved while the worker refreshes (steps 3 → 6)
-  SCOPED_TRACE(background ? "background refresh" : "synchronous refresh");
-  torch::manual_seed(14);
-  auto x = torch::randn({16, 4}, torch::kDouble), y = torch::randn({16, 2}, torch::kDouble);
-  auto opts = PreconditionerOptions().refresh_period(3).fisher(FisherType::Sampled).seed(5).background_refresh(background);
-  auto make = [&](torch::nn::Sequential m) {
-    return KfacOptimizer(m->parameters(), std::make_shared<Preconditioner>(*m, opts), KfacOptimizerOptions(0.05));
-  };
-  auto model_a = mlp({4, 6, 2});
-  auto model_b = mlp({4, 6, 2});
-  {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < model_a->parameters().size(); ++i) model_b->parameters()[i].copy_(model_a->parameters()[i]);
-  }
-  auto opt_a = make(model_a);
-  train_kfac(model_a, opt_a, x, y, 10);
+    SCOPED_TRACE(background ? "background refresh" : "synchronous refresh");
+    torch::manual_seed(14);
+    auto x = torch::randn({16, 4}, torch::kDouble), y = torch::randn({16, 2}, torch::kDouble);
+    auto opts =
+        PreconditionerOptions().refresh_period(3).fisher(FisherType::Sampled).seed(5).background_refresh(background);
+    auto make = [&](torch::nn::Sequential m) {
+      return KfacOptimizer(m->parameters(), std::make_shared<Preconditioner>(*m, opts), KfacOptimizerOptions(0.05));
+    };
+    auto model_a = mlp({4, 6, 2});
+    auto model_b = mlp({4, 6, 2});
+    {
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < model_a->parameters().size(); ++i)
+        model_b->parameters()[i].copy_(model_a->parameters()[i]);
+    }
+    auto opt_a = make(model_a);
+    train_kfac(model_a, opt_a, x, y, 10);
 
-  auto opt_b = make(model_b);
-  train_kfac(model_b, opt_b, x, y, 4);
-  std::stringstream model_bytes, opt_bytes;
-  torch::save(model_b, model_bytes);
-  torch::save(opt_b, opt_bytes);
-  auto model_c = mlp({4, 6, 2});
-  torch::load(model_c, model_bytes);
-  auto opt_c = make(model_c);
-  torch::load(opt_c, opt_bytes);
-  EXPECT_EQ(opt_c.preconditioner().steps(), 4);
-  train_kfac(model_c, opt_c, x, y, 6);
-  for (size_t i = 0; i < model_a->parameters().size(); ++i)
-    EXPECT_TRUE(torch::equal(model_a->parameters()[i], model_c->parameters()[i])) << "parameter " << i;
+    auto opt_b = make(model_b);
+    train_kfac(model_b, opt_b, x, y, 4);
+    std::stringstream model_bytes, opt_bytes;
+    torch::save(model_b, model_bytes);
+    torch::save(opt_b, opt_bytes);
+    auto model_c = mlp({4, 6, 2});
+    torch::load(model_c, model_bytes);
+    auto opt_c = make(model_c);
+    torch::load(opt_c, opt_bytes);
+    EXPECT_EQ(opt_c.preconditioner().steps(), 4);
+    train_kfac(model_c, opt_c, x, y, 6);
+    for (size_t i = 0; i < model_a->parameters().size(); ++i)
+      EXPECT_TRUE(torch::equal(model_a->parameters()[i], model_c->parameters()[i])) << "parameter " << i;
   }
 }
 

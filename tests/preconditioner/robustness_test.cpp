@@ -72,9 +72,7 @@ TEST(Robustness, FailedRefreshKeepsPreviousDecompositionThenStops) {
   Fixture f;
   Preconditioner p(*f.model, PreconditionerOptions().refresh_period(1).max_consecutive_failures(3));
   f.step(p);  // a good decomposition for every layer
-  auto direction = [&] {
-    return p.curvature(0).precondition(torch::ones({4, 4}, torch::kDouble), p.damping());
-  };
+  auto direction = [&] { return p.curvature(0).precondition(torch::ones({4, 4}, torch::kDouble), p.damping()); };
   const auto good = direction();
   for (int failure = 1; failure <= 2; ++failure) {
     linalg::testing::inject_decomposition_failures(2);  // both tries of layer 0 fail

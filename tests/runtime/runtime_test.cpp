@@ -82,10 +82,10 @@ INSTANTIATE_TEST_SUITE_P(
                       KernelCase{"prescott", kAvx2, "Haswell"},  // names compare case-insensitively
                       KernelCase{"Prescott", kAvx, "Sandybridge"}, KernelCase{"Nehalem", kAvx2, "Haswell"},
                       KernelCase{"Sandybridge", kAvx2, "Haswell"}, KernelCase{"Haswell", kAvx512, "SkylakeX"},
-                      KernelCase{"Prescott", kSse, ""},         // nothing better for an SSE-only CPU
+                      KernelCase{"Prescott", kSse, ""},  // nothing better for an SSE-only CPU
                       KernelCase{"Haswell", kAvx2, ""}, KernelCase{"Zen", kAvx2, ""},
                       KernelCase{"SkylakeX", kAvx512, ""}, KernelCase{"Cooperlake", kAvx512Bf16, ""},
-                      KernelCase{"SkylakeX", kAvx512Bf16, ""},  // same level: no relaunch for BF16 alone
+                      KernelCase{"SkylakeX", kAvx512Bf16, ""},    // same level: no relaunch for BF16 alone
                       KernelCase{"SomeFutureCore", kAvx512, ""},  // unknown name: decide nothing
                       KernelCase{"", kAvx512, ""}),
     [](const auto& info) { return "case" + std::to_string(info.index); });

@@ -16,8 +16,6 @@ inline StepStats stats_and_step(Preconditioner& p, torch::nn::Sequential& model,
   return p.step();
 }
 
-inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
-  return (a - b).abs().max().item<double>();
-}
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 }  // namespace kfac::test

@@ -17,10 +17,11 @@ torch::nn::Sequential mlp(const std::vector<int64_t>& widths, bool bias, bool li
 }
 
 torch::nn::Sequential cnn(int64_t outputs, bool bias) {
-  torch::nn::Sequential net(
-      kfac::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1).bias(bias)), torch::nn::Functional(torch::tanh),
-      kfac::nn::Conv2d(torch::nn::Conv2dOptions(3, 2, 2).stride(2).bias(bias)), torch::nn::Functional(torch::tanh),
-      torch::nn::Flatten(), kfac::nn::Linear(torch::nn::LinearOptions(8, outputs).bias(bias)));
+  torch::nn::Sequential net(kfac::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1).bias(bias)),
+                            torch::nn::Functional(torch::tanh),
+                            kfac::nn::Conv2d(torch::nn::Conv2dOptions(3, 2, 2).stride(2).bias(bias)),
+                            torch::nn::Functional(torch::tanh), torch::nn::Flatten(),
+                            kfac::nn::Linear(torch::nn::LinearOptions(8, outputs).bias(bias)));
   net->to(torch::kDouble);
   return net;
 }

@@ -52,8 +52,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadCsv{"overflow", row("1", "0.5", "1e50"), "'1e50' is out of range for a float"},
         BadCsv{"negative_pixel", row("1", "0.5", "-3"), "pixel -3 is outside 0-255"},
         BadCsv{"mixed_scales", row("1", "0.5") + row("2", "200"), "line 1 holds fractional pixels although line 2"},
-        BadCsv{"short_row", "1,2,3\n", "line 1 has 3 columns"},
-        BadCsv{"empty", "label,p1\n", "has no data rows"},
+        BadCsv{"short_row", "1,2,3\n", "line 1 has 3 columns"}, BadCsv{"empty", "label,p1\n", "has no data rows"},
         BadCsv{"header_not_first", row("1", "0.5") + "label,p1\n", "line 2: 'label' is not a number"}),
     [](const auto& info) { return info.param.name; });
 

@@ -97,7 +97,8 @@ TEST(OptionFlags, ABadValueNamesTheFlagAndTheRange) {
     }
     return std::string();
   };
-  EXPECT_THAT(message({"--refresh-period", "0"}), ::testing::HasSubstr("'0' is out of range (it must be a whole number from 1"));
+  EXPECT_THAT(message({"--refresh-period", "0"}),
+              ::testing::HasSubstr("'0' is out of range (it must be a whole number from 1"));
   EXPECT_THAT(message({"--damping", "-1"}), ::testing::HasSubstr("it must be a number > 0"));
   EXPECT_THAT(message({"--damping-mode", "eigne"}), ::testing::HasSubstr("eigne not in {factored,eigen}"));
 }

@@ -102,9 +102,9 @@ TEST(OptionTable, EqualityAndDifferencesCoverEveryOptionInEffect) {
 TEST(OptionTable, AUserMethodBringsItsOwnBlock) {
   struct ShrinkOptions {
     static const OptionTable<ShrinkOptions>& table() {
-      static const OptionTable<ShrinkOptions> t(
-          "shrink", "test method", {field<ShrinkOptions>(KFAC_FIELD(ShrinkOptions, shrinkage), "Shrinkage toward I",
-                                                         bounded(between(0, 1)))});
+      static const OptionTable<ShrinkOptions> t("shrink", "test method",
+                                                {field<ShrinkOptions>(KFAC_FIELD(ShrinkOptions, shrinkage),
+                                                                      "Shrinkage toward I", bounded(between(0, 1)))});
       return t;
     }
     TORCH_ARG(double, shrinkage) = 0.5;

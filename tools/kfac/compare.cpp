@@ -27,6 +27,7 @@ double final_minibatch_loss(const TrainResult& r) { return smoothed_loss(r.histo
 // with quotes, spaces, `$` or newlines is only a name. True if it ran and exited with 0.
 bool run_in(const std::string& dir, std::vector<std::string> args, const std::string& log) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
@@ -46,9 +47,8 @@ void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, c
   gp << "set terminal pngcairo size 900,600 enhanced font 'sans,11'\n"
      << "set datafile separator ','\nset key top right\nset grid\n"
      << "set ylabel 'training loss (minibatch)'\n";
-  for (const auto& [file, column, label] :
-       {std::tuple<const char*, int, const char*>{"loss_vs_step.png", 1, "step"},
-        {"loss_vs_seconds.png", 3, "wall-clock seconds"}}) {
+  for (const auto& [file, column, label] : {std::tuple<const char*, int, const char*>{"loss_vs_step.png", 1, "step"},
+                                            {"loss_vs_seconds.png", 3, "wall-clock seconds"}}) {
     gp << "set output '" << file << "'\nset title '" << title << "'\nset xlabel '" << label << "'\nplot ";
     for (size_t i = 0; i < runs.size(); ++i)
       gp << (i ? ", " : "") << "'" << runs[i].config.method << ".csv' every ::1 using " << column
@@ -105,9 +105,10 @@ std::string run_compare(const CompareConfig& cfg) {
   char buf[512];
   for (const auto& r : runs) {
     const double t = seconds_to_loss(r.history, target);
-    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | %s |\n",
-                  r.config.method.c_str(), r.lr, r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
-                  std::isnan(r.timing.refresh_mean) ? "–" : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
+    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | %s |\n", r.config.method.c_str(),
+                  r.lr, r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
+                  std::isnan(r.timing.refresh_mean) ? "–"
+                                                    : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
                   std::isnan(sgd) ? "–" : (std::to_string(r.seconds_per_step / sgd).substr(0, 4)).c_str(),
                   std::isnan(t) ? "not reached" : (std::to_string(t).substr(0, 5)).c_str());
     md << buf;

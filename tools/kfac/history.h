@@ -11,8 +11,8 @@ namespace kfac::tool {
 
 struct HistoryPoint {
   int64_t step;
-  double train_loss;  ///< minibatch loss before the update
-  double seconds;     ///< wall time since the start of training
+  double train_loss;          ///< minibatch loss before the update
+  double seconds;             ///< wall time since the start of training
   double step_seconds = NAN;  ///< wall time of this step (data, statistics, forward, backward, update)
   bool refreshed = false;     ///< the preconditioner recomputed decompositions in this step
 };
@@ -23,7 +23,7 @@ constexpr int64_t kTimingWarmup = 2;
 /// Seconds per step over every step from kTimingWarmup on (all steps when the run is no longer), refresh steps
 /// included, so runs of any length weigh refreshes by their real frequency. Defined once, here (docs/design.md).
 struct StepTiming {
-  double mean = 0;            ///< the figure reported as seconds_per_step
+  double mean = 0;  ///< the figure reported as seconds_per_step
   double median = 0;
   double refresh_mean = NAN;  ///< mean over the timed steps that refreshed (NaN if none)
   int64_t steps = 0, refresh_steps = 0;

@@ -86,9 +86,10 @@ int launch_local_ranks(int ranks, int port, double timeout_s, char** argv) {
         result = code;
         if (code != 130)  // 130: Ctrl-C, every rank checkpoints and stops by itself
           std::fprintf(stderr, "kfac: rank %zu of %d %s %d; waiting up to %.0f s for the other ranks to stop\n", r,
-                     ranks, WIFEXITED(status) ? "exited with code" : "was killed by signal",
-                     WIFEXITED(status) ? code : WTERMSIG(status), timeout_s + 5);
-        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>((timeout_s + 5) * 1000));
+                       ranks, WIFEXITED(status) ? "exited with code" : "was killed by signal",
+                       WIFEXITED(status) ? code : WTERMSIG(status), timeout_s + 5);
+        deadline = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>((timeout_s + 5) * 1000));
       }
     }
     if (const int signal = g_signal; signal != 0) {

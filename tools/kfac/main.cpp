@@ -57,11 +57,13 @@ std::string entries(const Table& table) {
 
 // How the tool sets up the process (kfac/runtime/setup.h), for every subcommand.
 void add_runtime_flags(CLI::App* sub, kfac::runtime::RuntimeSetup& setup) {
-  sub->add_flag_function("--keep-blas-kernel", [&setup](int64_t) { setup.select_blas_kernel = false; },
-                         "Keep the kernel OpenBLAS chose even when it is below the CPU's instruction set (default: "
-                         "start again once with OPENBLAS_CORETYPE set to the best one; also KFAC_BLAS_AUTOSELECT=0)");
-  sub->add_flag_function("--keep-subnormals", [&setup](int64_t) { setup.flush_denormal = false; },
-                         "Compute with subnormal floats instead of flushing them to zero (slower)");
+  sub->add_flag_function(
+      "--keep-blas-kernel", [&setup](int64_t) { setup.select_blas_kernel = false; },
+      "Keep the kernel OpenBLAS chose even when it is below the CPU's instruction set (default: "
+      "start again once with OPENBLAS_CORETYPE set to the best one; also KFAC_BLAS_AUTOSELECT=0)");
+  sub->add_flag_function(
+      "--keep-subnormals", [&setup](int64_t) { setup.flush_denormal = false; },
+      "Compute with subnormal floats instead of flushing them to zero (slower)");
 }
 
 // The training flags shared by `train` and `compare`.
@@ -72,41 +74,48 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option("--dataset", cfg.dataset, "Data: " + entries(kfac::tool::dataset_table()))
       ->check(CLI::IsMember(kfac::tool::dataset_names()));
   if (with_method)
-    t->add_option("--method", cfg.method, "Method: a baseline (" + join(kfac::tool::baseline_names()) +
-                                             ") or a curvature method (" + kfac::registered_method_names() +
-                                             "), optionally with a global stage: kfac+residual");
+    t->add_option("--method", cfg.method,
+                  "Method: a baseline (" + join(kfac::tool::baseline_names()) + ") or a curvature method (" +
+                      kfac::registered_method_names() + "), optionally with a global stage: kfac+residual");
   // Applied as soon as it is read, before the other flags' values (which CLI11 stores after parsing) override it.
-  t->add_option_function<std::string>("--preset", [&cfg](const std::string& name) { kfac::tool::apply_preset(name, cfg); },
-                                      "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, koroko: the "
-                                      "papers' and reference codes' setups); explicit flags override it")
+  t->add_option_function<std::string>(
+       "--preset", [&cfg](const std::string& name) { kfac::tool::apply_preset(name, cfg); },
+       "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, koroko: the "
+       "papers' and reference codes' setups); explicit flags override it")
       ->check(CLI::IsMember(kfac::tool::preset_names()))
       ->trigger_on_parse();
   t->add_option("--steps", cfg.steps, "Training steps")->check(whole_in(1, kMaxSteps));
   t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(whole_in(1, kMaxBatch));
   // Unset = the method's default: values, never sentinels, so a NaN is an error and not a default in disguise.
-  t->add_option_function<double>("--lr", [&cfg](double v) { cfg.lr = v; }, "Learning rate; default sgd 0.01, adam "
-                                 "1e-3, K-FAC methods 0.1 on the autoencoder; 0.05, 1e-3, 0.05 otherwise")
+  t->add_option_function<double>(
+       "--lr", [&cfg](double v) { cfg.lr = v; },
+       "Learning rate; default sgd 0.01, adam "
+       "1e-3, K-FAC methods 0.1 on the autoencoder; 0.05, 1e-3, 0.05 otherwise")
       ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("auto");
-  t->add_option_function<double>("--momentum", [&cfg](double v) { cfg.momentum = v; },
-                                 "Momentum; default sgd 0.9, K-FAC methods 0.5")
+  t->add_option_function<double>(
+       "--momentum", [&cfg](double v) { cfg.momentum = v; }, "Momentum; default sgd 0.9, K-FAC methods 0.5")
       ->check(real_in(0, 1, false, /*high_open=*/true))
       ->default_str("auto");
   t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(real_in(0, kInf));
-  t->add_option_function<double>("--kl-clip", [&cfg](double v) { cfg.kl_clip = v; }, "KL-clip bound of K-FAC "
-                                 "methods (0 disables); default 0.1 for the autoencoder, 0.01 otherwise")
+  t->add_option_function<double>(
+       "--kl-clip", [&cfg](double v) { cfg.kl_clip = v; },
+       "KL-clip bound of K-FAC "
+       "methods (0 disables); default 0.1 for the autoencoder, 0.01 otherwise")
       ->check(real_in(0, kInf))
       ->default_str("auto");
   kfac::tool::add_preconditioner_flags(t, cfg.preconditioner);
-  t->add_option("--step-rule", cfg.step_rule, "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
-                                             "K-FAC paper's quadratic model with adaptive λ and γ)")
+  t->add_option("--step-rule", cfg.step_rule,
+                "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
+                "K-FAC paper's quadratic model with adaptive λ and γ)")
       ->check(CLI::IsMember({"kl-clip", "qmodel"}));
   auto& q = cfg.qmodel;
-  t->add_option_function<double>("--initial-lambda", [&q](double v) { q.initial_lambda(v); },
-                                 "qmodel: initial Levenberg-Marquardt λ")
+  t->add_option_function<double>(
+       "--initial-lambda", [&q](double v) { q.initial_lambda(v); }, "qmodel: initial Levenberg-Marquardt λ")
       ->check(real_in(0, kInf, true))
       ->default_str("150");
-  t->add_option_function<double>("--l2", [&q](double v) { q.l2(v); }, "qmodel: L2 coefficient η of the objective")
+  t->add_option_function<double>(
+       "--l2", [&q](double v) { q.l2(v); }, "qmodel: L2 coefficient η of the objective")
       ->check(real_in(0, kInf))
       ->default_str("1e-05");
   t->add_flag("--batch-growth", cfg.batch_growth,
@@ -115,13 +124,16 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(whole_in(0, std::numeric_limits<int64_t>::max()));
   t->add_option("--data-dir,--data-path", cfg.data_dir, "Dataset directory or file (default: the installed one)");
   t->add_option("--device", cfg.device, "cpu or cuda");
-  t->add_option("--threads", raw.threads, "Intra-op threads (0 = the available cores, shared among local ranks, "
-                                         "unless OMP_NUM_THREADS is set)")->check(whole_in(0, kMaxThreads));
+  t->add_option("--threads", raw.threads,
+                "Intra-op threads (0 = the available cores, shared among local ranks, "
+                "unless OMP_NUM_THREADS is set)")
+      ->check(whole_in(0, kMaxThreads));
   t->add_option("--eval-examples", cfg.eval_examples, "Examples used for the final train/test loss")
       ->check(whole_in(1, kMaxBatch));
   t->add_flag("--quiet", cfg.quiet, "No progress line");
-  t->add_option("--checkpoint", cfg.checkpoint, "Checkpoint file (written atomically at the end, every "
-                                                "--checkpoint-every steps, and on Ctrl-C)");
+  t->add_option("--checkpoint", cfg.checkpoint,
+                "Checkpoint file (written atomically at the end, every "
+                "--checkpoint-every steps, and on Ctrl-C)");
   t->add_option("--checkpoint-every", cfg.checkpoint_every, "Steps between checkpoints (0 = end and Ctrl-C only)")
       ->check(whole_in(0, kMaxSteps));
   t->add_flag("--resume", cfg.resume, "Continue the run saved in --checkpoint exactly where it stopped");
@@ -129,14 +141,17 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
 }
 
 // Validates the preconditioner options once (with a method that has them all, for the comparison's sake).
-void finish_config(const TrainConfig& cfg) { kfac::validate(kfac::PreconditionerOptions(cfg.preconditioner).method("kfac")); }
+void finish_config(const TrainConfig& cfg) {
+  kfac::validate(kfac::PreconditionerOptions(cfg.preconditioner).method("kfac"));
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"kfac: Kronecker-factored natural-gradient optimizers for LibTorch"};
   app.require_subcommand(1);
-  app.set_config("--config", "", "Read options from a TOML/INI file ([train], [compare] or [fisher] sections, "
+  app.set_config("--config", "",
+                 "Read options from a TOML/INI file ([train], [compare] or [fisher] sections, "
                  "keys named as the long flags, e.g. steps = 200); explicit flags override it");
   app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not ignored
   TrainConfig cfg;
@@ -148,13 +163,19 @@ int main(int argc, char** argv) {
   int nproc = 1, master_port = 0;
   bool profile = false;
   train->add_flag("--profile", profile, "Print where a step's time goes (mean seconds per step of each phase)");
-  train->add_option("--nproc", nproc, "Data-parallel ranks to start on this machine (Gloo over 127.0.0.1); each "
-                    "trains on 1/N of every batch. External launchers set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
-                    "instead")->check(whole_in(1, kMaxLocalRanks));
+  train
+      ->add_option("--nproc", nproc,
+                   "Data-parallel ranks to start on this machine (Gloo over 127.0.0.1); each "
+                   "trains on 1/N of every batch. External launchers set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT "
+                   "instead")
+      ->check(whole_in(1, kMaxLocalRanks));
   train->add_option("--master-port", master_port, "TCP port of rank 0's store for --nproc (0 = a free one)")
       ->check(whole_in(0, 65535));
-  train->add_option("--dist-timeout", cfg.dist_timeout_s, "Seconds after which a dead or hung rank makes the others "
-                    "stop with an error")->check(real_in(0, static_cast<double>(kfac::kMaxTimeoutSeconds), true));
+  train
+      ->add_option("--dist-timeout", cfg.dist_timeout_s,
+                   "Seconds after which a dead or hung rank makes the others "
+                   "stop with an error")
+      ->check(real_in(0, static_cast<double>(kfac::kMaxTimeoutSeconds), true));
 
   kfac::tool::CompareConfig compare;
   auto* cmp = app.add_subcommand("compare", "Run several methods on the same data and seed; write a report folder "
@@ -171,8 +192,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mlp", "cnn"}));
   f->add_option("--examples", lab.examples, "Training examples in the exact Fisher")->check(whole_in(1, kMaxBatch));
   f->add_option("--damping", lab.damping, "Damping λ of the methods and of (F + λI)")->check(real_in(0, kInf, true));
-  f->add_option("--methods", lab.methods, "Methods to compare, e.g. kfac,ekfac,kfac+residual (default: every method "
-                "and kfac with every global stage)")->delimiter(',');
+  f->add_option("--methods", lab.methods,
+                "Methods to compare, e.g. kfac,ekfac,kfac+residual (default: every method "
+                "and kfac with every global stage)")
+      ->delimiter(',');
   f->add_option("--combine", lab.combine, "Two-level combination of the METHOD+SPACE rows")
       ->check(CLI::IsMember(kfac::enum_choices<kfac::CoarseCombine>()));
   f->add_option("--seed", lab.seed, "Seed of the model's initialization")
@@ -224,8 +247,7 @@ int main(int argc, char** argv) {
       std::printf("%s", kfac::tool::run_compare(compare).c_str());
       return 0;
     }
-    if (!kfac::tool::is_baseline(cfg.method))
-      kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
+    if (!kfac::tool::is_baseline(cfg.method)) kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
     const auto result = kfac::tool::train(cfg);
     const char* rank = std::getenv("RANK");
     if (rank != nullptr && std::atoi(rank) != 0) return 0;  // rank 0 reports for all

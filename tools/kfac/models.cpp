@@ -58,7 +58,8 @@ void sparse_init(torch::nn::Module& layer, int64_t nonzero) {
 
 namespace {
 Model build_autoencoder() {
-  return {"autoencoder", autoencoder({784, 1000, 500, 250, 30, 250, 500, 1000, 784}), LossKind::SigmoidCrossEntropy, true};
+  return {"autoencoder", autoencoder({784, 1000, 500, 250, 30, 250, 500, 1000, 784}), LossKind::SigmoidCrossEntropy,
+          true};
 }
 
 Model build_curves_autoencoder() {
@@ -68,7 +69,8 @@ Model build_curves_autoencoder() {
 
 Model build_faces_autoencoder() {
   // 25x25 inputs, Gaussian output (squared error) as in the paper
-  return {"faces-autoencoder", autoencoder({625, 2000, 1000, 500, 30, 500, 1000, 2000, 625}), LossKind::SquaredError, true, 25};
+  return {"faces-autoencoder", autoencoder({625, 2000, 1000, 500, 30, 500, 1000, 2000, 625}), LossKind::SquaredError,
+          true, 25};
 }
 
 Model build_deep_linear() {
@@ -143,14 +145,19 @@ Model build_cnn() {
 
 const std::vector<ModelEntry>& model_table() {
   static const std::vector<ModelEntry> table{
-      {"autoencoder", "the K-FAC paper's MNIST autoencoder 784-1000-500-250-30-250-500-1000-784 (logistic units, sparse init, Bernoulli output)", build_autoencoder},
+      {"autoencoder",
+       "the K-FAC paper's MNIST autoencoder 784-1000-500-250-30-250-500-1000-784 (logistic units, sparse init, "
+       "Bernoulli output)",
+       build_autoencoder},
       {"curves-autoencoder", "the paper's CURVES autoencoder 784-400-200-100-50-25-6-...", build_curves_autoencoder},
-      {"faces-autoencoder", "the paper's FACES autoencoder 625-2000-1000-500-30-... on 25x25 inputs, Gaussian output", build_faces_autoencoder},
+      {"faces-autoencoder", "the paper's FACES autoencoder 625-2000-1000-500-30-... on 25x25 inputs, Gaussian output",
+       build_faces_autoencoder},
       {"mlp", "classifier 784-256-128-10 with ReLU", build_mlp},
       {"deep-linear", "784-64x16-10 without nonlinearity (Koroko et al.'s deep linear network)", build_deep_linear},
       {"cnn", "conv3x3(32)-pool-conv3x3(64)-pool-fc(1600,128)-fc(128,10) with ReLU", build_cnn},
       {"cuda-convnet", "three 5x5 convolutions (32, 32, 64) with pooling and a linear classifier", build_cuda_convnet},
-      {"resnet", "a small residual network: stem, two residual blocks (16 and 32 channels), global pooling", build_resnet},
+      {"resnet", "a small residual network: stem, two residual blocks (16 and 32 channels), global pooling",
+       build_resnet},
   };
   return table;
 }

@@ -64,10 +64,12 @@ void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options) {
     const auto flag = spec.cli_name();
     const auto default_text = format_value(spec, spec.default_value);
     if (spec.type == OptionType::Flag) {
-      app->add_flag_callback(names_of(flag), [&options, spec] { set_from_flag(options, spec, true); },
-                             spec.doc + (default_text == "true" ? " (default)" : ""));
-      app->add_flag_callback(names_of("no-" + flag), [&options, spec] { set_from_flag(options, spec, false); },
-                             "Turn off --" + flag + (default_text == "false" ? " (default)" : ""));
+      app->add_flag_callback(
+          names_of(flag), [&options, spec] { set_from_flag(options, spec, true); },
+          spec.doc + (default_text == "true" ? " (default)" : ""));
+      app->add_flag_callback(
+          names_of("no-" + flag), [&options, spec] { set_from_flag(options, spec, false); },
+          "Turn off --" + flag + (default_text == "false" ? " (default)" : ""));
       continue;
     }
     auto* o = app->add_option_function<std::string>(

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 
 namespace kfac::tool {
@@ -9,7 +10,7 @@ namespace kfac::tool {
 namespace {
 std::string clock(double seconds) {
   if (!(seconds < 3600.0 * 24 * 365 * 100)) return "--:--";  // a century or more, or NaN: no integer cast (UB)
-  const auto s = static_cast<long long>(seconds + 0.5);
+  const auto s = std::llround(seconds);
   char buf[48];
   std::snprintf(buf, sizeof(buf), "%lld:%02lld", s / 60, s % 60);
   return buf;

@@ -32,10 +32,9 @@ std::string number(double v) {
 std::string training_options(const TrainConfig& c) {
   const auto optional = [](const std::optional<double>& v) { return v ? number(*v) : std::string("default"); };
   std::ostringstream s;
-  s << "dataset " << c.dataset << "\ndata-dir " << c.data_dir << "\nbatch-size " << c.batch_size
-    << "\nbatch-growth " << c.batch_growth << "\nseed " << c.seed << "\nlr " << optional(c.lr) << "\nmomentum "
-    << optional(c.momentum) << "\nkl-clip " << optional(c.kl_clip) << "\nweight-decay " << number(c.weight_decay)
-    << "\n";
+  s << "dataset " << c.dataset << "\ndata-dir " << c.data_dir << "\nbatch-size " << c.batch_size << "\nbatch-growth "
+    << c.batch_growth << "\nseed " << c.seed << "\nlr " << optional(c.lr) << "\nmomentum " << optional(c.momentum)
+    << "\nkl-clip " << optional(c.kl_clip) << "\nweight-decay " << number(c.weight_decay) << "\n";
   return s.str();
 }
 
@@ -56,13 +55,15 @@ void check_checkpoint_destination(const TrainConfig& c) {
   std::error_code ec;
   KFAC_CHECK(!fs::is_directory(c.checkpoint, ec), "--checkpoint '", c.checkpoint, "' is a directory; give a file name");
   if (!c.resume && fs::exists(c.checkpoint, ec))
-    KFAC_CHECK(c.overwrite, "checkpoint '", c.checkpoint, "' already exists; continue that run with --resume, or "
+    KFAC_CHECK(c.overwrite, "checkpoint '", c.checkpoint,
+               "' already exists; continue that run with --resume, or "
                "replace it with --overwrite");
   const std::string probe = c.checkpoint + ".tmp";
   const bool existed = fs::exists(probe, ec);
   {
     std::ofstream out(probe, std::ios::app);
-    KFAC_CHECK(out.good(), "cannot write the checkpoint '", c.checkpoint, "' (", std::strerror(errno), "); check that "
+    KFAC_CHECK(out.good(), "cannot write the checkpoint '", c.checkpoint, "' (", std::strerror(errno),
+               "); check that "
                "its folder exists and is writable");
   }
   if (!existed) fs::remove(probe, ec);
@@ -98,31 +99,43 @@ void save_run(const std::string& path, const TrainConfig& config, torch::nn::Seq
 
 RunState load_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,
                   torch::optim::Optimizer* opt, QModelOptimizer* qmodel) {
-  KFAC_CHECK(std::ifstream(path).good(), "--resume: checkpoint '", path, "' does not exist; run without --resume "
-             "first (with --checkpoint '", path, "')");
+  KFAC_CHECK(std::ifstream(path).good(), "--resume: checkpoint '", path,
+             "' does not exist; run without --resume "
+             "first (with --checkpoint '",
+             path, "')");
   verify_zip_crcs(path);
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   c10::IValue v;
   archive.read("run", v);
-  KFAC_CHECK(v.toStringRef() == identity(config), "checkpoint '", path, "' was written by a run of ",
-             v.toStringRef(), " (model/method/step rule), not ", identity(config));
+  KFAC_CHECK(v.toStringRef() == identity(config), "checkpoint '", path, "' was written by a run of ", v.toStringRef(),
+             " (model/method/step rule), not ", identity(config));
   if (archive.try_read("options", v)) {  // checkpoints from before this record have none to compare
     const auto saved = parse_options(v.toStringRef()), now = parse_options(training_options(config));
     std::string changed;
     for (const auto& [name, value] : now) {
       const auto it = saved.find(name);
       if (it != saved.end() && it->second != value)
-        changed += "\n  --" + name + ": " + it->second + " in the checkpoint, " + value + " now";
+        changed.append("\n  --")
+            .append(name)
+            .append(": ")
+            .append(it->second)
+            .append(" in the checkpoint, ")
+            .append(value)
+            .append(" now");
     }
-    KFAC_CHECK(changed.empty(), "--resume: checkpoint '", path, "' was written with other training options; resume "
-               "with the checkpoint's values, or start a new run:", changed);
+    KFAC_CHECK(changed.empty(), "--resume: checkpoint '", path,
+               "' was written with other training options; resume "
+               "with the checkpoint's values, or start a new run:",
+               changed);
   }
   RunState s;
   archive.read("next_step", v);
   s.next_step = v.toInt();
-  KFAC_CHECK(s.next_step <= config.steps, "--resume: checkpoint '", path, "' is at step ", s.next_step, ", beyond "
-             "--steps ", config.steps, "; give --steps ", s.next_step, " or more");
+  KFAC_CHECK(s.next_step <= config.steps, "--resume: checkpoint '", path, "' is at step ", s.next_step,
+             ", beyond "
+             "--steps ",
+             config.steps, "; give --steps ", s.next_step, " or more");
   archive.read("skipped_steps", v);
   s.skipped_steps = v.toInt();
   torch::Tensor history;

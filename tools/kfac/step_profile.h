@@ -13,7 +13,16 @@ namespace kfac::tool {
 
 class StepProfile {
  public:
-  enum Phase { StatisticsPass, ForwardBackward, OptimizerStep, FactorUpdate, Refresh, Precondition, GlobalStage, kCount };
+  enum Phase {
+    StatisticsPass,
+    ForwardBackward,
+    OptimizerStep,
+    FactorUpdate,
+    Refresh,
+    Precondition,
+    GlobalStage,
+    kCount
+  };
 
   void begin_step() { step_.fill(0.0); }
   void add(Phase phase, double seconds) { step_[phase] += seconds; }
@@ -33,7 +42,7 @@ class StepProfile {
   /// Mean seconds per timed step of each phase, named (the optimizer's parts indented under it).
   std::vector<std::pair<std::string, double>> means() const {
     static const char* names[kCount] = {"statistics pass", "forward + backward", "optimizer step", "  factor update",
-                                        "  refresh", "  preconditioning", "  global stage"};
+                                        "  refresh",       "  preconditioning",  "  global stage"};
     std::vector<std::pair<std::string, double>> out;
     for (size_t k = 0; k < total_.size(); ++k)
       out.emplace_back(names[k], timed_steps_ > 0 ? total_[k] / static_cast<double>(timed_steps_) : 0.0);

@@ -37,7 +37,8 @@ PreconditionerOptions with_method(PreconditionerOptions options, const std::stri
   auto stage = options.global_options();
   if (parts.size() > 1) apply_global_stage_name(stage, parts[1]);
   for (size_t i = 2; i < parts.size(); ++i) {
-    KFAC_CHECK(parts[i] == "krylov", "method spec '", spec, "': unknown part '", parts[i], "'; the form is METHOD, "
+    KFAC_CHECK(parts[i] == "krylov", "method spec '", spec, "': unknown part '", parts[i],
+               "'; the form is METHOD, "
                "METHOD+SPACE or METHOD+SPACE+krylov");
     stage.krylov(true);
   }
@@ -195,8 +196,10 @@ TrainResult train(const TrainConfig& cfg) {
   KFAC_CHECK(!cfg.lr || (std::isfinite(*cfg.lr) && *cfg.lr > 0), "--lr must be a finite number > 0, got ", *cfg.lr);
   KFAC_CHECK(!cfg.momentum || (*cfg.momentum >= 0 && *cfg.momentum < 1), "--momentum must be in [0, 1), got ",
              *cfg.momentum);
-  KFAC_CHECK(!cfg.kl_clip || (std::isfinite(*cfg.kl_clip) && *cfg.kl_clip >= 0), "--kl-clip must be a finite "
-             "number >= 0, got ", *cfg.kl_clip);
+  KFAC_CHECK(!cfg.kl_clip || (std::isfinite(*cfg.kl_clip) && *cfg.kl_clip >= 0),
+             "--kl-clip must be a finite "
+             "number >= 0, got ",
+             *cfg.kl_clip);
   if (std::getenv("RANK") == nullptr || std::atoi(std::getenv("RANK")) == 0) check_checkpoint_destination(cfg);
   torch::Device device(cfg.device);
   KFAC_CHECK(!device.is_cuda() || torch::cuda::is_available(), "--device ", cfg.device,
@@ -222,7 +225,8 @@ TrainResult train(const TrainConfig& cfg) {
 
   torch::manual_seed(cfg.seed);
   Model model = make_model(cfg.model);
-  KFAC_CHECK(cfg.dataset != "curves" || model.reconstructs_input, "the curves dataset has no labels; train an "
+  KFAC_CHECK(cfg.dataset != "curves" || model.reconstructs_input,
+             "the curves dataset has no labels; train an "
              "autoencoder on it (--model autoencoder, curves-autoencoder or faces-autoencoder)");
   const auto train_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, true), model.image_side);
   const auto test_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, false), model.image_side);
@@ -239,15 +243,20 @@ TrainResult train(const TrainConfig& cfg) {
   if (cfg.resume) {
     state = load_run(cfg.checkpoint, cfg, model.net, optimizer.optimizer(), optimizer.qmodel());
     for (int64_t s = 0; s < state.next_step; ++s) batches.next(batch_size(s));  // replay the batch stream
+    // A --damping that differs from the checkpoint's takes effect now, except under the quadratic model, whose λ
+    // adapts and is part of the state it resumes.
+    if (precond && !optimizer.qmodel() && precond->damping() != precond->options().damping()) {
+      precond->set_damping(precond->options().damping());
+      precond->refresh_all();
+    }
   }
   Progress progress(cfg.method + " " + cfg.model, cfg.steps, quiet);
-  const auto forward = [&](const at::Tensor& in) { return model.net->forward(in); };
   const double resumed_seconds = state.history.empty() ? 0.0 : state.history.back().seconds;
   const auto start = std::chrono::steady_clock::now();
   auto checkpoint = [&](int64_t next_step) {
     state.next_step = next_step;
     if (precond) precond->synchronize_statistics();  // collective: the factors are averaged lazily
-    if (rank != 0) return;  // every rank holds the same state
+    if (rank != 0) return;                           // every rank holds the same state
     save_run(cfg.checkpoint, cfg, model.net, optimizer.optimizer(), optimizer.qmodel(), state);
   };
   StepProfile profile;
@@ -280,16 +289,16 @@ TrainResult train(const TrainConfig& cfg) {
     }
     if (!std::isfinite(value)) {  // every rank sees the same averaged value, so all stop here
       progress.finish();
-      KFAC_CHECK(false, "step ", step, ": the training loss is ", value, "; stopping (the weights or the data hold a "
+      KFAC_CHECK(false, "step ", step, ": the training loss is ", value,
+                 "; stopping (the weights or the data hold a "
                  "NaN or an infinity). ",
                  cfg.checkpoint.empty() ? std::string("No checkpoint was written")
                                         : "The checkpoint '" + cfg.checkpoint + "' keeps the last one written before",
                  "; lower --lr, raise --damping, or check the data for NaN/inf values");
     }
     maybe_die_for_test(rank, step);
-    const auto outcome = optimizer.step(output, value, [&] {
-      return kfac::loss(model.net->forward(x), y, model.loss).item<double>();
-    }, profile);
+    const auto outcome = optimizer.step(
+        output, value, [&] { return kfac::loss(model.net->forward(x), y, model.loss).item<double>(); }, profile);
     const auto t1 = std::chrono::steady_clock::now();
     state.skipped_steps += outcome.skipped ? 1 : 0;
     profile.end_step(step >= kTimingWarmup || cfg.steps <= kTimingWarmup,  // as step_timing() counts them

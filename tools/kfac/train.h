@@ -23,7 +23,7 @@ struct TrainConfig {
   std::optional<double> lr;        ///< unset = the method's default (default_lr)
   std::optional<double> momentum;  ///< unset = the method's default (default_momentum)
   double weight_decay = 0;
-  std::optional<double> kl_clip;   ///< unset = the model's default (default_kl_clip); 0 disables
+  std::optional<double> kl_clip;  ///< unset = the model's default (default_kl_clip); 0 disables
   uint64_t seed = 0;
   PreconditionerOptions preconditioner;
   std::string step_rule = "kl-clip";  ///< K-FAC methods: kl-clip (KfacOptimizer) or qmodel (QModelOptimizer)
@@ -31,7 +31,7 @@ struct TrainConfig {
   /// The K-FAC paper's exponentially growing batch: batch_size at step 0 up to the whole training set at step 500.
   bool batch_growth = false;
   std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist | curves | idx | csv (data.h)
-  std::string data_dir;                  ///< directory or file of the dataset (default: the installed one)
+  std::string data_dir;                   ///< directory or file of the dataset (default: the installed one)
   std::string device = "cpu";
   int64_t eval_examples = 10000;
   bool quiet = false;
@@ -47,14 +47,14 @@ struct TrainConfig {
 struct TrainResult {
   TrainConfig config;
   double lr = 0, momentum = 0, kl_clip = 0;  ///< the values used (defaults resolved)
-  double train_loss = 0;  ///< loss on the first eval_examples training examples after training
-  double test_loss = 0;   ///< loss on the first eval_examples test examples after training
+  double train_loss = 0;                     ///< loss on the first eval_examples training examples after training
+  double test_loss = 0;                      ///< loss on the first eval_examples test examples after training
   double train_squared_error = NAN;  ///< autoencoders: Σ‖σ(z) − x‖² per example (the K-FAC paper's metric)
-  double seconds_per_step = 0;  ///< step_timing(history).mean
+  double seconds_per_step = 0;       ///< step_timing(history).mean
   StepTiming timing;
   int64_t skipped_steps = 0;
-  double peak_rss_mib = 0;  ///< peak resident memory of the process (training only, before evaluation)
-  int world_size = 1;       ///< ranks of a data-parallel run
+  double peak_rss_mib = 0;    ///< peak resident memory of the process (training only, before evaluation)
+  int world_size = 1;         ///< ranks of a data-parallel run
   double bytes_per_step = 0;  ///< bytes this rank passed to collectives per timed step (0 with one process)
   /// Mean seconds per timed step of each phase: statistics pass, forward + backward, optimizer step and, inside it,
   /// the preconditioner's factor update, refresh, preconditioning and global stage.

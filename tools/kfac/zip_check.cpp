@@ -23,7 +23,8 @@ void verify_zip_crcs(const std::string& path) {
   KFAC_CHECK(in.good(), "cannot open checkpoint '", path, "'");
   const std::vector<unsigned char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const auto corrupt = [&](const std::string& why) {
-    KFAC_CHECK(false, "checkpoint '", path, "' is damaged (", why, "); it cannot be resumed. Use an earlier copy, or "
+    KFAC_CHECK(false, "checkpoint '", path, "' is damaged (", why,
+               "); it cannot be resumed. Use an earlier copy, or "
                "start again without --resume");
   };
   // The end-of-central-directory record: signature 0x06054b50 within the last 64 KiB + 22 bytes.

@@ -2,7 +2,7 @@
 // implements, and the policy they share.
 //
 // A Curvature sees only matrices: the expanded statistics of a statistics step and the [d_G, d_A] gradient
-// matrix (conventions in kfac/layer_kind.h). It never sees modules, schedules or ranks.
+// matrix (conventions in kfac/layers/layer_kind.h). It never sees modules, schedules or ranks.
 //
 //   update(stats, decay)   fold one statistics step into the running estimates (EMA with the given decay)
 //   refresh(damping)       the amortized work (eigendecompositions / inverses); on NumericalError it must leave
@@ -96,7 +96,7 @@ class Curvature {
   /// Marks a decomposition received from the owner rank as usable.
   void adopt_refresh() { mark_ready(); }
 
-  // Background refresh (kfac/background_refresh.h): a copy is refreshed off the critical path, then adopted.
+  // Background refresh (kfac/preconditioner/background_refresh.h): a copy is refreshed off the critical path, then adopted.
   /// The context this curvature was built with (make_curvature(options.method(), context) builds a twin).
   const CurvatureContext& context() const { return context_; }
   /// Makes this curvature a deep copy of `other`'s state (same method and shape).

@@ -33,7 +33,8 @@ template <class Base>
 class EigenCorrected : public Base {
  public:
   EigenCorrected(CurvatureContext context, std::string name)
-      : Base(std::move(context)), name_(std::move(name)),
+      : Base(std::move(context)),
+        name_(std::move(name)),
         options_(this->context_.method_options.template get<EigenCorrectedOptions>()) {}
 
   std::string method() const override { return name_; }
@@ -50,8 +51,7 @@ class EigenCorrected : public Base {
     auto er = linalg::eigh_psd(this->output_factor(), this->what("output factor"), floor);
     const bool first = !q_a_.defined();
     q_a_ = el.vectors, q_g_ = er.vectors;
-    if (first || options_.reset_spectrum())
-      spectrum_ = at::outer(er.values, el.values) * this->kronecker_scale();
+    if (first || options_.reset_spectrum()) spectrum_ = at::outer(er.values, el.values) * this->kronecker_scale();
     this->mark_ready();
   }
 

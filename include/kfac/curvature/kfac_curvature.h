@@ -1,6 +1,6 @@
 // K-FAC (Martens & Grosse 2015) and KFC for convolutions (Grosse & Martens 2016).
 //
-// Factors, per location (convention 1 of the spec, docs/design.md "Conv |T| scaling"):
+// Factors, per location (convention 1 of the spec, docs/design.md §4, decision 1):
 //   A = 1/(B|T|) Σ_{b,t} ā āᵀ,   G = 1/(B|T|) Σ_{s,b,t} g gᵀ,   F ≈ |T| · A ⊗ G   (|T| = 1 for Linear).
 // Damping λ is added to the whole block, F + λI, for Linear and Conv2d alike:
 //   Factored (D1): |T|(A + πγ I) ⊗ (G + γ/π I), γ = √(λ/|T|), π = √((tr A/d_A)/(tr G/d_G)) (1 if degenerate);
@@ -33,8 +33,8 @@ class KfacCurvature : public KroneckerCurvature {
   at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;
   std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override;
 
-  at::Tensor a_, g_;                    // running factors
-  at::Tensor a_inv_, g_inv_;            // damped inverses (Factored)
+  at::Tensor a_, g_;                              // running factors
+  at::Tensor a_inv_, g_inv_;                      // damped inverses (Factored)
   at::Tensor a_vals_, a_vecs_, g_vals_, g_vecs_;  // eigendecompositions (Eigen)
 };
 

@@ -22,7 +22,7 @@ class KroneckerCurvature : public Curvature {
   at::Tensor lowest_mode() const override;
 
  private:
-  mutable at::Tensor lowest_mode_;       // cached per refresh
+  mutable at::Tensor lowest_mode_;  // cached per refresh
   mutable int64_t lowest_mode_key_ = -1;
 };
 

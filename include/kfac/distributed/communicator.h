@@ -56,12 +56,12 @@ class SingleProcess final : public Communicator {
 
 /// Bounds of what ProcessGroupOptions::from_environment accepts (and the tool's --nproc / --dist-timeout).
 constexpr long kMaxWorldSize = 1 << 16;
-constexpr long kMaxTimeoutSeconds = 7 * 24 * 3600;
+constexpr long kMaxTimeoutSeconds = 7L * 24 * 3600;
 
 /// How to reach the other ranks.
 struct ProcessGroupOptions {
-  std::string backend = "gloo";          ///< "gloo" (CPU tensors) or "nccl" (CUDA tensors)
-  std::string master_addr = "127.0.0.1"; ///< rank 0's TCP store address
+  std::string backend = "gloo";           ///< "gloo" (CPU tensors) or "nccl" (CUDA tensors)
+  std::string master_addr = "127.0.0.1";  ///< rank 0's TCP store address
   int master_port = 29500;
   int rank = 0;
   int world_size = 1;

@@ -1,5 +1,5 @@
 // Exact curvature-vector products on a minibatch, for the supported losses: the Gauss-Newton matrix
-// G = (1/B) Σ_b J_bᵀ H_b J_b, which equals the Fisher for these canonical-link losses (kfac/likelihood.h).
+// G = (1/B) Σ_b J_bᵀ H_b J_b, which equals the Fisher for these canonical-link losses (kfac/fisher/likelihood.h).
 //
 // `output` is the network output on the batch with its autograd graph alive; `params` the parameters the vectors
 // live on; a "vector" is a list of tensors shaped like `params`. J v is computed with the double-backward trick

@@ -2,7 +2,7 @@
 // densely. It is the oracle of the tests and of `kfac fisher`, and is independent of the statistics code: the true Fisher sums over the model's predictive distribution explicitly
 // (Σ_c p_c ∇log p_c ∇log p_cᵀ for softmax; σ(1−σ)∇z∇zᵀ per unit for Bernoulli; J ᵀJ for Gaussian).
 //
-// Parameters are ordered layer by layer as in `layers`, each as vec([W | b]) column-major (kfac/layer_kind.h).
+// Parameters are ordered layer by layer as in `layers`, each as vec([W | b]) column-major (kfac/layers/layer_kind.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>

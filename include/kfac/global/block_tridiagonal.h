@@ -23,11 +23,11 @@ namespace kfac {
 
 class BlockTridiagonal final : public GlobalStage {
  public:
-  explicit BlockTridiagonal(GlobalStageOptions options) : options_(std::move(options)) {}
+  explicit BlockTridiagonal(const GlobalStageOptions& options) : options_(options) {}
   std::string name() const override { return "block-tridiagonal K-FAC"; }
   void update(const CapturedFisher& fisher, double decay) override;
-  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
-                       const Preconditioner& pre, StepStats& stats) override;
+  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const Preconditioner& pre,
+               StepStats& stats) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                 const Preconditioner& pre) const override;
   std::vector<at::Tensor*> running_statistics() override;
@@ -40,10 +40,10 @@ class BlockTridiagonal final : public GlobalStage {
   const at::Tensor& cross_g(size_t i) const { return cross_g_.at(i); }
 
  private:
-  struct Link {                 // coupling of layer i to layer i+1, formed at refresh
-    at::Tensor psi_a, psi_g;    // Ψ^A_i, Ψ^G_i
-    at::Tensor k_a, k_g;        // generalized eigenvectors
-    at::Tensor denominator;     // 1 − s_G s_Aᵀ, [d_G, d_A]
+  struct Link {               // coupling of layer i to layer i+1, formed at refresh
+    at::Tensor psi_a, psi_g;  // Ψ^A_i, Ψ^G_i
+    at::Tensor k_a, k_g;      // generalized eigenvectors
+    at::Tensor denominator;   // 1 − s_G s_Aᵀ, [d_G, d_A]
   };
 
   GlobalStageOptions options_;

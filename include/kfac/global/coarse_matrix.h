@@ -6,7 +6,7 @@
 // the Kronecker coarse matrix a product of per-example scalar sums.
 //
 // Coarse matrices (undamped, float64, [K, K]):
-//   exact      (R₀ F R₀ᵀ)_kl = (1/B) Σ_{s,b} ⟨r_k, ∇_{sb}⟩⟨r_l, ∇_{sb}⟩                       (kfac/fisher_products.h)
+//   exact      (R₀ F R₀ᵀ)_kl = (1/B) Σ_{s,b} ⟨r_k, ∇_{sb}⟩⟨r_l, ∇_{sb}⟩                       (kfac/fisher/fisher_products.h)
 //   kronecker  (R₀ F̃ R₀ᵀ)_kl = vec(r_k)ᵀ (|T_m| Ā_ij ⊗ G_ij) vec(r_l), i = layer(k), j = layer(l), with the
 //              cross-layer factors Ā_ij = 1/(B|T_m|) Σ_{b,t} ā_i ā_jᵀ and G_ij = 1/(B|T_m|) Σ_{s,b,t} g_i g_jᵀ on the
 //              common grid T_m: each conv grid is downsampled (nearest) to the smaller height and width. For i = j

@@ -40,7 +40,7 @@ class GlobalStage {
   virtual void load(torch::serialize::InputArchive& archive) = 0;
 };
 
-/// The stage for options.two_level().space(); nullptr for CoarseSpace::None.
+/// The stage for options.global_stage() (two-level or block-tridiagonal); nullptr for GlobalStageKind::None.
 std::unique_ptr<GlobalStage> make_global_stage(const PreconditionerOptions& options);
 
 }  // namespace kfac

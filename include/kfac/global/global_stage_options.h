@@ -1,7 +1,7 @@
 // Options of the global stage that runs after the per-layer (one-level) preconditioning: a two-level coarse-space
 // correction (Tselepidis, Kohler & Orvieto 2020; Koroko et al. 2023) or block-tridiagonal K-FAC (Martens & Grosse
 // 2015 §4.3). The math is in kfac/global/two_level.h and kfac/global/block_tridiagonal.h; the decisions in
-// docs/design.md ("Two-level").
+// docs/design.md §4 (decision 12) and §10.
 #pragma once
 
 #include <c10/util/Optional.h>

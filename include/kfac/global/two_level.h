@@ -1,6 +1,6 @@
 // Two-level preconditioning: a coarse-space correction after any one-level method (K-FAC, EKFAC, TKFAC, TEKFAC),
-// after Tselepidis, Kohler & Orvieto (2020) and Koroko et al. (2023). docs/design.md ("Two-level") records the
-// decisions; this is the math.
+// after Tselepidis, Kohler & Orvieto (2020) and Koroko et al. (2023). docs/design.md (§4 decision 12, §10) records
+// the decisions; this is the math.
 //
 // Coarse basis: one vector per layer (two with Krylov enrichment), orthonormalised within each layer so that
 // R₀R₀ᵀ = I (the corrections below do not depend on the scaling of the vectors; the damping λ_c R₀R₀ᵀ does, and
@@ -13,7 +13,7 @@
 // (kfac/global/coarse_matrix.h), an EMA over statistics batches while the basis is unchanged (reset when it changes),
 // inverted by a guarded Cholesky in float64. Combination: CoarseCombine (kfac/global/global_stage_options.h).
 //
-// Schedule: every `period` steps the basis is rebuilt and, if the basis changed or a statistics step arrived since,
+// Schedule: every `coarse_period` steps the basis is rebuilt and, if the basis changed or a statistics step arrived since,
 // the coarse matrix is updated and inverted; between those steps the correction is a fixed linear map. A failed
 // inversion keeps the previous inverse if the basis is unchanged, otherwise the step is one-level; both are reported.
 #pragma once
@@ -25,11 +25,11 @@ namespace kfac {
 
 class TwoLevelCorrection final : public GlobalStage {
  public:
-  explicit TwoLevelCorrection(GlobalStageOptions options);
+  explicit TwoLevelCorrection(const GlobalStageOptions& options);
   std::string name() const override;
   void update(const CapturedFisher& fisher, double decay) override { fresh_ = true; }
-  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
-                       const Preconditioner& pre, StepStats& stats) override;
+  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const Preconditioner& pre,
+               StepStats& stats) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
                                 const Preconditioner& pre) const override;
   void save(torch::serialize::OutputArchive& archive) const override;

@@ -38,7 +38,7 @@ class KfacOptimizer : public torch::optim::Optimizer {
  public:
   /// `params`: every trainable parameter of the model; those of the preconditioner's layers are preconditioned.
   KfacOptimizer(std::vector<at::Tensor> params, std::shared_ptr<Preconditioner> preconditioner,
-                KfacOptimizerOptions options = {});
+                const KfacOptimizerOptions& options = {});
 
   /// Preconditions, clips and updates. A non-finite gradient skips the update (see last_stats().skipped).
   at::Tensor step(LossClosure closure = nullptr) override;

@@ -1,12 +1,12 @@
 // The K-FAC paper's own step rule (Martens & Grosse 2015, §6-7): the update δ = αΔ + μδ₀ minimises the exact
 // quadratic model M(δ) = h + ∇hᵀδ + ½δᵀ(G + (λ + η)I)δ on the minibatch, where Δ = −F̃_γ⁻¹∇h is the preconditioned
-// direction, δ₀ the previous update and G the exact Gauss-Newton matrix (kfac/curvature_products.h). Two dampings
+// direction, δ₀ the previous update and G the exact Gauss-Newton matrix (kfac/fisher/curvature_products.h). Two dampings
 // adapt themselves:
 //   λ (Levenberg-Marquardt, every T1 steps): ρ = (h(θ+δ) − h(θ)) / (M(δ) − M(0)) on the same minibatch;
 //       ρ < 1/4 or NaN → λ ← λ/ω1,  ρ > 3/4 → λ ← ω1·λ,  ω1 = lambda_decay^T1.
 //   γ (the preconditioner's damping, used as γ² by it; every T2 steps): the best of {ω2γ, γ, γ/ω2} by the
 //       objective after the full update, ω2 = gamma_decay^T2, clamped to [√η, gamma_max].
-// η is an L2 term of the objective (added to the gradient and to h). Decisions: docs/design.md, "Quadratic model".
+// η is an L2 term of the objective (added to the gradient and to h). Decisions: docs/design.md §4, decision 4.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -68,8 +68,8 @@ struct QModelStats {
   StepStats preconditioner;
   double alpha = 0, mu = 0;
   double lambda = 0, gamma = 0;
-  double rho = NAN;           ///< reduction ratio, when λ was updated this step
-  double model_change = 0;    ///< M(δ) − M(0) (as used in ρ)
+  double rho = NAN;         ///< reduction ratio, when λ was updated this step
+  double model_change = 0;  ///< M(δ) − M(0) (as used in ρ)
   bool gamma_adapted = false;
 };
 

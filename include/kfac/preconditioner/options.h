@@ -31,7 +31,7 @@
 
 namespace kfac {
 
-/// How the damping λ enters the Kronecker-factored inverse (docs/design.md, "Damping").
+/// How the damping λ enters the Kronecker-factored inverse (docs/design.md §4, decision 2).
 enum class DampingMode {
   /// (D1) Factored Tikhonov with π (Martens & Grosse §6.3): (A + π√λ I) ⊗ (G + √λ/π I). Cheapest to apply.
   Factored,
@@ -49,7 +49,7 @@ enum class InverseMethod {
   Cholesky,
 };
 
-/// Which Fisher the statistics estimate (docs/design.md, "Which Fisher").
+/// Which Fisher the statistics estimate (docs/design.md §4, decision 8).
 enum class FisherType {
   /// True Fisher, targets sampled from the model's predictive distribution (the papers' default).
   Sampled,
@@ -152,8 +152,8 @@ struct PreconditionerOptions {
   const OptionBlocks& method_blocks() const { return method_blocks_; }
   OptionBlocks& method_blocks() { return method_blocks_; }
 
-  // The shared blocks' fields, flat. Meaning, range and default: each block's table (src/preconditioner/options.cpp,
-  // `kfac info --options`, docs/options.md).
+  // The shared blocks' fields, flat. Meaning, range and default: each block's table (src/preconditioner/options.cpp;
+  // listed in docs/options.md and `kfac train --help`).
   KFAC_FLAT_OPTION(schedule_options, int64_t, stats_period)
   KFAC_FLAT_OPTION(schedule_options, int64_t, refresh_period)
   KFAC_FLAT_OPTION(schedule_options, double, ema_decay)
@@ -207,8 +207,7 @@ struct OptionRecord {
 };
 std::vector<OptionRecord> option_records(const PreconditionerOptions& options);
 /// "refresh_period: 10 (saved) -> 20 (now)" for every option in effect that differs.
-std::vector<std::string> option_differences(const std::vector<OptionRecord>& saved,
-                                            const PreconditionerOptions& now);
+std::vector<std::string> option_differences(const std::vector<OptionRecord>& saved, const PreconditionerOptions& now);
 bool operator==(const PreconditionerOptions& a, const PreconditionerOptions& b);
 inline bool operator!=(const PreconditionerOptions& a, const PreconditionerOptions& b) { return !(a == b); }
 

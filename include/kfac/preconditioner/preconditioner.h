@@ -47,17 +47,17 @@ class Placement;
 
 /// What one step did. Returned by Preconditioner::step and KfacOptimizer::step.
 struct StepStats {
-  int64_t step = 0;                  ///< index of this step (0-based)
-  double damping = 0;                ///< λ used
-  bool statistics_updated = false;   ///< factors were updated
-  bool statistics_skipped = false;   ///< captured statistics were non-finite and were dropped
-  bool refreshed = false;            ///< decompositions were recomputed (for at least one layer)
-  bool skipped = false;              ///< non-finite gradients: nothing was preconditioned, do not apply the step
-  int64_t refresh_failures = 0;      ///< layers whose refresh failed this step (previous decomposition kept)
-  int64_t fallback_layers = 0;       ///< layers preconditioned as gradient / λ (no decomposition yet)
-  double grad_dot_direction = 0;     ///< Σ_l ⟨v_l, g_l⟩ of preconditioned and raw gradients (before any clipping)
-  double clip_factor = 1;            ///< scale applied by the step rule (KL clipping), 1 if none
-  std::vector<std::string> messages; ///< human-readable reports of anything unusual
+  int64_t step = 0;                   ///< index of this step (0-based)
+  double damping = 0;                 ///< λ used
+  bool statistics_updated = false;    ///< factors were updated
+  bool statistics_skipped = false;    ///< captured statistics were non-finite and were dropped
+  bool refreshed = false;             ///< decompositions were recomputed (for at least one layer)
+  bool skipped = false;               ///< non-finite gradients: nothing was preconditioned, do not apply the step
+  int64_t refresh_failures = 0;       ///< layers whose refresh failed this step (previous decomposition kept)
+  int64_t fallback_layers = 0;        ///< layers preconditioned as gradient / λ (no decomposition yet)
+  double grad_dot_direction = 0;      ///< Σ_l ⟨v_l, g_l⟩ of preconditioned and raw gradients (before any clipping)
+  double clip_factor = 1;             ///< scale applied by the step rule (KL clipping), 1 if none
+  std::vector<std::string> messages;  ///< human-readable reports of anything unusual
   // Wall time of step()'s phases, seconds: factor update (incl. distributed averaging), refresh, per-layer
   // preconditioning, global stage.
   double seconds_statistics = 0, seconds_refresh = 0, seconds_precondition = 0, seconds_global = 0;

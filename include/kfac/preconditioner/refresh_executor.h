@@ -31,9 +31,9 @@ struct RefreshOutcome {
 
 /// What one refresh works on.
 struct RefreshRequest {
-  std::vector<size_t> due;     ///< layers with statistics that are scheduled or not decomposed yet
-  bool scheduled = false;      ///< a scheduled refresh step (background results are adopted only then)
-  bool synchronous = false;    ///< everything now: pending background results are dropped (refresh_all)
+  std::vector<size_t> due;   ///< layers with statistics that are scheduled or not decomposed yet
+  bool scheduled = false;    ///< a scheduled refresh step (background results are adopted only then)
+  bool synchronous = false;  ///< everything now: pending background results are dropped (refresh_all)
   double damping = 0;
   std::vector<std::unique_ptr<Curvature>>* curvatures = nullptr;
   const std::vector<bool>* decomposed = nullptr;  ///< per layer: a refresh has succeeded

@@ -16,7 +16,7 @@ namespace kfac {
 
 class Schedule {
  public:
-  explicit Schedule(ScheduleOptions options) : options_(std::move(options)) {}
+  explicit Schedule(const ScheduleOptions& options) : options_(options) {}
 
   int64_t step() const { return step_; }
   bool is_statistics_step() const { return step_ % options_.stats_period() == 0; }

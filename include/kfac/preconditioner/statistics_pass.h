@@ -28,7 +28,7 @@ namespace kfac {
 
 class StatisticsPass {
  public:
-  StatisticsPass(std::vector<Layer>& layers, FisherOptions options) : layers_(layers), options_(std::move(options)) {}
+  StatisticsPass(std::vector<Layer>& layers, const FisherOptions& options) : layers_(layers), options_(options) {}
 
   void run(const std::function<at::Tensor(const at::Tensor&)>& forward, const at::Tensor& inputs, LossKind loss,
            const at::Tensor& targets, int64_t step);

@@ -1,7 +1,7 @@
 // What this process runs on, and what slows it down: the LibTorch build, the BLAS and the kernel it chose, the CPU
 // and its instruction sets, the thread counts, the subnormal mode and the CUDA devices. `runtime_info()` probes the
 // machine; `diagnose()` turns a report into warnings, each with its fix. `diagnose` is a pure function of the
-// report, so its decisions are tested with injected values (tests/runtime/runtime_info_test.cpp).
+// report, so its decisions are tested with injected values (tests/runtime/runtime_test.cpp).
 //
 // The BLAS is looked up at run time (dlsym of `openblas_get_corename`, `mkl_get_version_string`, ...), so the
 // library links against any BLAS LibTorch was built with.
@@ -14,9 +14,9 @@
 namespace kfac::runtime {
 
 struct TorchBuild {
-  std::string version;                        ///< e.g. "1.13.1"
-  bool cuda_built = false;                    ///< LibTorch was built with CUDA
-  int cuda_devices = 0;                       ///< CUDA devices visible now
+  std::string version;                            ///< e.g. "1.13.1"
+  bool cuda_built = false;                        ///< LibTorch was built with CUDA
+  int cuda_devices = 0;                           ///< CUDA devices visible now
   std::vector<std::string> distributed_backends;  ///< c10d backends this kfac build can use ("gloo", "nccl")
 };
 

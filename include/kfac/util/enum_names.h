@@ -48,6 +48,7 @@ std::ostream& operator<<(std::ostream& out, E value) {
 template <class E>
 std::vector<std::string> enum_choices() {
   std::vector<std::string> out;
+  out.reserve(EnumNames<E>::names.size());
   for (const auto& entry : EnumNames<E>::names) out.emplace_back(entry.second);
   return out;
 }

@@ -46,8 +46,8 @@ Bounds positive();
 Bounds between(double low, double high, bool low_open = false, bool high_open = false);
 
 struct OptionSpec {
-  std::string name;                  ///< snake_case; unique over all blocks
-  std::string doc;                   ///< one sentence or two, for --help, docstrings and docs
+  std::string name;  ///< snake_case; unique over all blocks
+  std::string doc;   ///< one sentence or two, for --help, docstrings and docs
   OptionType type = OptionType::Real;
   std::vector<std::string> choices;  ///< OptionType::Name with a fixed set of names (enums); empty = free text
   std::optional<Bounds> bounds;      ///< Integer / Real
@@ -56,7 +56,7 @@ struct OptionSpec {
   OptionValue default_value;         ///< the value in a default-constructed block
   std::string cli_name() const;      ///< the flag: name with dashes
   std::string unset_text() const { return unset_name.empty() ? "none" : unset_name; }
-  std::string range_text() const;    ///< "in [0, 1)", "one of a, b", ... ("" when anything goes)
+  std::string range_text() const;  ///< "in [0, 1)", "one of a, b", ... ("" when anything goes)
 };
 
 /// Text of a value as the CLI and TOML write it: "true", "10", "0.001", "eigen", the unset name.
@@ -184,7 +184,9 @@ class OptionTable final : public OptionTableBase {
     }
   }
   const std::vector<OptionSpec>& specs() const override { return specs_; }
-  OptionValue get(const void* block, size_t i) const override { return fields_.at(i).get(*static_cast<const B*>(block)); }
+  OptionValue get(const void* block, size_t i) const override {
+    return fields_.at(i).get(*static_cast<const B*>(block));
+  }
   void set(void* block, size_t i, const OptionValue& v) const override {
     fields_.at(i).set(*static_cast<B*>(block), coerce_value(specs_.at(i), v));
   }
@@ -224,25 +226,26 @@ std::unique_ptr<AnyOptionBlock> OptionTable<B>::make_default() const {
 /// Extra facts about a field beyond its name, accessors and doc.
 struct FieldTraits {
   std::optional<Bounds> bounds;
-  std::string unset_name;                   ///< how an unset optional reads
-  std::vector<std::string> choices = {};    ///< names for a free-text field (enums list theirs themselves)
+  std::string unset_name;                 ///< how an unset optional reads
+  std::vector<std::string> choices = {};  ///< names for a free-text field (enums list theirs themselves)
 };
 inline FieldTraits bounded(Bounds b) { return {b, "", {}}; }
 inline FieldTraits unset_reads(std::string name) { return {std::nullopt, std::move(name), {}}; }
 
 /// One field of block B from its getter and setter (KFAC_FIELD), its documentation and traits.
 template <class B, class Get, class Set>
-typename OptionTable<B>::Field field(const char* name, Get get, Set set, std::string doc, FieldTraits traits = {}) {
+typename OptionTable<B>::Field field(const char* name, Get get, Set set, const std::string& doc,
+                                     const FieldTraits& traits = {}) {
   using T = std::decay_t<decltype(get(std::declval<const B&>()))>;
   using C = OptionConvert<T>;
   typename OptionTable<B>::Field f;
   f.spec.name = name;
-  f.spec.doc = std::move(doc);
+  f.spec.doc = doc;
   f.spec.type = C::type;
   f.spec.bounds = traits.bounds;
   f.spec.nullable = is_c10_optional<T>::value;
-  f.spec.unset_name = std::move(traits.unset_name);
-  f.spec.choices = std::move(traits.choices);
+  f.spec.unset_name = traits.unset_name;
+  f.spec.choices = traits.choices;
   if constexpr (is_c10_optional<T>::value) {
     using V = typename is_c10_optional<T>::value_type;
     if constexpr (has_enum_names<V>::value || std::is_same_v<V, c10::ScalarType>)

@@ -25,7 +25,7 @@ class SoftmaxCrossEntropy final : public Likelihood {
   at::Tensor sample_gradients(const at::Tensor& z, int64_t samples, at::Generator generator) const override {
     const auto p = at::softmax(z, 1);
     const auto y = at::multinomial(p, samples, /*replacement=*/true, std::move(generator));  // [B, S]
-    return p.unsqueeze(0) - at::one_hot(y.t(), z.size(1)).to(z.dtype());                   // [S, B, C]
+    return p.unsqueeze(0) - at::one_hot(y.t(), z.size(1)).to(z.dtype());                     // [S, B, C]
   }
   at::Tensor fisher_factor(const at::Tensor& z) const override {
     // H = Σ_c p_c (e_c − p)(e_c − p)ᵀ.
