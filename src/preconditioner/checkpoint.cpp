@@ -10,6 +10,7 @@
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
+#include "kfac/util/text.h"
 #include "kfac/global/global_stage.h"
 #include "kfac/preconditioner/preconditioner.h"
 #include "kfac/util/serialize.h"
@@ -41,11 +42,6 @@ std::vector<std::string> saved_option_changes(torch::serialize::InputArchive& ar
   return option_differences(saved, now);
 }
 
-std::string join_names(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
-  return s;
-}
 }  // namespace
 
 void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
@@ -113,7 +109,7 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   for (const auto& l : layers_)
     if (!index.count(l.name)) missing.push_back(l.name);
   KFAC_CHECK(missing.empty() && static_cast<size_t>(count) == layers_.size(), "checkpoint holds ", count,
-             " layers but this model has ", layers_.size(), missing.empty() ? "" : "; missing: ", join_names(missing));
+             " layers but this model has ", layers_.size(), missing.empty() ? "" : "; missing: ", join_quoted(missing));
   for (size_t i = 0; i < layers_.size(); ++i) {
     torch::serialize::InputArchive layer;
     archive.read("layer_" + std::to_string(index[layers_[i].name]), layer);

@@ -15,20 +15,12 @@
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
+#include "kfac/util/text.h"
 #include "kfac/global/global_stage.h"
 #include "kfac/util/serialize.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
-
-namespace {
-
-std::string join_names(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
-  return s;
-}
-}  // namespace
 
 Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions options,
                                std::shared_ptr<Communicator> communicator)
@@ -164,7 +156,7 @@ void Preconditioner::update_factors(StepStats& stats) {
     return;
   }
   if (!capture.any && !is_statistics_step()) return;
-  KFAC_CHECK(capture.missing.empty(), "step ", step, " updates statistics but layer(s) ", join_names(capture.missing),
+  KFAC_CHECK(capture.missing.empty(), "step ", step, " updates statistics but layer(s) ", join_quoted(capture.missing),
              !capture.any ? " captured nothing; call update_statistics(...) or capture_backward(...) and run the "
                             "forward (and backward) before step() on statistics steps (see is_statistics_step())"
                           : " did not run in the statistics pass; every registered layer must be used by the "

@@ -9,16 +9,9 @@
 #include <utility>
 
 #include "kfac/errors.h"
+#include "kfac/util/text.h"
 
 namespace kfac {
-
-namespace {
-std::string join_names(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
-  return s;
-}
-}  // namespace
 
 void StatisticsPass::clear() {
   for (auto& l : layers_) {
@@ -94,7 +87,7 @@ void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind 
   }
   if (!missing.empty()) {
     clear();
-    KFAC_CHECK(false, "layer(s) ", join_names(missing),
+    KFAC_CHECK(false, "layer(s) ", join_quoted(missing),
                " did not run in the statistics forward; every registered "
                "layer must be used by the model's forward (or not registered)");
   }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "kfac/errors.h"
+#include "kfac/util/text.h"
 
 namespace kfac {
 
@@ -37,11 +38,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     }
   }
   return row[b.size()];
-}
-std::string join(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-  return s;
 }
 }  // namespace
 

@@ -14,6 +14,7 @@
 #include "cli_checks.h"
 #include "compare.h"
 #include "fisher_lab.h"
+#include "kfac/util/text.h"
 #include "kfac/distributed/communicator.h"
 #include "kfac/runtime/setup.h"
 #include "runtime_report.h"
@@ -42,11 +43,6 @@ struct RawFlags {
   int threads = 0;
 };
 
-std::string join(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-  return s;
-}
 // "name (doc); name (doc)" for a table's help text.
 template <class Table>
 std::string entries(const Table& table) {
@@ -75,7 +71,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(CLI::IsMember(kfac::tool::dataset_names()));
   if (with_method)
     t->add_option("--method", cfg.method,
-                  "Method: a baseline (" + join(kfac::tool::baseline_names()) + ") or a curvature method (" +
+                  "Method: a baseline (" + kfac::join(kfac::tool::baseline_names()) + ") or a curvature method (" +
                       kfac::registered_method_names() + "), optionally with a global stage: kfac+residual");
   // Applied as soon as it is read, before the other flags' values (which CLI11 stores after parsing) override it.
   t->add_option_function<std::string>(
