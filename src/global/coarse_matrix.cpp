@@ -19,6 +19,7 @@ at::Tensor restrict_to_coarse(const CoarseBasis& basis, const std::vector<at::Te
 
 std::vector<at::Tensor> prolong(const CoarseBasis& basis, const at::Tensor& y, const std::vector<at::Tensor>& like) {
   std::vector<at::Tensor> out;
+  out.reserve(like.size());
   for (const auto& t : like) out.push_back(at::zeros_like(t));
   for (size_t k = 0; k < basis.size(); ++k) {
     auto& o = out.at(basis[k].layer);

@@ -44,6 +44,7 @@ class OwnerRankRefresh final : public RefreshExecutor {
     if (r.before_compute) r.before_compute();
     auto& curvatures = *r.curvatures;
     std::vector<Curvature*> all;
+    all.reserve(curvatures.size());
     for (auto& c : curvatures) all.push_back(c.get());
     std::map<size_t, std::string> errors;  // known on the owner rank only
     const auto ok = placement_.refresh(
