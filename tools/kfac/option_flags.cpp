@@ -15,6 +15,9 @@ namespace {
 const std::map<std::string, std::string> kAliases{{"inverse-method", "--inverse"},
                                                   {"no-reset-spectrum", "--keep-spectrum"}};
 
+// Options the tool sets from its own flags (--method with a global stage, --seed for everything).
+bool set_by_the_tool(const OptionSpec& spec) { return spec.name == "method" || spec.name == "seed"; }
+
 std::string names_of(const std::string& flag) {
   const auto alias = kAliases.find(flag);
   return "--" + flag + (alias == kAliases.end() ? "" : "," + alias->second);
@@ -60,7 +63,7 @@ OptionValue from_json(const nlohmann::json& j) {
 
 void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options) {
   for (const auto& spec : option_specs()) {
-    if (spec.name == "method" || spec.name == "seed") continue;
+    if (set_by_the_tool(spec)) continue;
     const auto flag = spec.cli_name();
     const auto default_text = format_value(spec, spec.default_value);
     if (spec.type == OptionType::Flag) {
@@ -125,7 +128,7 @@ std::string options_toml(const PreconditionerOptions& options, const std::string
   s << "[" << section << "]\n";
   for (const auto& r : option_records(options)) {
     const auto spec = *std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& o) { return o.name == r.name; });
-    if (spec.name == "method" || spec.name == "seed") continue;
+    if (set_by_the_tool(spec)) continue;
     if (std::holds_alternative<std::monostate>(r.value)) continue;  // unset is every nullable option's default
     if (spec.type == OptionType::Flag) {
       s << (std::get<bool>(r.value) ? "" : "no-") << spec.cli_name() << " = true\n";
