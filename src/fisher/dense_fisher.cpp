@@ -16,15 +16,12 @@ at::Tensor flat_grad(const at::Tensor& scalar, const std::vector<Layer>& layers)
   std::vector<at::Tensor> out;
   size_t k = 0;
   for (const auto& l : layers) {
-    auto gw = grads[k].defined() ? grads[k] : at::zeros_like(params[k]);
-    auto m = gw.reshape({gw.size(0), -1});
-    ++k;
-    if (l.kind->has_bias()) {
-      auto gb = grads[k].defined() ? grads[k] : at::zeros_like(params[k]);
-      m = at::cat({m, gb.unsqueeze(1)}, 1);
+    std::vector<at::Tensor> parts;
+    for (const auto& p : l.kind->parameters()) {
+      parts.push_back(grads[k].defined() ? grads[k] : at::zeros_like(p));
       ++k;
     }
-    out.push_back(vec(m));
+    out.push_back(vec(l.kind->to_matrix(parts)));
   }
   return at::cat(out);
 }

@@ -13,38 +13,47 @@ void Slot::arm(Mode mode, double grad_scale) {
 }
 
 void Slot::clear() {
-  taps_ = 0;
-  input_ = at::Tensor();
-  output_ = at::Tensor();
-  grad_output_ = at::Tensor();
+  taps_.clear();
+  ++*generation_;
 }
 
-void Slot::record(at::Tensor input, at::Tensor grad_outputs) {
-  taps_ = 1;
-  input_ = std::move(input);
-  grad_output_ = std::move(grad_outputs);
+bool Slot::complete() const {
+  if (taps_.empty()) return false;
+  for (const auto& t : taps_)
+    if (!t.grad_output.defined()) return false;
+  return true;
+}
+
+void Slot::set_grad_outputs(std::vector<at::Tensor> grad_outputs) {
+  KFAC_CHECK(grad_outputs.size() == taps_.size(), "layer '", name_, "': ", grad_outputs.size(),
+             " output gradients for ", taps_.size(), " taps");
+  for (size_t i = 0; i < taps_.size(); ++i) {
+    taps_[i].output = at::Tensor();
+    taps_[i].grad_output = std::move(grad_outputs[i]);
+  }
 }
 
 void Slot::tap(const at::Tensor& input, const at::Tensor& output) {
   if (mode_ == Mode::Off) return;
-  ++taps_;
-  KFAC_CHECK(taps_ == 1, "layer '", name_, "' ran ", taps_,
-             " times in one statistics pass; a K-FAC layer must run once per forward (weight sharing is not "
-             "supported): use a separate layer per use");
-  input_ = input.detach();
+  Tap t{input.detach(), {}, {}};
   if (mode_ == Mode::RetainOutput) {
     KFAC_CHECK(output.requires_grad(), "layer '", name_,
                "': its output does not require grad in a statistics pass; do not run the statistics forward under "
                "torch::NoGradGuard");
-    output_ = output;
-  } else {
+    t.output = output;
+  } else if (output.requires_grad()) {
+    // The hook holds the slot's generation counter, not the slot: it writes only into the pass that armed it.
     const double scale = grad_scale_;
-    if (output.requires_grad()) {
-      output.register_hook([this, scale](const at::Tensor& g) {
-        grad_output_ = (scale == 1.0 ? g.detach() : g.detach() * scale).unsqueeze(0);
-      });
-    }
+    const size_t index = taps_.size();
+    const int64_t generation = *generation_;
+    std::weak_ptr<int64_t> alive = generation_;
+    output.register_hook([this, scale, index, generation, alive](const at::Tensor& g) {
+      const auto counter = alive.lock();
+      if (!counter || *counter != generation || index >= taps_.size()) return;
+      taps_[index].grad_output = (scale == 1.0 ? g.detach() : g.detach() * scale).unsqueeze(0);
+    });
   }
+  taps_.push_back(std::move(t));
 }
 
 }  // namespace kfac

@@ -6,33 +6,55 @@
 
 namespace kfac {
 
-namespace {
-// Appends the homogeneous coordinate (a column of ones) along the last dimension.
-at::Tensor with_ones(const at::Tensor& x) {
-  auto sizes = x.sizes().vec();
-  sizes.back() = 1;
-  return at::cat({x, at::ones(sizes, x.options())}, -1);
-}
-}  // namespace
-
-at::Tensor LayerKind::grad_matrix() const {
-  const auto& gw = weight_.grad();
-  if (!gw.defined()) return {};
-  auto w = gw.reshape({gw.size(0), -1});
-  if (!bias_.defined()) return w;
-  const auto& gb = bias_.grad();
-  return at::cat({w, gb.defined() ? gb.unsqueeze(1) : at::zeros({w.size(0), 1}, w.options())}, 1);
+std::array<int64_t, 2> LayerKind::grid(const at::Tensor& grad_output) const {
+  return {1, expand_output_grad(grad_output).size(2)};
 }
 
-std::vector<at::Tensor> LayerKind::split_matrix(const at::Tensor& m) const {
+at::Tensor LayerKind::to_matrix(const std::vector<at::Tensor>& tensors) const {
+  KFAC_CHECK(tensors.size() == (has_bias() ? 2U : 1U), kind_name(), " layer: to_matrix needs ", has_bias() ? 2 : 1,
+             " tensors (weight", has_bias() ? ", bias" : "", "), got ", tensors.size());
+  auto w = tensors[0].reshape({weight_.size(0), -1});
+  return has_bias() ? at::cat({w, tensors[1].reshape({-1, 1}).to(w.dtype())}, 1) : w;
+}
+
+std::vector<at::Tensor> LayerKind::from_matrix(const at::Tensor& m) const {
   const int64_t cols = bias_.defined() ? m.size(1) - 1 : m.size(1);
   std::vector<at::Tensor> parts{m.narrow(1, 0, cols).reshape(weight_.sizes()).to(weight_.dtype())};
   if (bias_.defined()) parts.push_back(m.select(1, cols).to(bias_.dtype()));
   return parts;
 }
 
+LayerStatistics LayerKind::statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const {
+  KFAC_CHECK(!taps.empty(), kind_name(), " layer: no recorded use to form statistics from");
+  std::vector<at::Tensor> a, g;
+  for (const auto& t : taps) {
+    a.push_back(expand_input(t.input).to(dtype));
+    g.push_back(expand_output_grad(t.grad_output).to(dtype));
+  }
+  LayerStatistics s;
+  // Several uses of the layer are more positions of it (their batch and target rows must agree).
+  s.a = a.size() == 1 ? a[0] : at::cat(a, 1);
+  s.g = g.size() == 1 ? g[0] : at::cat(g, 2);
+  s.grid = taps.size() == 1 ? grid(taps[0].grad_output) : std::array<int64_t, 2>{1, s.a.size(1)};
+  if (sharing == WeightSharing::Reduce && s.locations() > 1) {
+    // K-FAC-reduce: â_n = mean_t ā_{n,t} (the homogeneous 1 survives), ĝ_n = Σ_t g_{n,t}.
+    s.a = s.a.mean(1, /*keepdim=*/true);
+    s.g = s.g.sum(2, /*keepdim=*/true);
+    s.grid = {1, 1};
+  }
+  return s;
+}
+
+at::Tensor LayerKind::grad_matrix() const {
+  const auto& gw = weight_.grad();
+  if (!gw.defined()) return {};
+  std::vector<at::Tensor> grads{gw};
+  if (bias_.defined()) grads.push_back(bias_.grad().defined() ? bias_.grad() : at::zeros_like(bias_));
+  return to_matrix(grads);
+}
+
 void LayerKind::set_grad_matrix(const at::Tensor& m) const {
-  const auto parts = split_matrix(m);
+  const auto parts = from_matrix(m);
   const auto params = parameters();
   for (size_t i = 0; i < parts.size(); ++i) {
     auto& p = params[i];
@@ -44,70 +66,14 @@ void LayerKind::set_grad_matrix(const at::Tensor& m) const {
 }
 
 at::Tensor LayerKind::param_matrix() const {
-  auto w = weight_.detach().reshape({weight_.size(0), -1});
-  return bias_.defined() ? at::cat({w, bias_.detach().unsqueeze(1)}, 1) : w.clone();
+  std::vector<at::Tensor> values;
+  for (const auto& p : parameters()) values.push_back(p.detach());
+  return to_matrix(values).clone();
 }
 
 std::vector<at::Tensor> LayerKind::parameters() const {
   if (bias_.defined()) return {weight_, bias_};
   return {weight_};
-}
-
-LinearKind::LinearKind(at::Tensor weight, at::Tensor bias) : LayerKind(std::move(weight), std::move(bias)) {
-  KFAC_CHECK(weight_.dim() == 2, "Linear weight must be 2-D [out, in], got shape ", weight_.sizes());
-}
-int64_t LinearKind::dim_a() const { return weight_.size(1) + (has_bias() ? 1 : 0); }
-int64_t LinearKind::dim_g() const { return weight_.size(0); }
-
-at::Tensor LinearKind::expand_input(const at::Tensor& input) const {
-  KFAC_CHECK(input.size(-1) == weight_.size(1), "Linear input has ", input.size(-1), " features, weight expects ",
-             weight_.size(1));
-  auto x = input.reshape({-1, 1, weight_.size(1)});
-  return has_bias() ? with_ones(x) : x;
-}
-
-at::Tensor LinearKind::expand_output_grad(const at::Tensor& g) const {
-  auto sizes = g.sizes().vec();
-  sizes.back() = 1;
-  sizes.push_back(g.size(-1));
-  return g.reshape(sizes);  // [..., B, 1, d_G]
-}
-
-Conv2dKind::Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geometry)
-    : LayerKind(std::move(weight), std::move(bias)), geometry_(geometry) {
-  KFAC_CHECK(weight_.dim() == 4, "Conv2d weight must be 4-D [out, in, kh, kw], got shape ", weight_.sizes());
-}
-int64_t Conv2dKind::dim_a() const { return weight_.size(1) * weight_.size(2) * weight_.size(3) + (has_bias() ? 1 : 0); }
-int64_t Conv2dKind::dim_g() const { return weight_.size(0); }
-
-at::Tensor Conv2dKind::expand_input(const at::Tensor& input) const {
-  KFAC_CHECK(input.dim() == 4 && input.size(1) == weight_.size(1), "Conv2d input must be [B, ", weight_.size(1),
-             ", H, W], got shape ", input.sizes());
-  // Patches written straight into [B, T, d_A] (channel-major (c, i, j) like weight.view, then the homogeneous 1):
-  // windows by unfold, one strided copy. Three times faster than at::im2col + transpose + cat on LibTorch 1.13.
-  const auto& g = geometry_;
-  const int64_t kh = weight_.size(2), kw = weight_.size(3), channels = weight_.size(1);
-  const int64_t span_h = g.dilation[0] * (kh - 1) + 1, span_w = g.dilation[1] * (kw - 1) + 1;
-  const auto padded = at::constant_pad_nd(input, {g.padding[1], g.padding[1], g.padding[0], g.padding[0]});
-  const auto windows = padded.unfold(2, span_h, g.stride[0])
-                           .unfold(3, span_w, g.stride[1])
-                           .slice(4, 0, span_h, g.dilation[0])
-                           .slice(5, 0, span_w, g.dilation[1]);  // [B, C, Ho, Wo, kh, kw]
-  const int64_t batch = input.size(0), ho = windows.size(2), wo = windows.size(3), d = channels * kh * kw;
-  auto out = at::empty({batch, ho, wo, dim_a()}, input.options());
-  out.narrow(3, 0, d).view({batch, ho, wo, channels, kh, kw}).copy_(windows.permute({0, 2, 3, 1, 4, 5}));
-  if (has_bias()) out.select(3, d).fill_(1);
-  return out.view({batch, ho * wo, dim_a()});
-}
-
-at::Tensor Conv2dKind::expand_output_grad(const at::Tensor& g) const {
-  // [..., B, C, H, W] → [..., B, H·W, C]
-  auto sizes = g.sizes().vec();
-  KFAC_CHECK(sizes.size() >= 4, "Conv2d output gradient must be [B, C, H, W], got shape ", g.sizes());
-  const int64_t hw = sizes[sizes.size() - 1] * sizes[sizes.size() - 2];
-  sizes.pop_back();
-  sizes.back() = hw;
-  return g.reshape(sizes).transpose(-1, -2);
 }
 
 }  // namespace kfac

@@ -1,6 +1,8 @@
 #include "kfac/nn/layers.h"
 
 #include "kfac/errors.h"
+#include "kfac/layers/conv2d_kind.h"
+#include "kfac/layers/linear_kind.h"
 
 // LibTorch 1.x has its own c10::variant; 2.x options use std::variant.
 #if __has_include(<c10/util/variant.h>)
@@ -56,21 +58,30 @@ Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module)
   return {name, std::make_shared<Conv2dKind>(module.weight, module.bias, g), std::make_shared<Slot>(name)};
 }
 
-std::vector<Layer> find_layers(torch::nn::Module& model) {
-  std::vector<Layer> layers;
-  for (const auto& item : model.named_modules()) {
-    const auto& module = item.value();
-    if (auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(module)) {
-      auto layer = linear_layer(item.key(), *lin);
-      layer.slot = lin->slot();
-      layers.push_back(std::move(layer));
-    } else if (auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(module)) {
-      auto layer = conv2d_layer(item.key(), *conv);
-      layer.slot = conv->slot();
-      layers.push_back(std::move(layer));
-    }
-  }
-  return layers;
+namespace nn {
+
+LayerFactory linear_factory() {
+  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
+    auto* m = dynamic_cast<LinearImpl*>(&module);
+    if (m == nullptr) return c10::nullopt;
+    auto layer = linear_layer(name, *m);
+    layer.slot = m->slot();
+    layer.weight_sharing = m->weight_sharing();
+    return layer;
+  };
 }
+
+LayerFactory conv2d_factory() {
+  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
+    auto* m = dynamic_cast<Conv2dImpl*>(&module);
+    if (m == nullptr) return c10::nullopt;
+    auto layer = conv2d_layer(name, *m);
+    layer.slot = m->slot();
+    layer.weight_sharing = m->weight_sharing();
+    return layer;
+  };
+}
+
+}  // namespace nn
 
 }  // namespace kfac

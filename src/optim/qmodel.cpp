@@ -120,7 +120,7 @@ QModelStats QModelOptimizer::step(const at::Tensor& output, LossKind loss, doubl
   auto to_params = [&](const std::vector<at::Tensor>& mats) {
     ParamVector v;
     for (size_t i = 0; i < layers.size(); ++i)
-      for (auto& part : layers[i].kind->split_matrix(mats[i])) v.push_back(part);
+      for (auto& part : layers[i].kind->from_matrix(mats[i])) v.push_back(part);
     return v;
   };
   auto negate = [](std::vector<at::Tensor> v) {

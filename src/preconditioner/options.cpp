@@ -49,7 +49,11 @@ const OptionTable<FisherOptions>& FisherOptions::table() {
                 bounded(at_least(0))),
        field<O>(KFAC_FIELD(O, retain_statistics),
                 "Keep the last statistics step's per-example data for Fisher-vector products (implied by a "
-                "two-level coarse space)")});
+                "two-level coarse space)"),
+       field<O>(KFAC_FIELD(O, weight_sharing),
+                "How a layer's shared positions (sequence positions, conv locations, repeated uses) enter its "
+                "factors: expand (as extra examples; KFC) or reduce (mean input, summed gradient; cheaper); a "
+                "layer's own choice overrides it")});
   return t;
 }
 

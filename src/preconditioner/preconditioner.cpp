@@ -15,6 +15,7 @@
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
+#include "kfac/layers/layer_registry.h"
 #include "kfac/util/text.h"
 #include "kfac/global/global_stage.h"
 #include "kfac/util/serialize.h"

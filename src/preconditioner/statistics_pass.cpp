@@ -78,12 +78,12 @@ at::Generator StatisticsPass::generator(int64_t step) const {
 
 void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& y,
                                              int64_t step) {
-  std::vector<at::Tensor> outputs;
+  std::vector<at::Tensor> outputs;  // every tap's output, layer by layer
   std::vector<std::string> missing;
   for (auto& l : layers_) {
     l.slot->disarm();
     if (l.slot->taps() == 0) missing.push_back(l.name);
-    outputs.push_back(l.slot->output());
+    for (const auto& t : l.slot->recorded()) outputs.push_back(t.output);
   }
   if (!missing.empty()) {
     clear();
@@ -102,24 +102,26 @@ void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind 
   const auto rows = output_gradient_rows(output.detach(), loss, options_.fisher(), options_.fisher_samples(), y,
                                          generator(step));  // [S, n, C]
   const int64_t samples = rows.size(0);
-  std::vector<std::vector<at::Tensor>> per_layer(layers_.size());
+  std::vector<std::vector<at::Tensor>> per_tap(outputs.size());
   for (int64_t s = 0; s < samples; ++s) {
     auto grads = torch::autograd::grad({output}, outputs, {rows[s].reshape(output.sizes())},
                                        /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      if (!grads[i].defined()) {
-        const auto name = layers_[i].name;
-        clear();
-        KFAC_CHECK(false, "layer '", name, "' ran in the statistics forward but does not influence the output");
+    size_t k = 0;
+    for (const auto& l : layers_)
+      for (int64_t t = 0; t < l.slot->taps(); ++t, ++k) {
+        if (!grads[k].defined()) {
+          const auto name = l.name;
+          clear();
+          KFAC_CHECK(false, "layer '", name, "' ran in the statistics forward but does not influence the output");
+        }
+        per_tap[k].push_back(grads[k]);
       }
-      per_layer[i].push_back(grads[i]);
-    }
   }
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    auto& slot = *layers_[i].slot;
-    auto input = slot.input();
-    slot.clear();  // releases the retained output and its graph
-    slot.record(std::move(input), at::stack(per_layer[i]));
+  size_t k = 0;
+  for (auto& l : layers_) {
+    std::vector<at::Tensor> grad_outputs;
+    for (int64_t t = 0; t < l.slot->taps(); ++t) grad_outputs.push_back(at::stack(per_tap[k++]));
+    l.slot->set_grad_outputs(std::move(grad_outputs));  // releases the retained outputs and their graph
   }
 }
 
@@ -131,19 +133,16 @@ StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType
     return c;
   }
   for (const auto& l : layers_) {
-    if (l.slot->taps() > 0 && l.slot->grad_output().defined())
+    if (l.slot->complete())
       c.any = true;
     else
       c.missing.push_back(l.name);
   }
   if (!c.any || !c.missing.empty()) return c;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const auto& kind = *layers_[i].kind;
-    const auto& grad_output = layers_[i].slot->grad_output();  // [S, B, C] or [S, B, C, H, W]
-    LayerStatistics s{kind.expand_input(layers_[i].slot->input()).to(dtypes[i]),
-                      kind.expand_output_grad(grad_output).to(dtypes[i])};
-    if (grad_output.dim() == 5) s.grid = {grad_output.size(3), grad_output.size(4)};
-    c.batch.push_back(std::move(s));
+    const auto& l = layers_[i];
+    c.batch.push_back(l.kind->statistics(l.slot->recorded(), l.weight_sharing.value_or(options_.weight_sharing()),
+                                         dtypes[i]));
   }
   clear();
   return c;

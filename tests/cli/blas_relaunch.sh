@@ -29,7 +29,10 @@ fi
   echo "FAIL: expected one line about OPENBLAS_CORETYPE=$best on stderr:"; cat "$OUT/fallback.err"; exit 1; }
 [ "$(field openblas_coretype_env "$OUT/fallback.json")" = "$best" ] || { echo "FAIL: not relaunched with $best"; exit 1; }
 [ "$(field relaunched_from "$OUT/fallback.json")" = "Prescott" ] || { echo "FAIL: relaunched_from"; exit 1; }
-[ "$(field kernel "$OUT/fallback.json")" = "$(field kernel "$OUT/plain.json")" ] || { echo "FAIL: kernel after relaunch"; exit 1; }
+# The relaunch runs the kernel it asked for. (That need not be OpenBLAS's own pick: 0.3.21 takes SkylakeX on some
+# AVX-512 BF16 CPUs it half knows, where Cooperlake's kernels also run.)
+[ "$(field kernel "$OUT/fallback.json")" = "$best" ] || {
+  echo "FAIL: kernel after relaunch is '$(field kernel "$OUT/fallback.json")', asked for '$best'"; exit 1; }
 
 for optout in "env KFAC_BLAS_AUTOSELECT=0" "--keep-blas-kernel"; do
   if [ "$optout" = "--keep-blas-kernel" ]; then

@@ -51,8 +51,8 @@ TEST(CurvatureProducts, GaussNewtonProductsEqualDenseFisherTimesVector) {
       auto um = torch::randn({l.kind->dim_g(), l.kind->dim_a()}, torch::kDouble);
       auto wm = torch::randn({l.kind->dim_g(), l.kind->dim_a()}, torch::kDouble);
       u_vec.push_back(vec(um)), w_vec.push_back(vec(wm));
-      for (auto& p : l.kind->split_matrix(um)) u.push_back(p);
-      for (auto& p : l.kind->split_matrix(wm)) w.push_back(p);
+      for (auto& p : l.kind->from_matrix(um)) u.push_back(p);
+      for (auto& p : l.kind->from_matrix(wm)) w.push_back(p);
       for (auto& p : l.kind->parameters()) params.push_back(p);
     }
     auto uf = torch::cat(u_vec), wf = torch::cat(w_vec);

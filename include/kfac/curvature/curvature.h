@@ -18,19 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "kfac/layers/layer_statistics.h"
 #include "kfac/util/archive_fwd.h"
 #include "kfac/preconditioner/options.h"
 
 namespace kfac {
-
-/// One statistics step for one layer, in the factor dtype.
-struct LayerStatistics {
-  at::Tensor a;  ///< [B, T, d_A] expanded inputs (patches, homogeneous coordinate)
-  at::Tensor g;  ///< [S, B, T, d_G] per-example output gradients; the Fisher is (1/B) Σ_s Σ_b ∇_sb ∇_sbᵀ
-  std::array<int64_t, 2> grid{1, 1};  ///< output locations as (height, width), T = height·width; {1, 1} for Linear
-  int64_t examples() const { return a.size(0); }
-  int64_t locations() const { return a.size(1); }
-};
 
 struct BlockShape {
   int64_t dim_a = 0;  ///< rows of A: inputs (+1 with bias); conv: C_in·k_h·k_w (+1)

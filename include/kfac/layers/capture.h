@@ -4,6 +4,9 @@
 // you; hand-written forward code calls it explicitly). A slot records only while the preconditioner has armed it,
 // which happens only on steps that update statistics, so every other step costs nothing and retains no tensor.
 //
+// A layer whose weights are used several times in one forward (a module called twice, tied weights) taps once per
+// use; each tap is one more set of shared positions of the layer (weight sharing, docs/design.md §13).
+//
 // Two recording modes:
 //   RetainOutput  keep the input and the (graph-attached) output; the statistics pass then asks autograd for
 //                 dLoss/dOutput of model-sampled targets (true Fisher) or labels (empirical Fisher).
@@ -14,9 +17,19 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace kfac {
+
+/// One use of a layer in a forward.
+struct Tap {
+  at::Tensor input;        ///< the layer input (detached)
+  at::Tensor output;       ///< the graph-attached output (RetainOutput only, until the gradients are in)
+  at::Tensor grad_output;  ///< output gradients [S, B, ...] (S target rows per example)
+};
 
 class Slot {
  public:
@@ -34,13 +47,12 @@ class Slot {
 
   bool armed() const { return mode_ != Mode::Off; }
   Mode mode() const { return mode_; }
-  int64_t taps() const { return taps_; }
-  const at::Tensor& input() const { return input_; }
-  const at::Tensor& output() const { return output_; }
-  /// Output gradients [S, B, ...] (S target rows per example).
-  const at::Tensor& grad_output() const { return grad_output_; }
-  /// Stores a finished capture: the layer input and its output gradients stacked as [S, B, ...].
-  void record(at::Tensor input, at::Tensor grad_outputs);
+  int64_t taps() const { return static_cast<int64_t>(taps_.size()); }
+  const std::vector<Tap>& recorded() const { return taps_; }
+  /// Whether every tap has its output gradients.
+  bool complete() const;
+  /// Stores the output gradients [S, B, ...] of each tap (in tap order) and drops the retained outputs.
+  void set_grad_outputs(std::vector<at::Tensor> grad_outputs);
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
 
@@ -48,8 +60,9 @@ class Slot {
   std::string name_;
   Mode mode_ = Mode::Off;
   double grad_scale_ = 1.0;
-  int64_t taps_ = 0;
-  at::Tensor input_, output_, grad_output_;
+  std::vector<Tap> taps_;
+  /// Counts clear()s, so that a gradient hook of an abandoned pass cannot write into a later one.
+  std::shared_ptr<int64_t> generation_ = std::make_shared<int64_t>(0);
 };
 
 }  // namespace kfac

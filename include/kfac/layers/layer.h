@@ -1,17 +1,14 @@
-// A registered layer: its name, its layer kind (how its parameters look as matrices) and the capture slot its
-// forward taps. The preconditioner holds one per preconditioned module.
+// A registered layer: its name, its layer kind (how its parameters look as matrices), the capture slot its forward
+// taps and, optionally, its own weight-sharing flavour. The preconditioner holds one per preconditioned module.
 #pragma once
+
+#include <c10/util/Optional.h>
 
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "kfac/layers/capture.h"
 #include "kfac/layers/layer_kind.h"
-
-namespace torch::nn {
-class Module;
-}
 
 namespace kfac {
 
@@ -19,9 +16,8 @@ struct Layer {
   std::string name;
   std::shared_ptr<LayerKind> kind;
   std::shared_ptr<Slot> slot;
+  /// This layer's weight sharing; unset: the preconditioner's option weight_sharing.
+  c10::optional<WeightSharing> weight_sharing = c10::nullopt;
 };
-
-/// Collects the kfac::nn layers of a module tree (depth-first, named as in named_modules()).
-std::vector<Layer> find_layers(torch::nn::Module& model);
 
 }  // namespace kfac

@@ -1,13 +1,18 @@
-// Layer kinds: how a layer's activations, output gradients and parameter gradient look as K-FAC matrices.
+// Layer kinds: how a layer's activations, output gradients and parameters look as K-FAC matrices.
 //
-// Conventions (written once here; see also docs/design.md):
+// Conventions (written once here; the derivations are in docs/design.md §13):
 //  * Gradient matrix V = [W.view(d_out, -1) | b] of shape [d_G, d_A], d_G = output units, d_A = inputs (+1 if bias):
-//    the bias is folded in as a homogeneous coordinate, ā = [a; 1].
+//    the bias is folded in as a homogeneous coordinate, ā = [a; 1]. to_matrix / from_matrix convert between the
+//    parameters' tensors and this view; the dense oracle (kfac/fisher/dense_fisher.h) uses the same view.
 //  * vec is column-major: vec(V) = V.t().reshape(-1), so vec(g āᵀ) = ā ⊗ g and a Fisher block is A ⊗ G
 //    (torch::kron(A, G)).
-//  * Conv2d (KFC): ā is a patch of the input (torch unfold order, channel-major (c, i, j) like weight.view) at each
-//    of the |T| output locations, g the output gradient at that location. Expanded tensors are [B, T, d]; Linear
-//    layers have T = 1.
+//  * Each kind is one header (linear_kind.h, conv2d_kind.h, ...) and one line in src/layers/layer_registry.cpp.
+//  * Shared positions: a layer applies its weight at T positions per example (a conv's output locations, a Linear
+//    layer's sequence positions [B, ..., d], every use of a layer called several times). Expanded tensors are
+//    [B, T, d]; a Linear layer on [B, d] has T = 1. Conv2d (KFC): ā is a patch of the input (torch unfold order,
+//    channel-major (c, i, j) like weight.view) at each output location, g the output gradient there.
+//  * WeightSharing (Eschenhagen et al. 2023): Expand treats the positions as extra examples (KFC is this case);
+//    Reduce takes the mean of ā and the sum of g over the positions first, leaving T = 1.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -15,7 +20,12 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "kfac/layers/capture.h"
+#include "kfac/layers/layer_statistics.h"
+#include "kfac/layers/weight_sharing.h"
 
 namespace kfac {
 
@@ -30,16 +40,23 @@ class LayerKind {
   virtual bool has_bias() const { return bias_.defined(); }
   /// Layer input x → ā of shape [B, T, d_A] (patches for Conv2d, with the homogeneous 1 when there is a bias).
   virtual at::Tensor expand_input(const at::Tensor& input) const = 0;
-  /// dLoss/d(output) → [B, T, d_G]; accepts extra leading dims ([S, B, ...] → [S, B, T, d_G]).
+  /// dLoss/d(output) [S, B, ...] → [S, B, T, d_G].
   virtual at::Tensor expand_output_grad(const at::Tensor& grad_output) const = 0;
+  /// The positions of one tap as (height, width), from its output gradients [S, B, ...]; the default is {1, T}.
+  virtual std::array<int64_t, 2> grid(const at::Tensor& grad_output) const;
 
+  /// Tensors shaped like parameters() → the [d_G, d_A] matrix. The default is [W.view(d_G, -1) | b].
+  virtual at::Tensor to_matrix(const std::vector<at::Tensor>& tensors) const;
+  /// A [d_G, d_A] matrix → tensors shaped like parameters() (views where possible), in the parameters' dtype.
+  virtual std::vector<at::Tensor> from_matrix(const at::Tensor& matrix) const;
+
+  /// One statistics step from the recorded taps (every tap a set of shared positions), in `dtype`.
+  LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const;
   /// The parameters' current gradient as the [d_G, d_A] matrix V (undefined if no gradient exists yet).
   at::Tensor grad_matrix() const;
   /// Writes a [d_G, d_A] matrix back into the parameters' .grad().
   void set_grad_matrix(const at::Tensor& matrix) const;
-  /// Splits a [d_G, d_A] matrix into tensors shaped like parameters() (views where possible).
-  std::vector<at::Tensor> split_matrix(const at::Tensor& matrix) const;
-  /// The parameters as the [d_G, d_A] matrix [W | b] (a copy).
+  /// The parameters as the [d_G, d_A] matrix (a copy).
   at::Tensor param_matrix() const;
   const at::Tensor& weight() const { return weight_; }
   const at::Tensor& bias() const { return bias_; }
@@ -48,34 +65,6 @@ class LayerKind {
  protected:
   LayerKind(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {}
   at::Tensor weight_, bias_;
-};
-
-class LinearKind final : public LayerKind {
- public:
-  LinearKind(at::Tensor weight, at::Tensor bias);
-  std::string kind_name() const override { return "Linear"; }
-  int64_t dim_a() const override;
-  int64_t dim_g() const override;
-  at::Tensor expand_input(const at::Tensor& input) const override;
-  at::Tensor expand_output_grad(const at::Tensor& grad_output) const override;
-};
-
-struct Conv2dGeometry {
-  std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
-};
-
-class Conv2dKind final : public LayerKind {
- public:
-  Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geometry);
-  std::string kind_name() const override { return "Conv2d"; }
-  int64_t dim_a() const override;
-  int64_t dim_g() const override;
-  at::Tensor expand_input(const at::Tensor& input) const override;
-  at::Tensor expand_output_grad(const at::Tensor& grad_output) const override;
-  const Conv2dGeometry& geometry() const { return geometry_; }
-
- private:
-  Conv2dGeometry geometry_;
 };
 
 }  // namespace kfac

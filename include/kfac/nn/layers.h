@@ -9,6 +9,10 @@
 //   };
 //   kfac::Preconditioner precond(*net, options);
 //
+// A Linear layer takes inputs [B, ..., d]; the positions between batch and features share its weight and enter its
+// factors by the preconditioner's weight_sharing option, or by the layer's own choice:
+// `fc1->weight_sharing(kfac::WeightSharing::Reduce)`.
+//
 // Hand-written forward code can instead keep a kfac::Layer (linear_layer / conv2d_layer) and call
 // `layer.slot->tap(x, y)` after computing y.
 #pragma once
@@ -20,7 +24,8 @@
 #include <memory>
 
 #include "kfac/layers/capture.h"
-#include "kfac/preconditioner/preconditioner.h"
+#include "kfac/layers/layer.h"
+#include "kfac/layers/layer_registry.h"
 
 namespace kfac::nn {
 
@@ -32,9 +37,13 @@ class LinearImpl : public torch::nn::LinearImpl {
       : torch::nn::LinearImpl(options), slot_(std::make_shared<Slot>()) {}
   torch::Tensor forward(const torch::Tensor& input);
   const std::shared_ptr<Slot>& slot() const { return slot_; }
+  /// This layer's weight sharing (unset: the preconditioner's option); set before the preconditioner is built.
+  void weight_sharing(c10::optional<WeightSharing> sharing) { weight_sharing_ = sharing; }
+  c10::optional<WeightSharing> weight_sharing() const { return weight_sharing_; }
 
  private:
   std::shared_ptr<Slot> slot_;
+  c10::optional<WeightSharing> weight_sharing_;
 };
 TORCH_MODULE(Linear);
 
@@ -45,9 +54,13 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
   explicit Conv2dImpl(const torch::nn::Conv2dOptions& options);
   torch::Tensor forward(const torch::Tensor& input);
   const std::shared_ptr<Slot>& slot() const { return slot_; }
+  /// This layer's weight sharing (unset: the preconditioner's option); set before the preconditioner is built.
+  void weight_sharing(c10::optional<WeightSharing> sharing) { weight_sharing_ = sharing; }
+  c10::optional<WeightSharing> weight_sharing() const { return weight_sharing_; }
 
  private:
   std::shared_ptr<Slot> slot_;
+  c10::optional<WeightSharing> weight_sharing_;
 };
 TORCH_MODULE(Conv2d);
 
@@ -59,3 +72,9 @@ Layer linear_layer(const std::string& name, const torch::nn::LinearImpl& module)
 /// A Layer for a plain torch::nn::Conv2d (zero padding given as numbers, groups = 1), tapped by hand.
 Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module);
 }  // namespace kfac
+
+namespace kfac::nn {
+/// The registry entries (kfac/layers/layer_registry.h) of kfac::nn::Linear and kfac::nn::Conv2d.
+LayerFactory linear_factory();
+LayerFactory conv2d_factory();
+}  // namespace kfac::nn

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "kfac/global/global_stage_options.h"
+#include "kfac/layers/weight_sharing.h"
 #include "kfac/util/option_table.h"
 
 namespace kfac {
@@ -93,6 +94,7 @@ struct FisherOptions {
   TORCH_ARG(double, stats_fraction) = 1.0;
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(bool, retain_statistics) = false;
+  TORCH_ARG(WeightSharing, weight_sharing) = WeightSharing::Expand;
 };
 
 struct DampingOptions {
@@ -163,6 +165,7 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(fisher_options, double, stats_fraction)
   KFAC_FLAT_OPTION(fisher_options, uint64_t, seed)
   KFAC_FLAT_OPTION(fisher_options, bool, retain_statistics)
+  KFAC_FLAT_OPTION(fisher_options, WeightSharing, weight_sharing)
   KFAC_FLAT_OPTION(damping_options, double, damping)
   KFAC_FLAT_OPTION(damping_options, DampingMode, damping_mode)
   KFAC_FLAT_OPTION(numerics_options, c10::optional<c10::ScalarType>, factor_dtype)

@@ -1,0 +1,30 @@
+// Conv2d layers (KFC, Grosse & Martens 2016): ā is the input patch at each output location, g the output gradient
+// there; the output grid is the layer's set of shared positions.
+#pragma once
+
+#include <array>
+
+#include "kfac/layers/layer_kind.h"
+
+namespace kfac {
+
+struct Conv2dGeometry {
+  std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+};
+
+class Conv2dKind final : public LayerKind {
+ public:
+  Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geometry);
+  std::string kind_name() const override { return "Conv2d"; }
+  int64_t dim_a() const override;
+  int64_t dim_g() const override;
+  at::Tensor expand_input(const at::Tensor& input) const override;
+  at::Tensor expand_output_grad(const at::Tensor& grad_output) const override;
+  std::array<int64_t, 2> grid(const at::Tensor& grad_output) const override;
+  const Conv2dGeometry& geometry() const { return geometry_; }
+
+ private:
+  Conv2dGeometry geometry_;
+};
+
+}  // namespace kfac

@@ -1,0 +1,69 @@
+#include "kfac/layers/layer_registry.h"
+
+#include <torch/nn/module.h>
+
+#include <mutex>
+#include <utility>
+
+#include "kfac/nn/layers.h"
+
+namespace kfac {
+
+namespace {
+struct Registry {
+  std::mutex mutex;
+  std::vector<std::pair<std::string, LayerFactory>> kinds;  // registration order
+};
+
+Registry& registry() {
+  static Registry* r = [] {
+    auto* fresh = new Registry;  // never destroyed: layers may be found during static destruction
+    // The built-in kinds, one line each.
+    fresh->kinds.emplace_back("Linear", nn::linear_factory());
+    fresh->kinds.emplace_back("Conv2d", nn::conv2d_factory());
+    return fresh;
+  }();
+  return *r;
+}
+}  // namespace
+
+void register_layer_kind(const std::string& kind_name, LayerFactory factory) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (auto& [name, f] : r.kinds)
+    if (name == kind_name) {
+      f = std::move(factory);
+      return;
+    }
+  r.kinds.emplace_back(kind_name, std::move(factory));
+}
+
+std::vector<std::string> registered_layer_kinds() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> names;
+  names.reserve(r.kinds.size());
+  for (const auto& entry : r.kinds) names.push_back(entry.first);
+  return names;
+}
+
+c10::optional<Layer> make_layer(const std::string& name, torch::nn::Module& module) {
+  std::vector<LayerFactory> factories;
+  {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    for (auto it = r.kinds.rbegin(); it != r.kinds.rend(); ++it) factories.push_back(it->second);
+  }
+  for (const auto& f : factories)
+    if (auto layer = f(name, module)) return layer;
+  return c10::nullopt;
+}
+
+std::vector<Layer> find_layers(torch::nn::Module& model) {
+  std::vector<Layer> layers;
+  for (const auto& item : model.named_modules())
+    if (auto layer = make_layer(item.key(), *item.value())) layers.push_back(std::move(*layer));
+  return layers;
+}
+
+}  // namespace kfac
