@@ -12,7 +12,8 @@ namespace kfac {
 namespace {
 struct Registry {
   std::mutex mutex;
-  std::vector<std::pair<std::string, LayerFactory>> kinds;  // registration order
+  std::vector<std::pair<std::string, LayerFactory>> kinds;        // registration order
+  std::vector<std::pair<std::string, std::string>> replacements;  // stock module type → its stand-in
 };
 
 Registry& registry() {
@@ -21,6 +22,10 @@ Registry& registry() {
     // The built-in kinds, one line each.
     fresh->kinds.emplace_back("Linear", nn::linear_factory());
     fresh->kinds.emplace_back("Conv2d", nn::conv2d_factory());
+    // The stock modules whose parameters the report should point to a stand-in for.
+    fresh->replacements = {{"torch::nn::LinearImpl", "kfac::nn::Linear"},
+                           {"torch::nn::Conv2dImpl", "kfac::nn::Conv2d"},
+                           {"torch::nn::MultiheadAttentionImpl", "kfac::nn::MultiheadAttention"}};
     return fresh;
   }();
   return *r;
@@ -36,6 +41,30 @@ void register_layer_kind(const std::string& kind_name, LayerFactory factory) {
       return;
     }
   r.kinds.emplace_back(kind_name, std::move(factory));
+}
+
+void register_replacement(const std::string& stock_type, const std::string& use_instead) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (auto& [stock, instead] : r.replacements)
+    if (stock == stock_type) {
+      instead = use_instead;
+      return;
+    }
+  r.replacements.emplace_back(stock_type, use_instead);
+}
+
+std::string replacement_hint(const std::string& module_type) {
+  // Module::name() is the class name, "...Impl" or not as the module's constructor chose.
+  auto base = [](std::string n) {
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n.resize(n.size() - 4);
+    return n;
+  };
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (const auto& [stock, instead] : r.replacements)
+    if (base(stock) == base(module_type)) return "use " + instead;
+  return "";
 }
 
 std::vector<std::string> registered_layer_kinds() {

@@ -13,8 +13,8 @@ int64_t LinearKind::dim_a() const { return weight_.size(1) + (has_bias() ? 1 : 0
 int64_t LinearKind::dim_g() const { return weight_.size(0); }
 
 at::Tensor LinearKind::expand_input(const at::Tensor& input) const {
-  KFAC_CHECK(input.dim() >= 2 && input.size(-1) == weight_.size(1), "Linear input must be [B, ..., ",
-             weight_.size(1), "] (batch first, features last), got shape ", input.sizes());
+  KFAC_CHECK(input.dim() >= 2 && input.size(-1) == weight_.size(1), "Linear input must be [B, ..., ", weight_.size(1),
+             "] (batch first, features last), got shape ", input.sizes());
   const int64_t batch = input.size(0), positions = input.numel() / std::max<int64_t>(1, batch * input.size(-1));
   auto x = input.reshape({batch, positions, weight_.size(1)});
   if (!has_bias()) return x;

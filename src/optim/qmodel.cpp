@@ -75,6 +75,11 @@ std::vector<at::Tensor> combine(double x, const std::vector<at::Tensor>& a, doub
 QModelOptimizer::QModelOptimizer(std::shared_ptr<Preconditioner> preconditioner, QModelOptions options)
     : preconditioner_(std::move(preconditioner)), options_(options) {
   KFAC_CHECK(preconditioner_ != nullptr, "QModelOptimizer needs a preconditioner");
+  const auto& fallback = preconditioner_->registration().fallback;
+  KFAC_CHECK(fallback.empty(), "the quadratic-model step rule moves only the parameters of K-FAC blocks, but ",
+             fallback.size(), " parameter(s) of the model have the fallback (first: '",
+             fallback.empty() ? "" : fallback.front().name,
+             "'); use KfacOptimizer (or another optimizer after Preconditioner::step()) for this model");
   validate(options_);
   lambda_ = options_.initial_lambda();
   gamma_ = std::sqrt(lambda_ + options_.l2());

@@ -1,5 +1,6 @@
 // Checkpoints of the preconditioner (docs/design.md §7): format version, counters, per-layer curvature state keyed
-// by layer name, the captured statistics batch, the global stage and a background refresh's results (waited for).
+// by layer name, the captured statistics batch, the fallback's state, the global stage and a background refresh's
+// results (waited for).
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
@@ -77,6 +78,7 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
     }
   }
   executor_->save(archive, layer_names());
+  if (fallback_) fallback_->save(archive);
   if (global_) {
     torch::serialize::OutputArchive stage(archive.compilation_unit());
     global_->save(stage);
@@ -121,6 +123,7 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   factors_pending_ = false;
   schedule_.load(archive);
   damping_ = read_value(archive, "damping").toDouble();
+  if (fallback_) fallback_->load(archive);
   std::vector<LayerStatistics> captured;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto key = "captured_" + std::to_string(index[layers_[i].name]);

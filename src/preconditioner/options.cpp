@@ -97,6 +97,23 @@ const OptionTable<DistributedOptions>& DistributedOptions::table() {
   return t;
 }
 
+const OptionTable<FallbackOptions>& FallbackOptions::table() {
+  using O = FallbackOptions;
+  static const OptionTable<O> t(
+      "fallback", "What the parameters that no layer kind covers get (listed by the registration report)",
+      {field<O>(KFAC_FIELD(O, fallback),
+                "identity (their raw gradient) or adam (g / (sqrt(v) + epsilon), v the bias-corrected EMA of g^2, "
+                "times fallback_scale)"),
+       field<O>(KFAC_FIELD(O, fallback_beta2), "Decay of the adam fallback's second-moment EMA",
+                bounded(between(0, 1, false, true))),
+       field<O>(KFAC_FIELD(O, fallback_epsilon), "epsilon of the adam fallback", bounded(positive())),
+       field<O>(KFAC_FIELD(O, fallback_scale),
+                "Multiplies the adam fallback's direction: the outer learning rate times this is Adam's learning "
+                "rate for those parameters",
+                bounded(positive()))});
+  return t;
+}
+
 namespace {
 struct MutableBlock {
   const OptionTableBase* table;
@@ -111,7 +128,8 @@ std::vector<MutableBlock> shared_blocks(PreconditionerOptions& o) {
           {&DampingOptions::table(), &o.damping_options()},
           {&NumericsOptions::table(), &o.numerics_options()},
           {&DistributedOptions::table(), &o.distributed_options()},
-          {&GlobalStageOptions::table(), &o.global_options()}};
+          {&GlobalStageOptions::table(), &o.global_options()},
+          {&FallbackOptions::table(), &o.fallback_options()}};
 }
 
 std::vector<const OptionTableBase*> method_tables(const std::string& method, bool every_method) {

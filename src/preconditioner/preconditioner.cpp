@@ -25,7 +25,13 @@ namespace kfac {
 
 Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions options,
                                std::shared_ptr<Communicator> communicator)
-    : Preconditioner(find_layers(model), std::move(options), std::move(communicator)) {}
+    : Preconditioner(find_layers(model), std::move(options), std::move(communicator)) {
+  registration_.fallback = fallback_parameters(model, layers_);
+  std::vector<at::Tensor> params;
+  params.reserve(registration_.fallback.size());
+  for (const auto& f : registration_.fallback) params.push_back(f.parameter);
+  fallback_ = std::make_unique<Fallback>(std::move(params), options_.fallback_options());
+}
 
 namespace {
 // λ enters the factors as λ·π and λ/π and the spectrum as products with eigenvalues: beyond the square root of the
@@ -57,13 +63,18 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
   KFAC_CHECK(!layers_.empty(), "no K-FAC layers to precondition; build the model from kfac::nn::Linear / "
                                "kfac::nn::Conv2d or pass kfac::Layer values explicitly");
   std::set<std::string> names;
-  std::set<const void*> params;
+  std::map<const void*, std::string> params;  // parameter → its layer
   for (auto& layer : layers_) {
     KFAC_CHECK(layer.kind && layer.slot, "layer '", layer.name, "' has no layer kind or capture slot");
     KFAC_CHECK(names.insert(layer.name).second, "layer name '", layer.name, "' is registered twice");
-    for (const auto& p : layer.kind->parameters())
-      KFAC_CHECK(params.insert(p.unsafeGetTensorImpl()).second, "a parameter of layer '", layer.name,
-                 "' is already registered by another layer");
+    for (const auto& p : layer.kind->parameters()) {
+      const auto [it, fresh] = params.emplace(parameter_storage(p), layer.name);
+      KFAC_CHECK(fresh, "layers '", it->second, "' and '", layer.name,
+                 "' share a parameter (tied weights): one block would see only its own uses. Untie the weights, "
+                 "or register one module that is called twice");
+    }
+    registration_.blocks.push_back({layer.name, layer.kind->kind_name(),
+                                    to_string(layer.weight_sharing.value_or(options_.weight_sharing()))});
     layer.slot->set_name(layer.name);
     const auto& w = layer.kind->weight();
     const auto dtype = options_.factor_dtype().value_or(w.scalar_type());
@@ -92,6 +103,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                  "statistics (Curvature::running_statistics), so it cannot be used in a distributed run or with "
                  "background_refresh");
   executor_ = make_refresh_executor(options_, *placement_);
+  registration_.fallback_kind = to_string(options_.fallback());
 }
 
 Communicator& Preconditioner::communicator() const { return placement_->communicator(); }
@@ -283,6 +295,7 @@ StepStats Preconditioner::step() {
     return stats;
   }
   for (size_t i = 0; i < layers_.size(); ++i) layers_[i].kind->set_grad_matrix(directions[i]);
+  if (fallback_) fallback_->apply();
   stats.grad_dot_direction = at::stack(dots).sum().item<double>();
   return stats;
 }

@@ -122,9 +122,8 @@ TEST(WeightSharing, ALayerCalledOncePerPositionEqualsTheSequenceLayer) {
           << to_string(options.weight_sharing()) << (pool ? " pooled" : "");
       const bool exact_setting = pool == (options.weight_sharing() == WeightSharing::Reduce);
       if (exact_setting) {  // the oracle sees the calls as one shared weight too
-        EXPECT_LT(
-            max_abs_diff(c.to_dense(), calls.exact.block(0)) / calls.exact.block(0).abs().max().item<double>(),
-            1e-10);
+        EXPECT_LT(max_abs_diff(c.to_dense(), calls.exact.block(0)) / calls.exact.block(0).abs().max().item<double>(),
+                  1e-10);
       }
     }
 }

@@ -42,6 +42,7 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["skipped_steps"] = r.skipped_steps;
   j["peak_rss_mib"] = r.peak_rss_mib;
   j["world_size"] = r.world_size;
+  if (!r.registration.empty()) j["registration"] = r.registration;
   j["bytes_per_step"] = r.bytes_per_step;
   for (const auto& [name, seconds] : r.profile) {
     auto key = name;

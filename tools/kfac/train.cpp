@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <tuple>
 
@@ -234,6 +235,10 @@ TrainResult train(const TrainConfig& cfg) {
   auto params = model.net->parameters();
   RunOptimizer optimizer(cfg, model, comm, result);
   auto* precond = optimizer.preconditioner();
+  if (precond) {
+    result.registration = precond->registration().summary();
+    if (!quiet) std::cerr << result.registration << "\n";
+  }
 
   Batches batches(train_set.size(), cfg.seed);
   const auto batch_size = [&](int64_t step) {

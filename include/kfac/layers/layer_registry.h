@@ -30,16 +30,24 @@ using LayerFactory = std::function<c10::optional<Layer>(const std::string& name,
 /// Registers (or replaces) the factory of a layer kind under `kind_name`.
 void register_layer_kind(const std::string& kind_name, LayerFactory factory);
 
+/// Declares that `use_instead` is the capture-enabled stand-in of the stock module type `stock_type` (as
+/// Module::name() spells it, e.g. "torch::nn::LinearImpl"): the registration report then names it for the stock
+/// module's fallback parameters.
+void register_replacement(const std::string& stock_type, const std::string& use_instead);
+
 /// Registers a factory for modules of type ModuleImpl (and its subclasses).
 template <typename ModuleImpl>
 void register_module_kind(const std::string& kind_name,
                           std::function<Layer(const std::string& name, ModuleImpl& module)> make) {
-  register_layer_kind(kind_name, [make = std::move(make)](const std::string& name,
-                                                          torch::nn::Module& module) -> c10::optional<Layer> {
-    if (auto* m = dynamic_cast<ModuleImpl*>(&module)) return make(name, *m);
-    return c10::nullopt;
-  });
+  register_layer_kind(
+      kind_name, [make = std::move(make)](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
+        if (auto* m = dynamic_cast<ModuleImpl*>(&module)) return make(name, *m);
+        return c10::nullopt;
+      });
 }
+
+/// "use kfac::nn::Linear" for a stock module type with a registered stand-in; "" otherwise.
+std::string replacement_hint(const std::string& module_type);
 
 /// The registered kinds' names, in registration order.
 std::vector<std::string> registered_layer_kinds();

@@ -116,6 +116,28 @@ struct DistributedOptions {
   TORCH_ARG(double, grad_worker_fraction) = 1.0;
 };
 
+/// What the parameters that no layer kind covers get (kfac/preconditioner/fallback.h).
+enum class FallbackKind {
+  /// Their raw gradient.
+  Identity,
+  /// Adam's second-moment normalization g / (√v̂ + ε), times fallback_scale.
+  Adam,
+};
+template <>
+struct EnumNames<FallbackKind> {
+  static constexpr const char* what = "fallback";
+  static constexpr std::array<std::pair<FallbackKind, const char*>, 2> names{
+      {{FallbackKind::Identity, "identity"}, {FallbackKind::Adam, "adam"}}};
+};
+
+struct FallbackOptions {
+  static const OptionTable<FallbackOptions>& table();
+  TORCH_ARG(FallbackKind, fallback) = FallbackKind::Identity;
+  TORCH_ARG(double, fallback_beta2) = 0.999;
+  TORCH_ARG(double, fallback_epsilon) = 1e-8;
+  TORCH_ARG(double, fallback_scale) = 1.0;
+};
+
 // clang-format off
 // A flat accessor pair for a field of a shared block.
 #define KFAC_FLAT_OPTION(block, T, name)                          \
@@ -138,6 +160,7 @@ struct PreconditionerOptions {
   TORCH_ARG(NumericsOptions, numerics_options);
   TORCH_ARG(DistributedOptions, distributed_options);
   TORCH_ARG(GlobalStageOptions, global_options);
+  TORCH_ARG(FallbackOptions, fallback_options);
 
  public:
   /// Sets a method-specific block (EigenCorrectedOptions, TraceDampingOptions, a user method's own).
@@ -182,6 +205,10 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(global_options, c10::optional<double>, coarse_damping)
   KFAC_FLAT_OPTION(global_options, int64_t, coarse_period)
   KFAC_FLAT_OPTION(global_options, double, coarse_ema_decay)
+  KFAC_FLAT_OPTION(fallback_options, FallbackKind, fallback)
+  KFAC_FLAT_OPTION(fallback_options, double, fallback_beta2)
+  KFAC_FLAT_OPTION(fallback_options, double, fallback_epsilon)
+  KFAC_FLAT_OPTION(fallback_options, double, fallback_scale)
 
  private:
   OptionBlocks method_blocks_;

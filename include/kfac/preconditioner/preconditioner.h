@@ -32,8 +32,10 @@
 #include "kfac/fisher/fisher_products.h"
 #include "kfac/layers/layer.h"
 #include "kfac/fisher/likelihood.h"
+#include "kfac/preconditioner/fallback.h"
 #include "kfac/preconditioner/options.h"
 #include "kfac/preconditioner/refresh_executor.h"
+#include "kfac/preconditioner/registration.h"
 #include "kfac/preconditioner/schedule.h"
 #include "kfac/preconditioner/statistics_pass.h"
 
@@ -70,7 +72,9 @@ class Preconditioner {
   /// averaged (kfac::all_reduce_gradients; KfacOptimizer does it).
   Preconditioner(std::vector<Layer> layers, PreconditionerOptions options = {},
                  std::shared_ptr<Communicator> communicator = nullptr);
-  /// Registers every kfac::nn::Linear and kfac::nn::Conv2d of `model`, named as in model.named_modules().
+  /// Registers every module of `model` that a registered layer kind covers (kfac/layers/layer_registry.h), named as
+  /// in model.named_modules(); every other parameter gets the fallback (options().fallback()). registration() says
+  /// which got what. Refuses tied weights between a layer and another module, naming both.
   explicit Preconditioner(torch::nn::Module& model, PreconditionerOptions options = {},
                           std::shared_ptr<Communicator> communicator = nullptr);
   ~Preconditioner();
@@ -137,6 +141,9 @@ class Preconditioner {
   Curvature& curvature(size_t layer) { return *curvatures_.at(layer); }
   /// Parameters of all registered layers.
   std::vector<at::Tensor> parameters() const;
+  /// What was registered, and the fallback parameters (those of the model that no layer holds; none when the
+  /// preconditioner was built from a list of layers).
+  const Registration& registration() const { return registration_; }
   int64_t memory_bytes() const;
 
   void save(torch::serialize::OutputArchive& archive) const;
@@ -172,6 +179,8 @@ class Preconditioner {
   FailurePolicy failures_;
   bool factors_pending_ = false;  // distributed: local factor updates not yet averaged over ranks
   CapturedFisher captured_;
+  Registration registration_;
+  std::unique_ptr<Fallback> fallback_;
   std::vector<std::string> option_changes_;
   double damping_;
 };
