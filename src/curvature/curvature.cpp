@@ -44,8 +44,8 @@ at::Tensor Curvature::precondition(const at::Tensor& grad_matrix, double damping
 }
 
 void Curvature::note_update(const LayerStatistics& stats) {
-  KFAC_CHECK(stats.a.dim() == 3 && stats.a.size(2) == shape().dim_a, "layer '", layer_name(),
-             "': expanded inputs must be [B, T, ", shape().dim_a, "], got ", stats.a.sizes());
+  KFAC_CHECK(stats.a.dim() == 3 && stats.a.size(2) == input_width(), "layer '", layer_name(),
+             "': expanded inputs must be [B, T, ", input_width(), "], got ", stats.a.sizes());
   KFAC_CHECK(stats.g.dim() == 4 && stats.g.size(1) == stats.a.size(0) && stats.g.size(2) == stats.a.size(1) &&
                  stats.g.size(3) == shape().dim_g,
              "layer '", layer_name(), "': output gradients must be [S, ", stats.a.size(0), ", ", stats.a.size(1), ", ",

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "kfac/curvature/curvature.h"
 #include "kfac/errors.h"
 
 namespace kfac {
@@ -24,7 +25,9 @@ std::vector<at::Tensor> LayerKind::from_matrix(const at::Tensor& m) const {
   return parts;
 }
 
-LayerStatistics LayerKind::statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const {
+std::unique_ptr<Curvature> LayerKind::make_curvature(const CurvatureContext& /*context*/) const { return nullptr; }
+
+LayerStatistics LayerKind::expanded(const std::vector<Tap>& taps, at::ScalarType dtype) const {
   KFAC_CHECK(!taps.empty(), kind_name(), " layer: no recorded use to form statistics from");
   std::vector<at::Tensor> a, g;
   for (const auto& t : taps) {
@@ -36,6 +39,11 @@ LayerStatistics LayerKind::statistics(const std::vector<Tap>& taps, WeightSharin
   s.a = a.size() == 1 ? a[0] : at::cat(a, 1);
   s.g = g.size() == 1 ? g[0] : at::cat(g, 2);
   s.grid = taps.size() == 1 ? grid(taps[0].grad_output) : std::array<int64_t, 2>{1, s.a.size(1)};
+  return s;
+}
+
+LayerStatistics LayerKind::statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const {
+  auto s = expanded(taps, dtype);
   if (sharing == WeightSharing::Reduce && s.locations() > 1) {
     // K-FAC-reduce: â_n = mean_t ā_{n,t} (the homogeneous 1 survives), ĝ_n = Σ_t g_{n,t}.
     s.a = s.a.mean(1, /*keepdim=*/true);

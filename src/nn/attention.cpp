@@ -67,8 +67,8 @@ std::tuple<torch::Tensor, torch::Tensor> MultiheadAttentionImpl::forward(
     const torch::Tensor& key_padding_mask, bool need_weights, const torch::Tensor& attn_mask,
     bool average_attn_weights) {
   KFAC_CHECK(query.dim() == 3 && key.dim() == 3 && value.dim() == 3,
-             "MultiheadAttention takes query, key and value as [L, N, E] (sequence first), got shapes ",
-             query.sizes(), ", ", key.sizes(), ", ", value.sizes());
+             "MultiheadAttention takes query, key and value as [L, N, E] (sequence first), got shapes ", query.sizes(),
+             ", ", key.sizes(), ", ", value.sizes());
   const int64_t heads = options.num_heads(), e = options.embed_dim(), hd = e / heads;
   const int64_t n = query.size(1), l = query.size(0), s = key.size(0);
   // Projections batch first: [N, L, E] → [N, H, L, hd].

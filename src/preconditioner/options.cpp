@@ -49,11 +49,22 @@ const OptionTable<FisherOptions>& FisherOptions::table() {
                 bounded(at_least(0))),
        field<O>(KFAC_FIELD(O, retain_statistics),
                 "Keep the last statistics step's per-example data for Fisher-vector products (implied by a "
-                "two-level coarse space)"),
-       field<O>(KFAC_FIELD(O, weight_sharing),
+                "two-level coarse space)")});
+  return t;
+}
+
+const OptionTable<LayerOptions>& LayerOptions::table() {
+  using O = LayerOptions;
+  static const OptionTable<O> t(
+      "layers", "How the layer kinds form their blocks",
+      {field<O>(KFAC_FIELD(O, weight_sharing),
                 "How a layer's shared positions (sequence positions, conv locations, repeated uses) enter its "
                 "factors: expand (as extra examples; KFC) or reduce (mean input, summed gradient; cheaper); a "
-                "layer's own choice overrides it")});
+                "layer's own choice overrides it"),
+       field<O>(KFAC_FIELD(O, norm_full_max_features),
+                "LayerNorm / BatchNorm blocks are the full 2d x 2d Fisher of (scale, shift) up to this many "
+                "features d, and its diagonal above",
+                bounded(at_least(0)))});
   return t;
 }
 
@@ -125,6 +136,7 @@ std::vector<MutableBlock> shared_blocks(PreconditionerOptions& o) {
   return {{&PreconditionerOptions::table(), &o},
           {&ScheduleOptions::table(), &o.schedule_options()},
           {&FisherOptions::table(), &o.fisher_options()},
+          {&LayerOptions::table(), &o.layer_options()},
           {&DampingOptions::table(), &o.damping_options()},
           {&NumericsOptions::table(), &o.numerics_options()},
           {&DistributedOptions::table(), &o.distributed_options()},

@@ -73,8 +73,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                  "' share a parameter (tied weights): one block would see only its own uses. Untie the weights, "
                  "or register one module that is called twice");
     }
-    registration_.blocks.push_back({layer.name, layer.kind->kind_name(),
-                                    to_string(layer.weight_sharing.value_or(options_.weight_sharing()))});
+    if (!layer.weight_sharing) layer.weight_sharing = options_.weight_sharing();
     layer.slot->set_name(layer.name);
     const auto& w = layer.kind->weight();
     const auto dtype = options_.factor_dtype().value_or(w.scalar_type());
@@ -84,10 +83,21 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                              options_.damping_options(),
                              options_.numerics_options(),
                              options_.method_blocks().subset(method_option_tables(options_.method())),
-                             w.options().dtype(dtype)};
-    curvatures_.push_back(make_curvature(options_.method(), std::move(context)));
+                             w.options().dtype(dtype),
+                             options_.layer_options(),
+                             *layer.weight_sharing};
+    auto own = layer.kind->make_curvature(context);
+    curvatures_.push_back(own ? std::move(own) : make_curvature(options_.method(), std::move(context)));
+    const auto form = curvatures_.back()->form();
+    registration_.blocks.push_back({layer.name, layer.kind->kind_name(),
+                                    form.empty() ? to_string(*layer.weight_sharing) : form});
   }
   global_ = make_global_stage(options_);
+  for (const auto& layer : layers_)  // both form Fisher-vector products from the Kronecker statistics
+    KFAC_CHECK(!(global_ || options_.retain_statistics()) || layer.kind->kronecker(),
+               global_ ? "the global stage (" + options_.global_options().describe() + ")" : "retain_statistics",
+               " needs Kronecker blocks (Linear, Conv2d, ...), but layer '", layer.name, "' is a ",
+               layer.kind->kind_name(), " block; use global_stage none, or leave that module out of K-FAC");
   std::vector<BlockShape> shapes;
   for (const auto& c : curvatures_) shapes.push_back(c->shape());
   placement_ = std::make_unique<Placement>(std::move(communicator), shapes, options_.grad_worker_fraction());

@@ -42,8 +42,8 @@ std::vector<Registration::FallbackParameter> fallback_parameters(torch::nn::Modu
       const auto layer = in_layer.find(impl);
       const auto [first, fresh] = holder.emplace(impl, m.key());
       if (layer != in_layer.end()) {
-        KFAC_CHECK(m.key() == layer->second, "parameter '", full, "' of module '", m.key(),
-                   "' is tied to layer '", layer->second,
+        KFAC_CHECK(m.key() == layer->second, "parameter '", full, "' of module '", m.key(), "' is tied to layer '",
+                   layer->second,
                    "' (the same storage): a K-FAC block would see only one of its uses. Untie the weights (clone "
                    "the tensor) or register neither module as a K-FAC layer");
         continue;

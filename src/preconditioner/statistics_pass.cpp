@@ -141,7 +141,7 @@ StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType
   if (!c.any || !c.missing.empty()) return c;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& l = layers_[i];
-    c.batch.push_back(l.kind->statistics(l.slot->recorded(), l.weight_sharing.value_or(options_.weight_sharing()),
+    c.batch.push_back(l.kind->statistics(l.slot->recorded(), l.weight_sharing.value_or(WeightSharing::Expand),
                                          dtypes[i]));
   }
   clear();

@@ -18,9 +18,9 @@ struct AttentionCase {
 
 TEST(MultiheadAttention, EqualsLibTorchsOnTheSameWeights) {
   const std::vector<AttentionCase> cases = {
-      {"plain", true, false, false, false, true, 8},      {"no_bias", false, false, false, false, true, 8},
+      {"plain", true, false, false, false, true, 8},           {"no_bias", false, false, false, false, true, 8},
       {"causal_bool_mask", true, true, false, false, true, 8}, {"float_mask", true, false, true, false, false, 8},
-      {"key_padding", true, false, false, true, true, 8}, {"kdim_vdim", true, false, false, true, false, 5}};
+      {"key_padding", true, false, false, true, true, 8},      {"kdim_vdim", true, false, false, true, false, 5}};
   for (const auto& c : cases) {
     torch::manual_seed(31);
     const auto options = torch::nn::MultiheadAttentionOptions(8, 2).bias(c.bias).kdim(c.kdim).vdim(c.kdim);
@@ -82,8 +82,8 @@ TEST(MultiheadAttention, ProjectionsAreSequenceLinearBlocks) {
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(p.curvature(i).locations(), 4) << p.layers()[i].name;
   // Each block sees the batch as examples: its gradient matrix is the parameters' gradient.
   for (size_t i = 0; i < 4; ++i)
-    EXPECT_EQ(p.layers()[i].name, std::vector<std::string>({"attn.q_proj", "attn.k_proj", "attn.v_proj",
-                                                            "attn.out_proj"})[i]);
+    EXPECT_EQ(p.layers()[i].name,
+              std::vector<std::string>({"attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj"})[i]);
 }
 
 TEST(MultiheadAttention, RefusesWhatItDoesNotImplement) {

@@ -48,7 +48,8 @@ TEST(Registration, ReportListsEveryBlockAndEveryFallbackParameter) {
             "kfac::nn::MultiheadAttention), stock_attn.out_proj.weight (use "
             "kfac::nn::MultiheadAttention), stock_attn.out_proj.bias (use "
             "kfac::nn::MultiheadAttention), stock_fc.weight (use kfac::nn::Linear), "
-            "stock_fc.bias (use kfac::nn::Linear), norm.weight, norm.bias");
+            "stock_fc.bias (use kfac::nn::Linear), norm.weight (use kfac::nn::LayerNorm), norm.bias (use "
+            "kfac::nn::LayerNorm)");
   // Every parameter of the model is in exactly one of the two lists.
   int64_t covered = static_cast<int64_t>(p.parameters().size() + p.registration().fallback.size());
   EXPECT_EQ(covered, static_cast<int64_t>(model->parameters().size()));
@@ -112,8 +113,7 @@ TEST(Fallback, AdamNormalizesTheUncoveredGradientsAndResumesExactly) {
   torch::load(q, bytes);
   {
     torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < resumed->parameters().size(); ++i)
-      resumed->parameters()[i].copy_(model->parameters()[i]);
+    for (size_t i = 0; i < resumed->parameters().size(); ++i) resumed->parameters()[i].copy_(model->parameters()[i]);
   }
   step(resumed, q);
   EXPECT_LT(max_abs_diff(resumed->pos.grad(), expected), 1e-6);

@@ -38,6 +38,8 @@ struct CurvatureContext {
   NumericsOptions numerics;
   OptionBlocks method_options;       ///< the blocks its registry entry declares (get<EigenCorrectedOptions>())
   at::TensorOptions tensor_options;  ///< device and factor dtype
+  LayerOptions layers;               ///< how layer kinds form their blocks (a kind's own curvature reads it)
+  WeightSharing weight_sharing = WeightSharing::Expand;  ///< this layer's flavour
 };
 
 class Curvature {
@@ -48,6 +50,9 @@ class Curvature {
   Curvature& operator=(const Curvature&) = delete;
 
   virtual std::string method() const = 0;
+  /// How the block is formed, for the registration report ("full", "diagonal"); "" (the default): the layer's
+  /// weight-sharing flavour is reported.
+  virtual std::string form() const { return ""; }
   /// Folds in one statistics step: new = decay·old + (1 − decay)·batch.
   virtual void update(const LayerStatistics& stats, double decay) = 0;
   /// Recomputes the decompositions. Throws NumericalError and keeps the previous state on failure.
@@ -101,6 +106,8 @@ class Curvature {
   virtual at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const = 0;
   /// Every tensor of the method's state, by name, for checkpoints (undefined tensors are skipped).
   virtual std::vector<std::pair<std::string, at::Tensor*>> state_tensors() = 0;
+  /// Columns of the expanded inputs LayerStatistics::a (d_A for the Kronecker kinds).
+  virtual int64_t input_width() const { return shape().dim_a; }
   /// Records the statistics step's geometry and counts it; methods call this from update().
   void note_update(const LayerStatistics& stats);
   void mark_ready() { ready_ = true, ++refreshes_; }

@@ -29,6 +29,9 @@
 
 namespace kfac {
 
+class Curvature;
+struct CurvatureContext;
+
 class LayerKind {
  public:
   virtual ~LayerKind() = default;
@@ -50,8 +53,15 @@ class LayerKind {
   /// A [d_G, d_A] matrix → tensors shaped like parameters() (views where possible), in the parameters' dtype.
   virtual std::vector<at::Tensor> from_matrix(const at::Tensor& matrix) const;
 
-  /// One statistics step from the recorded taps (every tap a set of shared positions), in `dtype`.
-  LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const;
+  /// One statistics step from the recorded taps (every tap a set of shared positions), in `dtype`. The default
+  /// expands every tap, concatenates their positions and applies `sharing`.
+  virtual LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const;
+  /// The kind's own curvature, for a block that is not a curvature method's Kronecker form (nullptr, the default:
+  /// the method's).
+  virtual std::unique_ptr<Curvature> make_curvature(const CurvatureContext& context) const;
+  /// Whether the block is the Kronecker form of the expanded statistics (per-example gradient Σ_t g āᵀ), as the
+  /// global stages and the exact Fisher–vector products assume.
+  virtual bool kronecker() const { return true; }
   /// The parameters' current gradient as the [d_G, d_A] matrix V (undefined if no gradient exists yet).
   at::Tensor grad_matrix() const;
   /// Writes a [d_G, d_A] matrix back into the parameters' .grad().
@@ -64,6 +74,8 @@ class LayerKind {
 
  protected:
   LayerKind(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {}
+  /// Every tap expanded, the positions concatenated (no reduction).
+  LayerStatistics expanded(const std::vector<Tap>& taps, at::ScalarType dtype) const;
   at::Tensor weight_, bias_;
 };
 

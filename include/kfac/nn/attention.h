@@ -32,8 +32,8 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   /// or added to the scores.
   std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& query, const torch::Tensor& key,
                                                    const torch::Tensor& value,
-                                                   const torch::Tensor& key_padding_mask = {},
-                                                   bool need_weights = true, const torch::Tensor& attn_mask = {},
+                                                   const torch::Tensor& key_padding_mask = {}, bool need_weights = true,
+                                                   const torch::Tensor& attn_mask = {},
                                                    bool average_attn_weights = true);
 
   /// Copies the weights of a stock module with the same options.

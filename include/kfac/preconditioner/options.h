@@ -2,6 +2,7 @@
 //
 //   schedule      when statistics are updated and decompositions refreshed, the EMA
 //   fisher        which Fisher the statistics estimate, and from how much of the batch
+//   layers        how the layer kinds form their blocks (weight sharing, normalization layers)
 //   damping       λ and how it enters the inverse
 //   numerics      factor dtype, inversion, eigenvalue floor, failure policy
 //   distributed   how the work is shared among ranks
@@ -94,7 +95,13 @@ struct FisherOptions {
   TORCH_ARG(double, stats_fraction) = 1.0;
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(bool, retain_statistics) = false;
+};
+
+/// How the layer kinds form their blocks (docs/design.md §13).
+struct LayerOptions {
+  static const OptionTable<LayerOptions>& table();
   TORCH_ARG(WeightSharing, weight_sharing) = WeightSharing::Expand;
+  TORCH_ARG(int64_t, norm_full_max_features) = 256;
 };
 
 struct DampingOptions {
@@ -156,6 +163,7 @@ struct PreconditionerOptions {
   TORCH_ARG(std::string, method) = "kfac";
   TORCH_ARG(ScheduleOptions, schedule_options);
   TORCH_ARG(FisherOptions, fisher_options);
+  TORCH_ARG(LayerOptions, layer_options);
   TORCH_ARG(DampingOptions, damping_options);
   TORCH_ARG(NumericsOptions, numerics_options);
   TORCH_ARG(DistributedOptions, distributed_options);
@@ -188,7 +196,8 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(fisher_options, double, stats_fraction)
   KFAC_FLAT_OPTION(fisher_options, uint64_t, seed)
   KFAC_FLAT_OPTION(fisher_options, bool, retain_statistics)
-  KFAC_FLAT_OPTION(fisher_options, WeightSharing, weight_sharing)
+  KFAC_FLAT_OPTION(layer_options, WeightSharing, weight_sharing)
+  KFAC_FLAT_OPTION(layer_options, int64_t, norm_full_max_features)
   KFAC_FLAT_OPTION(damping_options, double, damping)
   KFAC_FLAT_OPTION(damping_options, DampingMode, damping_mode)
   KFAC_FLAT_OPTION(numerics_options, c10::optional<c10::ScalarType>, factor_dtype)

@@ -1,0 +1,34 @@
+// The block of a scale-and-shift layer (kfac/layers/scale_shift_kind.h): the Fisher of (γ, β) from per-example
+// gradients u_sb = [Σ_t g ⊙ x̂; Σ_t g], F = (1/B) Σ_{s,b} u uᵀ, kept as an EMA like every factor. Full (2d × 2d,
+// eigendecomposed at each refresh, so the current λ applies exactly: Q (Λ + λI)⁻¹ Qᵀ) when d ≤
+// norm_full_max_features; otherwise its diagonal, (diag F + λ)⁻¹ elementwise. Damping is always exact Tikhonov;
+// damping_mode (a Kronecker notion) does not apply.
+#pragma once
+
+#include "kfac/curvature/curvature.h"
+
+namespace kfac {
+
+class ScaleShiftCurvature final : public Curvature {
+ public:
+  explicit ScaleShiftCurvature(CurvatureContext context);
+  std::string method() const override { return "scale-shift"; }
+  std::string form() const override { return full_ ? "full" : "diagonal"; }
+  void update(const LayerStatistics& stats, double decay) override;
+  void refresh(double damping) override;
+  at::Tensor to_dense() const override;
+  std::vector<std::pair<at::Tensor*, bool>> running_statistics() override;
+  bool full() const { return full_; }
+
+ protected:
+  at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;
+  std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override;
+  int64_t input_width() const override { return shape().dim_g; }  // ā = x̂, d features
+
+ private:
+  bool full_;
+  at::Tensor block_;       ///< full: [2d, 2d]; diagonal: [2d]
+  at::Tensor vals_, vecs_;  ///< full: its eigendecomposition as of the last refresh
+};
+
+}  // namespace kfac

@@ -1,0 +1,53 @@
+#include "kfac/curvature/scale_shift_curvature.h"
+
+#include <ATen/ATen.h>
+
+#include "kfac/linalg/psd.h"
+
+namespace kfac {
+
+ScaleShiftCurvature::ScaleShiftCurvature(CurvatureContext context)
+    : Curvature(std::move(context)), full_(shape().dim_g <= context_.layers.norm_full_max_features()) {
+  const int64_t n = 2 * shape().dim_g;
+  block_ = full_ ? at::zeros({n, n}, context_.tensor_options) : at::zeros({n}, context_.tensor_options);
+}
+
+void ScaleShiftCurvature::update(const LayerStatistics& stats, double decay) {
+  note_update(stats);
+  // Per-example gradients of (γ, β) for every target row: [S·B, 2d] in vec order (γ then β).
+  const auto u = at::cat({(stats.g * stats.a.unsqueeze(0)).sum(2), stats.g.sum(2)}, -1).flatten(0, 1);
+  const double scale = (1.0 - decay) / static_cast<double>(stats.examples());
+  if (full_)
+    linalg::gram_update_(block_, u, decay, scale);
+  else
+    block_.mul_(decay).add_(u.pow(2).sum(0), scale);
+}
+
+void ScaleShiftCurvature::refresh(double /*damping*/) {
+  if (full_) {
+    auto eig = linalg::eigh_psd(block_, what("scale-shift block"), context_.numerics.eigenvalue_floor());
+    vals_ = eig.values, vecs_ = eig.vectors;
+  } else {
+    linalg::check_finite(block_, what("scale-shift diagonal"));
+  }
+  mark_ready();
+}
+
+at::Tensor ScaleShiftCurvature::precondition_impl(const at::Tensor& v, double damping) const {
+  const int64_t d = shape().dim_g;
+  const auto flat = v.t().reshape({-1});  // vec: (γ, β)
+  const auto out = full_ ? vecs_.mv(vecs_.t().mv(flat) / (vals_ + damping)) : flat / (block_ + damping);
+  return out.reshape({2, d}).t();
+}
+
+at::Tensor ScaleShiftCurvature::to_dense() const { return full_ ? block_.clone() : at::diag(block_); }
+
+std::vector<std::pair<at::Tensor*, bool>> ScaleShiftCurvature::running_statistics() {
+  return {{&block_, full_}};
+}
+
+std::vector<std::pair<std::string, at::Tensor*>> ScaleShiftCurvature::state_tensors() {
+  return {{"block", &block_}, {"vals", &vals_}, {"vecs", &vecs_}};
+}
+
+}  // namespace kfac

@@ -1,0 +1,144 @@
+// LayerNorm and BatchNorm2d: the capture-enabled modules equal LibTorch's, and their scale-and-shift blocks equal the
+// brute-force Fisher of (γ, β).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "kfac/fisher/dense_fisher.h"
+#include "kfac/kfac.h"
+#include "support/helpers.h"
+#include "support/method_lists.h"
+
+namespace kfac::test {
+namespace {
+
+TEST(Normalization, ModulesEqualLibTorchs) {
+  torch::manual_seed(36);
+  torch::nn::LayerNorm stock_ln(torch::nn::LayerNormOptions({6}));
+  kfac::nn::LayerNorm ln(std::vector<int64_t>{6});
+  {
+    torch::NoGradGuard no_grad;
+    stock_ln->weight.normal_(), stock_ln->bias.normal_();
+    ln->weight.copy_(stock_ln->weight), ln->bias.copy_(stock_ln->bias);
+  }
+  const auto x = torch::randn({3, 4, 6});
+  EXPECT_LT(max_abs_diff(ln(x), stock_ln(x)), 1e-6);
+
+  torch::nn::BatchNorm2d stock_bn(torch::nn::BatchNormOptions(3).momentum(0.3));
+  kfac::nn::BatchNorm2d bn(torch::nn::BatchNormOptions(3).momentum(0.3));
+  {
+    torch::NoGradGuard no_grad;
+    stock_bn->weight.normal_(), stock_bn->bias.normal_();
+    bn->weight.copy_(stock_bn->weight), bn->bias.copy_(stock_bn->bias);
+  }
+  for (int step = 0; step < 2; ++step) {  // training: batch statistics, running averages updated alike
+    const auto images = torch::randn({4, 3, 5, 5}) * 2 + 1;
+    EXPECT_LT(max_abs_diff(bn(images), stock_bn(images)), 1e-5);
+  }
+  EXPECT_LT(max_abs_diff(bn->running_mean, stock_bn->running_mean), 1e-6);
+  EXPECT_LT(max_abs_diff(bn->running_var, stock_bn->running_var), 1e-6);
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 2);
+  bn->eval(), stock_bn->eval();
+  const auto images = torch::randn({2, 3, 5, 5});
+  EXPECT_LT(max_abs_diff(bn(images), stock_bn(images)), 1e-5);
+}
+
+// Linear → LayerNorm → tanh → Linear on sequences, or conv → BatchNorm2d (eval: per-example independence, which
+// the oracle's one-example forwards need) → tanh → pool → Linear.
+struct NormNetImpl : torch::nn::Module {
+  explicit NormNetImpl(bool batch_norm) : batch_norm(batch_norm) {
+    if (batch_norm)
+      register_module("conv", conv), register_module("bn", bn), register_module("head", head);
+    else
+      register_module("fc1", fc1), register_module("ln", ln), register_module("fc2", fc2);
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (batch_norm) return head(torch::tanh(bn(conv(x))).mean({2, 3}));
+    return fc2(torch::tanh(ln(fc1(x))));
+  }
+  bool batch_norm;
+  kfac::nn::Linear fc1{3, 5}, fc2{5, 2}, head{4, 2};
+  kfac::nn::LayerNorm ln{std::vector<int64_t>{5}};
+  kfac::nn::Conv2d conv{torch::nn::Conv2dOptions(2, 4, 3).padding(1)};
+  kfac::nn::BatchNorm2d bn{4};
+};
+TORCH_MODULE(NormNet);
+
+struct NormRun {
+  std::unique_ptr<Preconditioner> precond;
+  DenseFisher exact;
+  size_t norm_layer = 0;
+};
+
+NormRun run(bool batch_norm, PreconditionerOptions options) {
+  torch::manual_seed(37);
+  NormNet net(batch_norm);
+  net->to(torch::kDouble);
+  if (batch_norm) {
+    torch::NoGradGuard no_grad;
+    net->bn->running_mean.normal_(), net->bn->running_var.uniform_(0.5, 2);
+    net->bn->weight.normal_(), net->bn->bias.normal_();
+    net->eval();
+  }
+  const auto x = batch_norm ? torch::randn({5, 2, 4, 4}, torch::kDouble) : torch::randn({5, 4, 3}, torch::kDouble);
+  NormRun r{std::make_unique<Preconditioner>(*net, options.fisher(FisherType::Exact)), {}};
+  auto forward = [&](const at::Tensor& in) { return net->forward(in); };
+  r.precond->update_statistics(forward, x, LossKind::SoftmaxCrossEntropy);
+  net->zero_grad();
+  kfac::loss(net->forward(x), torch::zeros({5}, torch::kLong), LossKind::SoftmaxCrossEntropy).backward();
+  r.exact = exact_fisher(forward, r.precond->layers(), x, LossKind::SoftmaxCrossEntropy, true);
+  return r;
+}
+
+TEST(Normalization, ScaleShiftBlocksEqualTheDenseFisher) {
+  for (bool batch_norm : {false, true}) {
+    for (int64_t max_full : {256, 0}) {  // full, then diagonal
+      auto r = run(batch_norm, PreconditionerOptions().norm_full_max_features(max_full));
+      // Sequence outputs [B, T, 2] are flattened per example: softmax over each example's T·2 outputs. The loss
+      // form does not matter here: both sides use the same likelihood.
+      r.precond->step();
+      const size_t i = 1;  // ln or bn: the second registered layer
+      const auto& layer = r.precond->layers()[i];
+      ASSERT_TRUE(layer.kind->kind_name() == "LayerNorm" || layer.kind->kind_name() == "BatchNorm2d");
+      const auto exact = r.exact.block(i);
+      const auto expected = max_full > 0 ? exact : torch::diag(torch::diag(exact));
+      EXPECT_LT(max_abs_diff(r.precond->curvature(i).to_dense(), expected) / exact.abs().max().item<double>(), 1e-10)
+          << layer.name << (max_full > 0 ? " full" : " diagonal");
+      // Preconditioning solves (F + λI) x = v with that block.
+      const auto v = torch::randn({layer.kind->dim_g(), 2}, torch::kDouble);
+      const auto solved = r.precond->curvature(i).precondition(v, 0.1);
+      const auto dense = expected + 0.1 * torch::eye(expected.size(0), torch::kDouble);
+      const auto want = unvec(torch::linalg_solve(dense, vec(v).unsqueeze(1)).squeeze(1), v.size(0), 2);
+      EXPECT_LT(max_abs_diff(solved, want), 1e-10) << layer.name;
+    }
+  }
+}
+
+TEST(Normalization, ReportAndEveryMethod) {
+  for (const auto& method : every_method()) {
+    auto r = run(false, PreconditionerOptions().method(method).norm_full_max_features(4));
+    EXPECT_EQ(r.precond->registration().summary(),
+              "registered 3 blocks: 2 Linear (expand), 1 LayerNorm (diagonal); no fallback parameters");
+    r.precond->step();
+    std::stringstream bytes;
+    torch::save(*r.precond, bytes);
+    auto q = run(false, PreconditionerOptions().method(method).norm_full_max_features(4));
+    torch::load(*q.precond, bytes);
+    EXPECT_TRUE(torch::equal(q.precond->curvature(1).to_dense(), r.precond->curvature(1).to_dense())) << method;
+  }
+  EXPECT_EQ(run(false, {}).precond->registration().summary(),
+            "registered 3 blocks: 2 Linear (expand), 1 LayerNorm (full); no fallback parameters");
+}
+
+TEST(Normalization, TheGlobalStageRefusesScaleShiftBlocks) {
+  try {
+    run(false, PreconditionerOptions().global_stage(GlobalStageKind::TwoLevel));
+    FAIL() << "expected a refusal";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 'ln' is a LayerNorm block"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kfac::test
