@@ -4,6 +4,7 @@
 #include <torch/serialize/archive.h>
 
 #include "kfac/curvature/kronecker.h"
+#include "kfac/curvature/registry.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/psd.h"
 #include "kfac/util/serialize.h"
@@ -11,6 +12,8 @@
 namespace kfac {
 
 Curvature::Curvature(CurvatureContext context) : context_(std::move(context)) {}
+
+std::unique_ptr<Curvature> Curvature::make_twin() const { return make_curvature(context_.method, context_); }
 
 int64_t Curvature::memory_bytes() const {
   int64_t bytes = 0;

@@ -42,9 +42,7 @@ at::Tensor ScaleShiftCurvature::precondition_impl(const at::Tensor& v, double da
 
 at::Tensor ScaleShiftCurvature::to_dense() const { return full_ ? block_.clone() : at::diag(block_); }
 
-std::vector<std::pair<at::Tensor*, bool>> ScaleShiftCurvature::running_statistics() {
-  return {{&block_, full_}};
-}
+std::vector<std::pair<at::Tensor*, bool>> ScaleShiftCurvature::running_statistics() { return {{&block_, full_}}; }
 
 std::vector<std::pair<std::string, at::Tensor*>> ScaleShiftCurvature::state_tensors() {
   return {{"block", &block_}, {"vals", &vals_}, {"vecs", &vecs_}};

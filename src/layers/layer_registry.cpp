@@ -23,12 +23,14 @@ Registry& registry() {
     // The built-in kinds, one line each.
     fresh->kinds.emplace_back("Linear", nn::linear_factory());
     fresh->kinds.emplace_back("Conv2d", nn::conv2d_factory());
+    fresh->kinds.emplace_back("Embedding", nn::embedding_factory());
     fresh->kinds.emplace_back("LayerNorm", nn::layer_norm_factory());
     fresh->kinds.emplace_back("BatchNorm2d", nn::batch_norm2d_factory());
     // The stock modules whose parameters the report should point to a stand-in for.
     fresh->replacements = {{"torch::nn::LinearImpl", "kfac::nn::Linear"},
                            {"torch::nn::Conv2dImpl", "kfac::nn::Conv2d"},
                            {"torch::nn::MultiheadAttentionImpl", "kfac::nn::MultiheadAttention"},
+                           {"torch::nn::EmbeddingImpl", "kfac::nn::Embedding"},
                            {"torch::nn::LayerNormImpl", "kfac::nn::LayerNorm"},
                            {"torch::nn::BatchNorm2dImpl", "kfac::nn::BatchNorm2d"}};
     return fresh;

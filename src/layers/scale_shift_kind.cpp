@@ -22,8 +22,8 @@ at::Tensor ScaleShiftKind::to_positions(const at::Tensor& x, int64_t lead) const
   out_sizes.push_back(d);
   if (features_ == Features::Last) return x.reshape(out_sizes);
   // [lead..., B, C, spatial...] → [lead..., B, spatial..., C]
-  KFAC_CHECK(x.dim() >= lead + 2 && x.size(lead + 1) == d, kind_name_, " input must be [B, ", d,
-             ", ...], got shape ", x.sizes());
+  KFAC_CHECK(x.dim() >= lead + 2 && x.size(lead + 1) == d, kind_name_, " input must be [B, ", d, ", ...], got shape ",
+             x.sizes());
   return x.movedim(lead + 1, -1).reshape(out_sizes);
 }
 

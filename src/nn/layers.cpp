@@ -2,6 +2,7 @@
 
 #include "kfac/errors.h"
 #include "kfac/layers/conv2d_kind.h"
+#include "kfac/layers/embedding_kind.h"
 #include "kfac/layers/linear_kind.h"
 
 // LibTorch 1.x has its own c10::variant; 2.x options use std::variant.
@@ -30,6 +31,17 @@ Conv2dImpl::Conv2dImpl(const torch::nn::Conv2dOptions& options)
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& input) {
   auto output = torch::nn::Conv2dImpl::forward(input);
+  slot_->tap(input, output);
+  return output;
+}
+
+EmbeddingImpl::EmbeddingImpl(const torch::nn::EmbeddingOptions& options) : torch::nn::EmbeddingImpl(options) {
+  KFAC_CHECK(!options.max_norm(), "kfac::nn::Embedding does not support max_norm (it rewrites the weight in the "
+                                  "forward); leave it unset");
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& input) {
+  auto output = torch::nn::EmbeddingImpl::forward(input);
   slot_->tap(input, output);
   return output;
 }
@@ -79,6 +91,14 @@ LayerFactory conv2d_factory() {
     layer.slot = m->slot();
     layer.weight_sharing = m->weight_sharing();
     return layer;
+  };
+}
+
+LayerFactory embedding_factory() {
+  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
+    auto* m = dynamic_cast<EmbeddingImpl*>(&module);
+    if (m == nullptr) return c10::nullopt;
+    return Layer{name, std::make_shared<EmbeddingKind>(m->weight), m->slot(), m->weight_sharing()};
   };
 }
 

@@ -61,10 +61,9 @@ LayerFactory batch_norm2d_factory() {
   return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
     auto* m = dynamic_cast<BatchNorm2dImpl*>(&module);
     if (m == nullptr) return c10::nullopt;
-    return Layer{name,
-                 std::make_shared<ScaleShiftKind>(m->weight, m->bias, ScaleShiftKind::Features::Channels,
-                                                  "BatchNorm2d"),
-                 m->slot()};
+    return Layer{
+        name, std::make_shared<ScaleShiftKind>(m->weight, m->bias, ScaleShiftKind::Features::Channels, "BatchNorm2d"),
+        m->slot()};
   };
 }
 

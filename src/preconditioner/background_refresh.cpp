@@ -99,7 +99,7 @@ namespace {
 // The RefreshExecutor over the worker: adopt what it computed since the last schedule, hand it the next copies.
 class BackgroundRefresher final : public RefreshExecutor {
  public:
-  explicit BackgroundRefresher(std::string method) : method_(std::move(method)) {}
+  BackgroundRefresher() = default;
   std::string name() const override { return "background"; }
 
   std::vector<RefreshOutcome> run(const RefreshRequest& r) override {
@@ -121,7 +121,7 @@ class BackgroundRefresher final : public RefreshExecutor {
       }
       BackgroundRefresh::Result copy;
       copy.layer = i;
-      copy.copy = make_curvature(method_, curvatures[i]->context());
+      copy.copy = curvatures[i]->make_twin();
       copy.copy->copy_state_from(*curvatures[i]);
       copies.push_back(std::move(copy));
     }
@@ -147,14 +147,11 @@ class BackgroundRefresher final : public RefreshExecutor {
   }
 
  private:
-  std::string method_;
   BackgroundRefresh worker_;
 };
 
 }  // namespace
 
-std::unique_ptr<RefreshExecutor> make_background_refresher(const std::string& method) {
-  return std::make_unique<BackgroundRefresher>(method);
-}
+std::unique_ptr<RefreshExecutor> make_background_refresher() { return std::make_unique<BackgroundRefresher>(); }
 
 }  // namespace kfac

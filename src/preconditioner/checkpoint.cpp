@@ -160,7 +160,7 @@ std::vector<std::string> Preconditioner::layer_names() const {
 }
 
 void Preconditioner::load_background_refresh(torch::serialize::InputArchive& archive) {
-  const auto make_copy = [&](size_t i) { return make_curvature(options_.method(), curvatures_[i]->context()); };
+  const auto make_copy = [&](size_t i) { return curvatures_[i]->make_twin(); };
   if (options_.background_refresh()) {
     executor_->load(archive, layer_names(), make_copy);
     return;

@@ -85,6 +85,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                              options_.method_blocks().subset(method_option_tables(options_.method())),
                              w.options().dtype(dtype),
                              options_.layer_options(),
+                             options_.method(),
                              *layer.weight_sharing};
     auto own = layer.kind->make_curvature(context);
     curvatures_.push_back(own ? std::move(own) : make_curvature(options_.method(), std::move(context)));

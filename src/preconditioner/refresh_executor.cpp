@@ -8,7 +8,7 @@
 
 namespace kfac {
 
-std::unique_ptr<RefreshExecutor> make_background_refresher(const std::string& method);  // background_refresh.cpp
+std::unique_ptr<RefreshExecutor> make_background_refresher();  // background_refresh.cpp
 
 RefreshOutcome refresh_layer(Curvature& curvature, size_t layer, double damping) {
   try {
@@ -79,7 +79,7 @@ std::unique_ptr<RefreshExecutor> make_refresh_executor(const PreconditionerOptio
                "layer's owner rank refreshes it and broadcasts the result at once); turn it off");
     return std::make_unique<OwnerRankRefresh>(placement);
   }
-  if (options.background_refresh()) return make_background_refresher(options.method());
+  if (options.background_refresh()) return make_background_refresher();
   return std::make_unique<InlineRefresh>();
 }
 

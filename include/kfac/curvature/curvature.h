@@ -39,6 +39,7 @@ struct CurvatureContext {
   OptionBlocks method_options;       ///< the blocks its registry entry declares (get<EigenCorrectedOptions>())
   at::TensorOptions tensor_options;  ///< device and factor dtype
   LayerOptions layers;               ///< how layer kinds form their blocks (a kind's own curvature reads it)
+  std::string method = "kfac";       ///< the method option (a kind's own curvature may follow it)
   WeightSharing weight_sharing = WeightSharing::Expand;  ///< this layer's flavour
 };
 
@@ -94,8 +95,10 @@ class Curvature {
   void adopt_refresh() { mark_ready(); }
 
   // Background refresh (kfac/preconditioner/background_refresh.h): a copy is refreshed off the critical path, then adopted.
-  /// The context this curvature was built with (make_curvature(options.method(), context) builds a twin).
+  /// The context this curvature was built with.
   const CurvatureContext& context() const { return context_; }
+  /// A fresh curvature of the same type and context (no state). The default: make_curvature(context().method, ...).
+  virtual std::unique_ptr<Curvature> make_twin() const;
   /// Makes this curvature a deep copy of `other`'s state (same method and shape).
   void copy_state_from(const Curvature& other);
   /// Takes the refreshed state (refreshed_state()) of `copy`, a copy_state_from twin refreshed since, and marks the

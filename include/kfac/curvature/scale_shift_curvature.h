@@ -19,6 +19,7 @@ class ScaleShiftCurvature final : public Curvature {
   at::Tensor to_dense() const override;
   std::vector<std::pair<at::Tensor*, bool>> running_statistics() override;
   bool full() const { return full_; }
+  std::unique_ptr<Curvature> make_twin() const override { return std::make_unique<ScaleShiftCurvature>(context_); }
 
  protected:
   at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;
@@ -27,7 +28,7 @@ class ScaleShiftCurvature final : public Curvature {
 
  private:
   bool full_;
-  at::Tensor block_;       ///< full: [2d, 2d]; diagonal: [2d]
+  at::Tensor block_;        ///< full: [2d, 2d]; diagonal: [2d]
   at::Tensor vals_, vecs_;  ///< full: its eigendecomposition as of the last refresh
 };
 

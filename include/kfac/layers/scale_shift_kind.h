@@ -24,8 +24,7 @@ class ScaleShiftKind final : public LayerKind {
   at::Tensor expand_output_grad(const at::Tensor& grad_output) const override;
   at::Tensor to_matrix(const std::vector<at::Tensor>& tensors) const override;
   std::vector<at::Tensor> from_matrix(const at::Tensor& matrix) const override;
-  LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing,
-                             at::ScalarType dtype) const override;
+  LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const override;
   std::unique_ptr<Curvature> make_curvature(const CurvatureContext& context) const override;
   bool kronecker() const override { return false; }
 

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
@@ -64,6 +65,24 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
 };
 TORCH_MODULE(Conv2d);
 
+/// torch::nn::Embedding whose forward taps its ids and output: an Embedding block (kfac/layers/embedding_kind.h).
+/// max_norm (which rewrites the weight in the forward) is not supported.
+class EmbeddingImpl : public torch::nn::EmbeddingImpl {
+ public:
+  EmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim)
+      : EmbeddingImpl(torch::nn::EmbeddingOptions(num_embeddings, embedding_dim)) {}
+  explicit EmbeddingImpl(const torch::nn::EmbeddingOptions& options);
+  torch::Tensor forward(const torch::Tensor& input);
+  const std::shared_ptr<Slot>& slot() const { return slot_; }
+  void weight_sharing(c10::optional<WeightSharing> sharing) { weight_sharing_ = sharing; }
+  c10::optional<WeightSharing> weight_sharing() const { return weight_sharing_; }
+
+ private:
+  std::shared_ptr<Slot> slot_ = std::make_shared<Slot>();
+  c10::optional<WeightSharing> weight_sharing_;
+};
+TORCH_MODULE(Embedding);
+
 }  // namespace kfac::nn
 
 namespace kfac {
@@ -74,7 +93,8 @@ Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module)
 }  // namespace kfac
 
 namespace kfac::nn {
-/// The registry entries (kfac/layers/layer_registry.h) of kfac::nn::Linear and kfac::nn::Conv2d.
+/// The registry entries (kfac/layers/layer_registry.h) of kfac::nn::Linear, Conv2d and Embedding.
 LayerFactory linear_factory();
 LayerFactory conv2d_factory();
+LayerFactory embedding_factory();
 }  // namespace kfac::nn

@@ -1,0 +1,54 @@
+#include "kfac/layers/embedding_kind.h"
+
+#include <ATen/ATen.h>
+
+#include "kfac/curvature/embedding_curvature.h"
+#include "kfac/errors.h"
+
+namespace kfac {
+
+EmbeddingKind::EmbeddingKind(at::Tensor weight) : LayerKind(std::move(weight), {}) {
+  KFAC_CHECK(weight_.dim() == 2, "Embedding weight must be 2-D [num_embeddings, dim], got shape ", weight_.sizes());
+}
+
+at::Tensor EmbeddingKind::expand_input(const at::Tensor& ids) const {
+  KFAC_CHECK(ids.dim() >= 1 && !at::isFloatingType(ids.scalar_type()), "Embedding input must be integer ids [B, ...], got ",
+             ids.scalar_type(), " of shape ", ids.sizes());
+  return ids.reshape({ids.size(0), -1, 1});
+}
+
+at::Tensor EmbeddingKind::expand_output_grad(const at::Tensor& g) const {
+  KFAC_CHECK(g.dim() >= 3 && g.size(-1) == dim_g(), "Embedding output gradients must be [S, B, ..., ", dim_g(),
+             "], got shape ", g.sizes());
+  return g.reshape({g.size(0), g.size(1), -1, dim_g()});
+}
+
+at::Tensor EmbeddingKind::to_matrix(const std::vector<at::Tensor>& tensors) const {
+  KFAC_CHECK(tensors.size() == 1, "Embedding: to_matrix needs the weight only, got ", tensors.size(), " tensors");
+  return tensors[0].t();
+}
+
+std::vector<at::Tensor> EmbeddingKind::from_matrix(const at::Tensor& m) const {
+  return {m.t().to(weight_.dtype())};
+}
+
+LayerStatistics EmbeddingKind::statistics(const std::vector<Tap>& taps, WeightSharing /*sharing*/,
+                                          at::ScalarType dtype) const {  // ā: ids [B, T, 1] as int64
+  KFAC_CHECK(!taps.empty(), "Embedding layer: no recorded use to form statistics from");
+  std::vector<at::Tensor> ids, g;
+  for (const auto& t : taps) {
+    ids.push_back(expand_input(t.input).to(at::kLong));  // ids stay integers, whatever the factor dtype
+    g.push_back(expand_output_grad(t.grad_output).to(dtype));
+  }
+  LayerStatistics s;
+  s.a = ids.size() == 1 ? ids[0] : at::cat(ids, 1);
+  s.g = g.size() == 1 ? g[0] : at::cat(g, 2);
+  s.grid = {1, s.a.size(1)};
+  return s;
+}
+
+std::unique_ptr<Curvature> EmbeddingKind::make_curvature(const CurvatureContext& context) const {
+  return std::make_unique<EmbeddingCurvature>(context);
+}
+
+}  // namespace kfac
