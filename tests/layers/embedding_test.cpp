@@ -45,8 +45,8 @@ TokenRun run(bool one_hot, bool pool, PreconditionerOptions options, int steps =
   TokenRun r{TokenNet(one_hot, pool), nullptr, {}};
   r.net->to(torch::kDouble);
   const auto ids = torch::randint(0, kVocabulary - 1, {5, 4});  // the last token never occurs
-  r.precond = std::make_unique<Preconditioner>(
-      *r.net, options.fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
+  r.precond = std::make_unique<Preconditioner>(*r.net,
+                                               options.fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
   auto forward = [&](const at::Tensor& in) { return r.net->forward(in); };
   for (int s = 0; s < steps; ++s) {
     r.precond->update_statistics(forward, ids, LossKind::SquaredError);
@@ -124,8 +124,7 @@ TEST(Embedding, RefusesTheTraceRestrictedMethodsAndTheGlobalStage) {
       run(false, false, PreconditionerOptions().method(method));
       FAIL() << method;
     } catch (const c10::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("an Embedding block supports the methods kfac and ekfac"),
-                std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("an Embedding block supports the methods kfac and ekfac"), std::string::npos)
           << e.what();
     }
   }

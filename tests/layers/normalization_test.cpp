@@ -86,7 +86,8 @@ NormRun run(bool batch_norm, PreconditionerOptions options) {
   auto forward = [&](const at::Tensor& in) { return net->forward(in); };
   r.precond->update_statistics(forward, x, LossKind::SoftmaxCrossEntropy);
   net->zero_grad();
-  kfac::loss(net->forward(x), torch::zeros({5}, torch::kLong), LossKind::SoftmaxCrossEntropy).backward();
+  const auto labels = batch_norm ? torch::zeros({5}, torch::kLong) : torch::zeros({5, 4}, torch::kLong);
+  kfac::loss(net->forward(x), labels, LossKind::SoftmaxCrossEntropy).backward();
   r.exact = exact_fisher(forward, r.precond->layers(), x, LossKind::SoftmaxCrossEntropy, true);
   return r;
 }
@@ -95,8 +96,7 @@ TEST(Normalization, ScaleShiftBlocksEqualTheDenseFisher) {
   for (bool batch_norm : {false, true}) {
     for (int64_t max_full : {256, 0}) {  // full, then diagonal
       auto r = run(batch_norm, PreconditionerOptions().norm_full_max_features(max_full));
-      // Sequence outputs [B, T, 2] are flattened per example: softmax over each example's T·2 outputs. The loss
-      // form does not matter here: both sides use the same likelihood.
+      // Sequence outputs [B, T, 2]: a softmax per position, on both sides.
       r.precond->step();
       const size_t i = 1;  // ln or bn: the second registered layer
       const auto& layer = r.precond->layers()[i];

@@ -175,3 +175,29 @@ TEST(WeightSharing, LinearLayersTakeAnyNumberOfPositionDimensions) {
 
 }  // namespace
 }  // namespace kfac::test
+
+namespace kfac::test {
+namespace {
+TEST(WeightSharing, SoftmaxOverTheLastDimensionForSequenceOutputs) {
+  // Logits [B, T, C]: one categorical per position. The loss is the per-token mean; the last layer's G (exact
+  // Fisher) is the mean of diag(p) − p pᵀ over examples and positions.
+  torch::manual_seed(29);
+  auto net = torch::nn::Sequential(kfac::nn::Linear(3, 4), kfac::nn::Linear(4, 5));
+  net->to(torch::kDouble);
+  const auto x = torch::randn({6, 7, 3}, torch::kDouble);
+  const auto y = torch::randint(0, 5, {6, 7});
+  const auto z = net->forward(x);
+  EXPECT_NEAR(kfac::loss(z, y, LossKind::SoftmaxCrossEntropy).item<double>(),
+              torch::nll_loss(torch::log_softmax(z.reshape({-1, 5}), 1), y.reshape({-1})).item<double>(), 1e-12);
+  Preconditioner p(*net, PreconditionerOptions().fisher(FisherType::Exact));
+  stats_and_step(p, net, x, y, LossKind::SoftmaxCrossEntropy);
+  const auto probs = torch::softmax(z.detach(), -1).reshape({-1, 5});
+  const auto expected = (torch::diag_embed(probs) - probs.unsqueeze(2) * probs.unsqueeze(1)).mean(0);
+  EXPECT_LT(max_abs_diff(dynamic_cast<const KfacCurvature&>(p.curvature(1)).factor_g(), expected), 1e-12);
+  // The sampled Fisher estimates the same G.
+  Preconditioner q(*net, PreconditionerOptions().fisher_samples(4096).seed(3));
+  stats_and_step(q, net, x, y, LossKind::SoftmaxCrossEntropy);
+  EXPECT_LT(max_abs_diff(dynamic_cast<const KfacCurvature&>(q.curvature(1)).factor_g(), expected), 5e-3);
+}
+}  // namespace
+}  // namespace kfac::test

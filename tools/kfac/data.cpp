@@ -1,4 +1,5 @@
 #include "data.h"
+#include "transformers.h"
 
 #include <ATen/ATen.h>
 #include <zlib.h>
@@ -144,6 +145,29 @@ Dataset load_csv(const std::string& path, bool train) {
                : Dataset{x.narrow(0, n_train, n_test), y.narrow(0, n_train, n_test)};
 }
 
+std::string default_kjv_path() { return "/usr/local/share/kfac-data/kjv.txt"; }
+
+Dataset load_text_windows(const std::string& path, bool train) {
+  std::ifstream in(path, std::ios::binary);
+  KFAC_CHECK(in.good(), "cannot read the text corpus '", path,
+             "'; run scripts/setup.sh (it writes the King James Bible from Debian's bible-kjv there) or give "
+             "--data-path FILE");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  constexpr int64_t kWindow = 64;
+  const int64_t windows = (static_cast<int64_t>(text.size()) - 1) / kWindow;
+  KFAC_CHECK(windows >= 10, "the text corpus '", path, "' has ", text.size(), " characters; need at least ",
+             10 * kWindow + 1);
+  std::vector<int64_t> ids(text.size());
+  for (size_t i = 0; i < text.size(); ++i) ids[i] = char_id(text[i]);
+  const auto all = at::tensor(ids, at::kLong);
+  // Window w: characters [64w, 64w + 64) predict [64w + 1, 64w + 65). The last tenth of the text is the test set.
+  const auto inputs = all.narrow(0, 0, windows * kWindow).view({windows, kWindow});
+  const auto targets = all.narrow(0, 1, windows * kWindow).view({windows, kWindow});
+  const int64_t n_test = windows / 10, n_train = windows - n_test;
+  return train ? Dataset{inputs.narrow(0, 0, n_train).clone(), targets.narrow(0, 0, n_train).clone()}
+               : Dataset{inputs.narrow(0, n_train, n_test).clone(), targets.narrow(0, n_train, n_test).clone()};
+}
+
 const std::vector<DatasetEntry>& dataset_table() {
   static const std::vector<DatasetEntry> table{
       {"fashion-mnist", "Fashion-MNIST from Debian's dataset-fashion-mnist (or --data-dir: its IDX files)",
@@ -164,6 +188,12 @@ const std::vector<DatasetEntry>& dataset_table() {
        [](const std::string& path, bool train) {
          KFAC_CHECK(!path.empty(), "--dataset csv needs --data-path FILE.csv");
          return load_csv(path, train);
+       }},
+      {"kjv",
+       "the King James Bible (public domain; Debian's bible-kjv-text, written out by scripts/setup.sh), 4.3 MB, as "
+       "64-character windows for char-lm; the last tenth is the test set (or --data-path: any text file)",
+       [](const std::string& path, bool train) {
+         return load_text_windows(path.empty() ? default_kjv_path() : path, train);
        }},
   };
   return table;

@@ -9,8 +9,8 @@
 namespace kfac::tool {
 
 struct Dataset {
-  at::Tensor images;  ///< [N, 784] float32 in [0, 1]
-  at::Tensor labels;  ///< [N] int64
+  at::Tensor images;  ///< [N, 784] float32 in [0, 1]; text: token windows [N, 64] int64
+  at::Tensor labels;  ///< [N] int64; text: the next tokens [N, 64]
   int64_t size() const { return images.size(0); }
 };
 
@@ -36,6 +36,11 @@ Dataset make_curves(bool train);
 /// A CSV file of rows `label,p1,...,p784` (values 0-255 or 0-1; an optional header line); the last sixth of the
 /// rows is the test set.
 Dataset load_csv(const std::string& path, bool train);
+
+/// Where scripts/setup.sh writes the King James Bible text.
+std::string default_kjv_path();
+/// A text file as 64-character windows (ids by char_id) and their next characters; the last tenth is the test set.
+Dataset load_text_windows(const std::string& path, bool train);
 
 /// The tool's datasets, one entry each (adding a dataset is one entry in data.cpp). `path` is --data-dir / --data-path
 /// (empty: the installed default).

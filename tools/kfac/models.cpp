@@ -7,6 +7,7 @@
 #include "kfac/errors.h"
 #include "kfac/util/enum_names.h"
 #include "kfac/nn/layers.h"
+#include "transformers.h"
 
 namespace kfac::tool {
 
@@ -158,6 +159,9 @@ const std::vector<ModelEntry>& model_table() {
       {"cuda-convnet", "three 5x5 convolutions (32, 32, 64) with pooling and a linear classifier", build_cuda_convnet},
       {"resnet", "a small residual network: stem, two residual blocks (16 and 32 channels), global pooling",
        build_resnet},
+      {"vit", "a vision transformer: 16 patches of 7x7, width 64, 4 heads, 2 pre-LN blocks, GELU MLP", build_vit},
+      {"char-lm", "a causal character transformer on 64-character windows (--dataset kjv), width 64, 2 blocks",
+       build_char_lm},
   };
   return table;
 }

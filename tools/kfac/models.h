@@ -15,7 +15,7 @@ struct Model {
   torch::nn::Sequential net;
   LossKind loss = LossKind::SoftmaxCrossEntropy;
   bool reconstructs_input = false;  ///< autoencoders: the target is the input
-  int64_t image_side = 28;          ///< inputs are side x side images (data are resized to it)
+  int64_t image_side = 28;          ///< inputs are side x side images (data are resized to it); 0: token windows
 };
 
 /// The tool's models, one entry each (adding a model is one entry in models.cpp).

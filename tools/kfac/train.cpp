@@ -135,7 +135,10 @@ class Batches {
 
 // Resizes 28x28 images to the model's input side (the FACES architecture takes 25x25).
 Dataset fit_images(Dataset d, int64_t side) {
-  if (d.images.size(1) == side * side) return d;
+  KFAC_CHECK((side == 0) == (d.images.scalar_type() == at::kLong),
+             side == 0 ? "this model trains on text: use --dataset kjv (or --data-path with a text file)"
+                       : "this model takes images; the text dataset kjv is for --model char-lm");
+  if (side == 0 || d.images.size(1) == side * side) return d;
   const int64_t from = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(d.images.size(1)))));
   KFAC_CHECK(from * from == d.images.size(1), "images of ", d.images.size(1), " pixels are not square");
   auto x = at::upsample_bilinear2d(d.images.reshape({-1, 1, from, from}), {side, side}, false);

@@ -45,10 +45,10 @@ class EmbeddingCurvature final : public Curvature {
 
   bool corrected_;
   EigenCorrectedOptions options_;
-  at::Tensor a_, g_;              ///< running statistics: diag(A) [V], G [d, d]
-  at::Tensor a_inv_, g_inv_;      ///< factored damping
-  at::Tensor g_vals_, g_vecs_;    ///< eigen damping and EKFAC's basis
-  at::Tensor spectrum_;           ///< EKFAC: [d, V]
+  at::Tensor a_, g_;            ///< running statistics: diag(A) [V], G [d, d]
+  at::Tensor a_inv_, g_inv_;    ///< factored damping
+  at::Tensor g_vals_, g_vecs_;  ///< eigen damping and EKFAC's basis
+  at::Tensor spectrum_;         ///< EKFAC: [d, V]
 };
 
 }  // namespace kfac

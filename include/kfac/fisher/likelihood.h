@@ -50,6 +50,10 @@ class Likelihood {
   /// For one example's output z ([C], attached to its graph): scalars s_k and weights w_k with
   /// F = Σ_k w_k ∇s_k ∇s_kᵀ (the dense oracle differentiates the s_k).
   virtual std::vector<std::pair<at::Tensor, double>> oracle_terms(const at::Tensor& z) const = 0;
+  /// Whether outputs [B, ..., C] are one distribution per position over the last dimension (softmax), rather than
+  /// independent units that may be flattened. The library then applies the methods above to the [B·T, C] rows; see
+  /// loss() and output_gradient_rows() below for what that means per example.
+  virtual bool positionwise() const { return false; }
 };
 
 /// Names a registered likelihood; cheap to copy and compare. The built-in ones are constants.
@@ -79,12 +83,17 @@ inline std::string to_string(LossKind kind) { return kind.name(); }
 inline LossKind parse_loss_kind(const std::string& name) { return LossKind::named(name); }
 
 /// Mean over examples of the per-example loss (summed over output units). `output` is [B, C] (or [B, ...], flattened);
-/// targets: class indices [B] for SoftmaxCrossEntropy, same shape as output otherwise.
+/// targets: class indices [B] for SoftmaxCrossEntropy, same shape as output otherwise. A positionwise likelihood on
+/// [B, T, ..., C] takes targets [B, T, ...] and returns the mean over examples and positions (the per-token loss of
+/// a language model, torch's cross_entropy).
 at::Tensor loss(const at::Tensor& output, const at::Tensor& targets, LossKind kind);
 
 /// Gradients of per-example losses with respect to `output` for the statistics pass: shape [S, B, C], where the
 /// Fisher of the outputs is Σ_s E_b[r_sb r_sbᵀ]. S = `samples` (Sampled, scaled by 1/√S), 1 (Empirical), the
-/// factor's rows (Exact). `output` must be detached. `targets` is used only for FisherType::Empirical.
+/// factor's rows (Exact). `output` must be detached. `targets` is used only for FisherType::Empirical. For a
+/// positionwise likelihood on [B, T, ..., C] the rows are those of each example's summed per-position losses,
+/// [S, B, T·C]: sampled and empirical rows concatenate the positions (their cross terms vanish in expectation,
+/// resp. are the empirical Fisher's), exact rows are block-diagonal over positions ([T·C, B, T·C]).
 at::Tensor output_gradient_rows(const at::Tensor& output, LossKind kind, FisherType fisher, int64_t samples,
                                 const at::Tensor& targets, at::Generator generator);
 

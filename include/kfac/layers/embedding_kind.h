@@ -20,8 +20,7 @@ class EmbeddingKind final : public LayerKind {
   at::Tensor to_matrix(const std::vector<at::Tensor>& tensors) const override;
   std::vector<at::Tensor> from_matrix(const at::Tensor& matrix) const override;
   /// The positions stay expanded; EmbeddingCurvature applies the flavour (it needs per-example token counts).
-  LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing,
-                             at::ScalarType dtype) const override;
+  LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const override;
   std::unique_ptr<Curvature> make_curvature(const CurvatureContext& context) const override;
   bool kronecker() const override { return false; }  // ā holds ids, not the one-hot rows
 };

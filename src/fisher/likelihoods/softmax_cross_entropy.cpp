@@ -10,6 +10,7 @@ namespace {
 class SoftmaxCrossEntropy final : public Likelihood {
  public:
   std::string name() const override { return "softmax-cross-entropy"; }
+  bool positionwise() const override { return true; }
   void check_targets(const at::Tensor& z, const at::Tensor& targets) const override {
     KFAC_CHECK(targets.defined(), "targets are required for the ", name(), " loss");
     KFAC_CHECK(targets.dim() == 1 && targets.size(0) == z.size(0) && !at::isFloatingType(targets.scalar_type()),
