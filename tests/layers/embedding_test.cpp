@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sstream>
+
 #include "kfac/fisher/dense_fisher.h"
 #include "kfac/kfac.h"
 #include "support/helpers.h"
@@ -91,6 +93,22 @@ TEST(Embedding, KfacAndEkfacAreExactWhereKfacIs) {
       const auto want = unvec(torch::linalg_solve(dense, vec(v).unsqueeze(1)).squeeze(1), 3, kVocabulary);
       EXPECT_LT(relative(r.precond->curvature(0).precondition(v, 0.1), want), 1e-8) << method;
     }
+}
+
+TEST(Embedding, CheckpointRoundTrip) {
+  for (const char* method : {"kfac", "ekfac"}) {
+    const auto options = PreconditionerOptions().method(method).weight_sharing(WeightSharing::Reduce);
+    const auto r = run(false, true, options, 2);
+    std::stringstream bytes;
+    torch::save(*r.precond, bytes);
+    auto q = run(false, true, options, 1);
+    torch::load(*q.precond, bytes);
+    const auto v = torch::randn({3, kVocabulary}, torch::kDouble);
+    EXPECT_TRUE(torch::equal(q.precond->curvature(0).to_dense(), r.precond->curvature(0).to_dense())) << method;
+    EXPECT_TRUE(torch::equal(q.precond->curvature(0).precondition(v, 0.1),
+                             r.precond->curvature(0).precondition(v, 0.1)))
+        << method;
+  }
 }
 
 TEST(Embedding, MemoryIsLinearInTheVocabulary) {
