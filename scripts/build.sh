@@ -9,7 +9,10 @@ export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_fil
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
 export CCACHE_BASEDIR="$PWD"  # relative paths in the cache key: clones in other folders hit the same cache
 BUILD_DIR="${BUILD_DIR:-build}"
+# KFAC_WERROR unset keeps what the build folder was configured with (switching it rebuilds everything).
+CACHED_WERROR="$(sed -n 's/^KFAC_WERROR:BOOL=//p' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null || true)"
+KFAC_WERROR="${KFAC_WERROR:-${CACHED_WERROR:-OFF}}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
   -DKFAC_BUILD_TESTS=ON -DKFAC_BUILD_TOOLS=ON -DKFAC_BUILD_BENCH="${KFAC_BUILD_BENCH:-OFF}" \
-  -DKFAC_WERROR="${KFAC_WERROR:-OFF}" "$@" >/dev/null
+  -DKFAC_WERROR="$KFAC_WERROR" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"

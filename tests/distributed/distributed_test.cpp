@@ -114,19 +114,26 @@ struct Training {
   double fraction = 1.0;
   bool conv = false;
   int steps = 4;
+  bool tokens = false;  ///< token_model() with a softmax per position, adam fallback, the given weight sharing
+  WeightSharing sharing = WeightSharing::Expand;
 };
 
 std::vector<at::Tensor> train(const Training& run, int ranks, const std::string& checkpoint_in = "",
                               std::string* checkpoint_out = nullptr, int save_after = -1) {
   torch::manual_seed(123);
-  auto base = run.conv ? cnn(3) : mlp({3, 5, 4, 2});
+  auto make = [&] { return run.tokens ? token_model() : run.conv ? cnn(3) : mlp({3, 5, 4, 2}); };
+  auto base = make();
   const int64_t batch = 12;
-  const auto x = run.conv ? torch::randn({batch, 2, 5, 5}, torch::kDouble) : torch::randn({batch, 3}, torch::kDouble);
-  const auto loss = run.conv ? LossKind::SoftmaxCrossEntropy : LossKind::SigmoidCrossEntropy;
-  const auto y = run.conv ? torch::randint(3, {batch}, torch::kLong) : torch::randint(2, {batch, 2}).to(torch::kDouble);
+  const auto x = run.tokens ? torch::randint(7, {batch, 5})
+                 : run.conv ? torch::randn({batch, 2, 5, 5}, torch::kDouble)
+                            : torch::randn({batch, 3}, torch::kDouble);
+  const auto loss = run.conv || run.tokens ? LossKind::SoftmaxCrossEntropy : LossKind::SigmoidCrossEntropy;
+  const auto y = run.tokens ? torch::randint(3, {batch, 5})
+                 : run.conv ? torch::randint(3, {batch}, torch::kLong)
+                            : torch::randint(2, {batch, 2}).to(torch::kDouble);
   std::vector<torch::nn::Sequential> models;
   for (int r = 0; r < ranks; ++r) {
-    auto m = run.conv ? cnn(3) : mlp({3, 5, 4, 2});
+    auto m = make();
     torch::NoGradGuard g;
     for (size_t i = 0; i < m->parameters().size(); ++i) m->parameters()[i].copy_(base->parameters()[i]);
     models.push_back(m);
@@ -140,7 +147,9 @@ std::vector<at::Tensor> train(const Training& run, int ranks, const std::string&
                        .damping(1e-2)
                        .refresh_period(2)
                        .grad_worker_fraction(run.fraction)
-                       .global_options(run.two_level);
+                       .global_options(run.two_level)
+                       .weight_sharing(run.sharing)
+                       .fallback(run.tokens ? FallbackKind::Adam : FallbackKind::Identity);
     auto pre = std::make_shared<Preconditioner>(*model, options, comm);
     KfacOptimizer opt(model->parameters(), pre, KfacOptimizerOptions(0.2).momentum(0.5).kl_clip(1e-2));
     if (!checkpoint_in.empty()) {
@@ -210,6 +219,22 @@ TEST_P(RanksEqualOneProcess, TwoAndThreeRanks) {
 
 INSTANTIATE_TEST_SUITE_P(Methods, RanksEqualOneProcess, ::testing::ValuesIn(every_method_and_stage()),
                          [](const auto& info) { return spec_test_name(info.param); });
+
+// Embedding, LayerNorm and sequence Linear blocks and the adam fallback: the ranks' averaged statistics (token
+// frequencies, scale-and-shift blocks, EKFAC's [d, V] spectrum) equal one process's.
+TEST_F(Distributed, TransformerKindsEqualOneProcess) {
+  for (const char* method : {"kfac", "ekfac"})
+    for (const auto sharing : {WeightSharing::Expand, WeightSharing::Reduce}) {
+      Training run;
+      run.method = method, run.tokens = true, run.sharing = sharing;
+      const auto one = train(run, 1);
+      Training still = run;
+      still.steps = 0;
+      EXPECT_GT(max_difference(one, train(still, 1)), 1e-3) << "training must move the parameters";
+      for (int ranks : {2, 3})
+        EXPECT_LT(max_difference(train(run, ranks), one), 1e-10) << method << " " << to_string(sharing) << " " << ranks;
+    }
+}
 
 // The quadratic-model step rule: losses, gradients and curvature terms averaged over ranks.
 std::vector<at::Tensor> train_qmodel(int ranks) {
