@@ -20,7 +20,7 @@ run() {  # model data batch method sharing lr
 for spec in "vit||128" "char-lm|--dataset kjv|32"; do
   IFS='|' read -r model data batch <<<"$spec"
   for lr in 3e-4 1e-3 3e-3; do run "$model" "$data" "$batch" adamw expand "$lr"; done
-  for lr in 0.03 0.1 0.3; do
+  for lr in 0.03 0.1 0.3 1; do
     run "$model" "$data" "$batch" kfac expand "$lr"
     run "$model" "$data" "$batch" kfac reduce "$lr"
     run "$model" "$data" "$batch" ekfac expand "$lr"
