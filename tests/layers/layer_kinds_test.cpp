@@ -1,0 +1,132 @@
+// The contract every registered layer kind meets. Each kind of the registry needs an example module here (a kind
+// registered without one fails the first test), then: the matrix view round-trips, the block is the right size,
+// preconditioning solves with the block's own dense form, and a checkpoint restores it exactly.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "kfac/kfac.h"
+#include "support/helpers.h"
+
+namespace kfac::test {
+namespace {
+
+// A user's own module type, registered as a Linear-like kind in one call: the contract below covers it too.
+struct ProjectionImpl : torch::nn::Module {
+  ProjectionImpl() {
+    weight = register_parameter("weight", torch::randn({4, 3}) * 0.5);
+    bias = register_parameter("bias", torch::zeros({4}));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = torch::nn::functional::linear(x, weight, bias);
+    slot->tap(x, y);
+    return y;
+  }
+  torch::Tensor weight, bias;
+  std::shared_ptr<Slot> slot = std::make_shared<Slot>();
+};
+TORCH_MODULE(Projection);
+
+const bool kProjectionRegistered = [] {
+  register_module_kind<ProjectionImpl>("UserProjection", [](const std::string& name, ProjectionImpl& m) {
+    return Layer{name, std::make_shared<LinearKind>(m.weight, m.bias), m.slot};
+  });
+  return true;
+}();
+
+// An example for a kind: a model whose only registered layer is of that kind, and a batch and targets for it.
+struct Example {
+  std::function<torch::nn::Sequential()> model;
+  std::function<at::Tensor()> inputs;
+  int64_t classes;  // softmax over the last output dimension
+};
+
+const std::map<std::string, Example>& examples() {
+  static const std::map<std::string, Example> table{
+      {"Linear",
+       {[] { return torch::nn::Sequential(kfac::nn::Linear(3, 4)); }, [] { return torch::randn({5, 2, 3}); }, 4}},
+      {"Conv2d",
+       {[] {
+          return torch::nn::Sequential(kfac::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1)),
+                                       torch::nn::Flatten());
+        },
+        [] { return torch::randn({5, 2, 3, 3}); }, 27}},
+      {"Embedding", {[] { return torch::nn::Sequential(kfac::nn::Embedding(6, 3)); },
+                     [] { return torch::randint(0, 6, {5, 4}); }, 3}},
+      {"LayerNorm", {[] { return torch::nn::Sequential(kfac::nn::LayerNorm(std::vector<int64_t>{4})); },
+                     [] { return torch::randn({5, 3, 4}); }, 4}},
+      {"UserProjection", {[] { return torch::nn::Sequential(Projection()); }, [] { return torch::randn({5, 3}); }, 4}},
+      {"BatchNorm2d",
+       {[] { return torch::nn::Sequential(kfac::nn::BatchNorm2d(3), torch::nn::Flatten()); },
+        [] { return torch::randn({5, 3, 2, 2}); }, 12}},
+  };
+  return table;
+}
+
+TEST(LayerKinds, EveryRegisteredKindHasAnExample) {
+  ASSERT_TRUE(kProjectionRegistered);
+  for (const auto& kind : registered_layer_kinds()) EXPECT_EQ(examples().count(kind), 1U) << kind;
+}
+
+class LayerKindContract : public ::testing::TestWithParam<std::string> {};
+
+std::unique_ptr<Preconditioner> trained(torch::nn::Sequential& net, const Example& e, const at::Tensor& x) {
+  auto p = std::make_unique<Preconditioner>(*net, PreconditionerOptions().damping_mode(DampingMode::Eigen));
+  const auto out = net->forward(x);
+  const auto y = torch::randint(0, e.classes, out.sizes().slice(0, out.dim() - 1));
+  stats_and_step(*p, net, x, y, LossKind::SoftmaxCrossEntropy);
+  return p;
+}
+
+TEST_P(LayerKindContract, MatrixViewBlockSolveAndCheckpoint) {
+  const auto& e = examples().at(GetParam());
+  torch::manual_seed(61);
+  auto net = e.model();
+  net->to(torch::kDouble);
+  const auto raw = e.inputs();
+  const auto x = raw.is_floating_point() ? raw.to(torch::kDouble) : raw;
+  auto p = trained(net, e, x);
+  ASSERT_EQ(p->layers().size(), 1U);
+  const auto& layer = p->layers()[0];
+  // The registry's name, or the built-in kind a user's factory reuses.
+  EXPECT_EQ(layer.kind->kind_name(), GetParam() == "UserProjection" ? "Linear" : GetParam());
+  const auto& kind = *layer.kind;
+  // The matrix view: [d_G, d_A], from_matrix → to_matrix is the identity, and the parts have the parameters' shapes.
+  const auto m = torch::randn({kind.dim_g(), kind.dim_a()}, torch::kDouble);
+  const auto parts = kind.from_matrix(m);
+  const auto params = kind.parameters();
+  ASSERT_EQ(parts.size(), params.size());
+  for (size_t i = 0; i < parts.size(); ++i) EXPECT_EQ(parts[i].sizes(), params[i].sizes());
+  EXPECT_TRUE(torch::equal(kind.to_matrix(parts), m));
+  kind.set_grad_matrix(m);
+  EXPECT_TRUE(torch::equal(kind.grad_matrix(), m));
+  // The block: (d_A·d_G)², and with eigen damping the solve is (F + λI)⁻¹ of the block's dense form.
+  const auto& c = p->curvature(0);
+  const auto dense = c.to_dense();
+  const int64_t n = kind.dim_a() * kind.dim_g();
+  ASSERT_EQ(dense.sizes(), (std::vector<int64_t>{n, n}));
+  const auto v = torch::randn({kind.dim_g(), kind.dim_a()}, torch::kDouble);
+  const auto want = unvec(
+      torch::linalg_solve(dense + 0.1 * torch::eye(n, torch::kDouble), vec(v).unsqueeze(1)).squeeze(1),
+      kind.dim_g(), kind.dim_a());
+  EXPECT_LT(max_abs_diff(c.precondition(v, 0.1), want), 1e-9 * std::max(1.0, want.abs().max().item<double>()));
+  // A checkpoint into a fresh preconditioner restores the block exactly.
+  std::stringstream bytes;
+  torch::save(*p, bytes);
+  torch::manual_seed(62);
+  auto other = e.model();
+  other->to(torch::kDouble);
+  Preconditioner q(*other, PreconditionerOptions().damping_mode(DampingMode::Eigen));
+  torch::load(q, bytes);
+  EXPECT_TRUE(torch::equal(q.curvature(0).to_dense(), dense));
+  EXPECT_TRUE(torch::equal(q.curvature(0).precondition(v, 0.1), c.precondition(v, 0.1)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Registered, LayerKindContract, ::testing::ValuesIn(registered_layer_kinds()),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace
+}  // namespace kfac::test
