@@ -1,6 +1,8 @@
 """Summarizes bench/transformers.sh: one table per model from the runs' metrics JSON (reports/transformers/MODEL/)."""
 import json
 import pathlib
+import shutil
+import subprocess
 import sys
 
 
@@ -15,6 +17,24 @@ def first_reaching(history, target):
         if smoothed(history, i) <= target:
             return history[i]["step"] + 1, history[i]["seconds"]
     return None, None
+
+
+def plot(model_dir, best):
+    """loss_vs_step.png and loss_vs_seconds.png of the best run of each method (20-step means), with gnuplot."""
+    if shutil.which("gnuplot") is None:
+        return
+    names = []
+    for key, r in best.items():
+        name = key.replace(" ", "-")
+        with open(model_dir / f"{name}.dat", "w") as f:
+            for i, h in enumerate(r["history"]):
+                f.write(f"{h['step'] + 1} {h['seconds']} {smoothed(r['history'], i)}\n")
+        names.append((name, f"{key} (lr {r['lr']:g})"))
+    for column, label, out in ((1, "step", "loss_vs_step.png"), (2, "seconds", "loss_vs_seconds.png")):
+        lines = ", ".join(f"'{model_dir / n}.dat' using {column}:3 with lines title '{t}'" for n, t in names)
+        script = (f"set terminal pngcairo size 800,500; set output '{model_dir / out}'; set xlabel '{label}'; "
+                  f"set ylabel 'training loss (20-step mean)'; set title '{model_dir.name}'; plot {lines}")
+        subprocess.run(["gnuplot", "-e", script], check=False)
 
 
 def main(root):
@@ -51,6 +71,8 @@ def main(root):
             print(f"| {key} | {r['lr']:g} | {tried} | {r['final']:.4f} | {ratio(steps, steps_ref)} | {sec} |"
                   f" {r['seconds_per_step'] * 1000:.1f} ms ({r['seconds_per_step'] / reference['seconds_per_step']:.2f})"
                   f" | {slow_text} |")
+        plot(model_dir, best)
+        print(f"\nplots: {model_dir}/loss_vs_step.png, loss_vs_seconds.png")
         print(f"\nregistration ({best.get('kfac expand', reference).get('registration', '')})")
 
 

@@ -47,21 +47,44 @@ struct Example {
 const std::map<std::string, Example>& examples() {
   static const std::map<std::string, Example> table{
       {"Linear",
-       {[] { return torch::nn::Sequential(kfac::nn::Linear(3, 4)); }, [] { return torch::randn({5, 2, 3}); }, 4}},
+       {[] { return torch::nn::Sequential(kfac::nn::Linear(3, 4)); },
+        [] {
+          return torch::randn({5, 2, 3});
+        },
+        4}},
       {"Conv2d",
        {[] {
           return torch::nn::Sequential(kfac::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1)),
                                        torch::nn::Flatten());
         },
-        [] { return torch::randn({5, 2, 3, 3}); }, 27}},
-      {"Embedding", {[] { return torch::nn::Sequential(kfac::nn::Embedding(6, 3)); },
-                     [] { return torch::randint(0, 6, {5, 4}); }, 3}},
-      {"LayerNorm", {[] { return torch::nn::Sequential(kfac::nn::LayerNorm(std::vector<int64_t>{4})); },
-                     [] { return torch::randn({5, 3, 4}); }, 4}},
-      {"UserProjection", {[] { return torch::nn::Sequential(Projection()); }, [] { return torch::randn({5, 3}); }, 4}},
+        [] {
+          return torch::randn({5, 2, 3, 3});
+        },
+        27}},
+      {"Embedding",
+       {[] { return torch::nn::Sequential(kfac::nn::Embedding(6, 3)); },
+        [] {
+          return torch::randint(0, 6, {5, 4});
+        },
+        3}},
+      {"LayerNorm",
+       {[] { return torch::nn::Sequential(kfac::nn::LayerNorm(std::vector<int64_t>{4})); },
+        [] {
+          return torch::randn({5, 3, 4});
+        },
+        4}},
+      {"UserProjection",
+       {[] { return torch::nn::Sequential(Projection()); },
+        [] {
+          return torch::randn({5, 3});
+        },
+        4}},
       {"BatchNorm2d",
        {[] { return torch::nn::Sequential(kfac::nn::BatchNorm2d(3), torch::nn::Flatten()); },
-        [] { return torch::randn({5, 3, 2, 2}); }, 12}},
+        [] {
+          return torch::randn({5, 3, 2, 2});
+        },
+        12}},
   };
   return table;
 }
@@ -109,9 +132,9 @@ TEST_P(LayerKindContract, MatrixViewBlockSolveAndCheckpoint) {
   const int64_t n = kind.dim_a() * kind.dim_g();
   ASSERT_EQ(dense.sizes(), (std::vector<int64_t>{n, n}));
   const auto v = torch::randn({kind.dim_g(), kind.dim_a()}, torch::kDouble);
-  const auto want = unvec(
-      torch::linalg_solve(dense + 0.1 * torch::eye(n, torch::kDouble), vec(v).unsqueeze(1)).squeeze(1),
-      kind.dim_g(), kind.dim_a());
+  const auto want =
+      unvec(torch::linalg_solve(dense + 0.1 * torch::eye(n, torch::kDouble), vec(v).unsqueeze(1)).squeeze(1),
+            kind.dim_g(), kind.dim_a());
   EXPECT_LT(max_abs_diff(c.precondition(v, 0.1), want), 1e-9 * std::max(1.0, want.abs().max().item<double>()));
   // A checkpoint into a fresh preconditioner restores the block exactly.
   std::stringstream bytes;

@@ -201,3 +201,29 @@ TEST(WeightSharing, SoftmaxOverTheLastDimensionForSequenceOutputs) {
 }
 }  // namespace
 }  // namespace kfac::test
+
+namespace kfac::test {
+namespace {
+TEST(WeightSharing, EveryGlobalStageRunsOnSequenceLayers) {
+  // The coarse spaces and matrices read the shared positions through the statistics' grid ({1, T}); the
+  // block-tridiagonal stage couples only position-free pairs. Each must give a finite direction that descends.
+  for (const auto& spec : every_global_stage())
+    for (const auto sharing : {WeightSharing::Expand, WeightSharing::Reduce}) {
+      torch::manual_seed(30);
+      SequenceNet net(false, false);
+      net->to(torch::kDouble);
+      Preconditioner p(*net, options_for_spec(spec, PreconditionerOptions().weight_sharing(sharing)));
+      const auto x = torch::randn({6, 4, 3}, torch::kDouble);
+      const auto y = torch::randn({6, 4, 2}, torch::kDouble);
+      for (int step = 0; step < 2; ++step) {
+        net->zero_grad();
+        p.update_statistics([&](const at::Tensor& in) { return net->forward(in); }, x, LossKind::SquaredError, y);
+        kfac::loss(net->forward(x), y, LossKind::SquaredError).backward();
+        const auto stats = p.step();
+        EXPECT_FALSE(stats.skipped) << spec;
+        EXPECT_GT(stats.grad_dot_direction, 0) << spec << " " << to_string(sharing);
+      }
+    }
+}
+}  // namespace
+}  // namespace kfac::test
