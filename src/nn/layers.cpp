@@ -72,34 +72,31 @@ Layer conv2d_layer(const std::string& name, const torch::nn::Conv2dImpl& module)
 
 namespace nn {
 
-LayerFactory linear_factory() {
-  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
-    auto* m = dynamic_cast<LinearImpl*>(&module);
-    if (m == nullptr) return c10::nullopt;
-    auto layer = linear_layer(name, *m);
-    layer.slot = m->slot();
-    layer.weight_sharing = m->weight_sharing();
+namespace {
+// The capture-enabled modules' Layer: the kind from the module, its own slot and weight-sharing choice.
+template <class Impl>
+LayerFactory capture_factory(Layer (*make)(const std::string&, Impl&)) {
+  return module_factory<Impl>([make](const std::string& name, Impl& m) {
+    auto layer = make(name, m);
+    layer.slot = m.slot();
+    layer.weight_sharing = m.weight_sharing();
     return layer;
-  };
+  });
+}
+}  // namespace
+
+LayerFactory linear_factory() {
+  return capture_factory<LinearImpl>([](const std::string& name, LinearImpl& m) { return linear_layer(name, m); });
 }
 
 LayerFactory conv2d_factory() {
-  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
-    auto* m = dynamic_cast<Conv2dImpl*>(&module);
-    if (m == nullptr) return c10::nullopt;
-    auto layer = conv2d_layer(name, *m);
-    layer.slot = m->slot();
-    layer.weight_sharing = m->weight_sharing();
-    return layer;
-  };
+  return capture_factory<Conv2dImpl>([](const std::string& name, Conv2dImpl& m) { return conv2d_layer(name, m); });
 }
 
 LayerFactory embedding_factory() {
-  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
-    auto* m = dynamic_cast<EmbeddingImpl*>(&module);
-    if (m == nullptr) return c10::nullopt;
-    return Layer{name, std::make_shared<EmbeddingKind>(m->weight), m->slot(), m->weight_sharing()};
-  };
+  return capture_factory<EmbeddingImpl>([](const std::string& name, EmbeddingImpl& m) {
+    return Layer{name, std::make_shared<EmbeddingKind>(m.weight), nullptr};
+  });
 }
 
 }  // namespace nn

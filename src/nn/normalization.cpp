@@ -48,23 +48,18 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& input) {
 }
 
 LayerFactory layer_norm_factory() {
-  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
-    auto* m = dynamic_cast<LayerNormImpl*>(&module);
-    if (m == nullptr) return c10::nullopt;
-    return Layer{name,
-                 std::make_shared<ScaleShiftKind>(m->weight, m->bias, ScaleShiftKind::Features::Last, "LayerNorm"),
-                 m->slot()};
-  };
+  return module_factory<LayerNormImpl>([](const std::string& name, LayerNormImpl& m) {
+    return Layer{name, std::make_shared<ScaleShiftKind>(m.weight, m.bias, ScaleShiftKind::Features::Last, "LayerNorm"),
+                 m.slot()};
+  });
 }
 
 LayerFactory batch_norm2d_factory() {
-  return [](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
-    auto* m = dynamic_cast<BatchNorm2dImpl*>(&module);
-    if (m == nullptr) return c10::nullopt;
-    return Layer{
-        name, std::make_shared<ScaleShiftKind>(m->weight, m->bias, ScaleShiftKind::Features::Channels, "BatchNorm2d"),
-        m->slot()};
-  };
+  return module_factory<BatchNorm2dImpl>([](const std::string& name, BatchNorm2dImpl& m) {
+    return Layer{name,
+                 std::make_shared<ScaleShiftKind>(m.weight, m.bias, ScaleShiftKind::Features::Channels, "BatchNorm2d"),
+                 m.slot()};
+  });
 }
 
 }  // namespace kfac::nn

@@ -35,15 +35,20 @@ void register_layer_kind(const std::string& kind_name, LayerFactory factory);
 /// module's fallback parameters.
 void register_replacement(const std::string& stock_type, const std::string& use_instead);
 
+/// A factory for modules of type ModuleImpl (and its subclasses).
+template <typename ModuleImpl>
+LayerFactory module_factory(std::function<Layer(const std::string& name, ModuleImpl& module)> make) {
+  return [make = std::move(make)](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
+    if (auto* m = dynamic_cast<ModuleImpl*>(&module)) return make(name, *m);
+    return c10::nullopt;
+  };
+}
+
 /// Registers a factory for modules of type ModuleImpl (and its subclasses).
 template <typename ModuleImpl>
 void register_module_kind(const std::string& kind_name,
                           std::function<Layer(const std::string& name, ModuleImpl& module)> make) {
-  register_layer_kind(
-      kind_name, [make = std::move(make)](const std::string& name, torch::nn::Module& module) -> c10::optional<Layer> {
-        if (auto* m = dynamic_cast<ModuleImpl*>(&module)) return make(name, *m);
-        return c10::nullopt;
-      });
+  register_layer_kind(kind_name, module_factory<ModuleImpl>(std::move(make)));
 }
 
 /// "use kfac::nn::Linear" for a stock module type with a registered stand-in; "" otherwise.
