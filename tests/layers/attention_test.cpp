@@ -31,8 +31,8 @@ TEST(MultiheadAttention, EqualsLibTorchsOnTheSameWeights) {
     // Non-zero biases, so that their placement is checked too.
     if (c.bias) {
       torch::NoGradGuard no_grad;
-      stock->in_proj_bias.normal_();
-      stock->out_proj->bias.normal_();
+      stock->in_proj_bias.copy_(torch::randn_like(stock->in_proj_bias));
+      stock->out_proj->bias.copy_(torch::randn_like(stock->out_proj->bias));
     }
     ours->load_from(*stock);
     const int64_t l = 4, s = 5, n = 3;

@@ -19,7 +19,8 @@ TEST(Normalization, ModulesEqualLibTorchs) {
   kfac::nn::LayerNorm ln(std::vector<int64_t>{6});
   {
     torch::NoGradGuard no_grad;
-    stock_ln->weight.normal_(), stock_ln->bias.normal_();
+    stock_ln->weight.copy_(torch::randn_like(stock_ln->weight)),
+        stock_ln->bias.copy_(torch::randn_like(stock_ln->bias));
     ln->weight.copy_(stock_ln->weight), ln->bias.copy_(stock_ln->bias);
   }
   const auto x = torch::randn({3, 4, 6});
@@ -29,7 +30,8 @@ TEST(Normalization, ModulesEqualLibTorchs) {
   kfac::nn::BatchNorm2d bn(torch::nn::BatchNormOptions(3).momentum(0.3));
   {
     torch::NoGradGuard no_grad;
-    stock_bn->weight.normal_(), stock_bn->bias.normal_();
+    stock_bn->weight.copy_(torch::randn_like(stock_bn->weight)),
+        stock_bn->bias.copy_(torch::randn_like(stock_bn->bias));
     bn->weight.copy_(stock_bn->weight), bn->bias.copy_(stock_bn->bias);
   }
   for (int step = 0; step < 2; ++step) {  // training: batch statistics, running averages updated alike
@@ -77,8 +79,9 @@ NormRun run(bool batch_norm, PreconditionerOptions options) {
   net->to(torch::kDouble);
   if (batch_norm) {
     torch::NoGradGuard no_grad;
-    net->bn->running_mean.normal_(), net->bn->running_var.uniform_(0.5, 2);
-    net->bn->weight.normal_(), net->bn->bias.normal_();
+    net->bn->running_mean.copy_(torch::randn_like(net->bn->running_mean)),
+        net->bn->running_var.copy_(torch::rand_like(net->bn->running_var) * 1.5 + 0.5);
+    net->bn->weight.copy_(torch::randn_like(net->bn->weight)), net->bn->bias.copy_(torch::randn_like(net->bn->bias));
     net->eval();
   }
   const auto x = batch_norm ? torch::randn({5, 2, 4, 4}, torch::kDouble) : torch::randn({5, 4, 3}, torch::kDouble);
