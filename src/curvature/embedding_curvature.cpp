@@ -41,12 +41,14 @@ void EmbeddingCurvature::update(const LayerStatistics& stats, double decay) {
   const int64_t batch = ids.size(0), positions = ids.size(1);
   const bool reduce = context_.weight_sharing == WeightSharing::Reduce;
   const auto& g = stats.g;  // [S, B, T, d]
+  // Reduce needs the (example, token) pairs for the frequencies and for EKFAC's spectrum: formed once.
+  const auto pairs = reduce ? by_pair(ids, {}) : Pairs{};
+  const auto pair_weights = reduce ? (pairs.counts.to(a_.dtype()) / static_cast<double>(positions)).pow_(2)
+                                   : at::Tensor();  // (c/T)²
   at::Tensor a_batch;
   if (reduce) {
     // diag((1/N) Σ_n â_n â_nᵀ) with â_n = c_n / T; ĝ_n = Σ_t g_{n,t}.
-    const auto pairs = by_pair(ids, {});
-    const auto weights = (pairs.counts.to(a_.dtype()) / static_cast<double>(positions)).pow_(2);
-    a_batch = at::zeros_like(a_).index_add_(0, pairs.tokens, weights) / static_cast<double>(batch);
+    a_batch = at::zeros_like(a_).index_add_(0, pairs.tokens, pair_weights) / static_cast<double>(batch);
     linalg::gram_update_(g_, g.sum(2), decay, (1.0 - decay) / static_cast<double>(batch));
     locations_ = 1;
   } else {
@@ -58,18 +60,14 @@ void EmbeddingCurvature::update(const LayerStatistics& stats, double decay) {
   if (!corrected_ || !g_vecs_.defined() || updates_ % options_.spectrum_period() != 0) return;
   // (1/B) Σ_{s,n} (Q_Gᵀ ∇_sn)^∘2, column v of ∇_sn being Σ_{t: v_nt = v} g_snt (expand) or ĝ_sn c_nv/T (reduce).
   const auto rotated = at::matmul(g, g_vecs_);  // [S, B, T, d]
-  at::Tensor per_pair;                          // [P, d]
-  at::Tensor tokens;
+  at::Tensor per_pair, tokens;                  // [P, d], [P]
   if (reduce) {
-    const auto pairs = by_pair(ids, {});
-    const auto summed = rotated.sum(2).index_select(1, pairs.examples);  // [S, P, d]
-    const auto weights = (pairs.counts.to(a_.dtype()) / static_cast<double>(positions)).pow_(2);
-    per_pair = summed.pow(2).sum(0) * weights.unsqueeze(1);
+    per_pair = rotated.sum(2).index_select(1, pairs.examples).pow_(2).sum(0) * pair_weights.unsqueeze(1);
     tokens = pairs.tokens;
   } else {
-    const auto pairs = by_pair(ids, rotated);
-    per_pair = pairs.sums.pow(2).sum(0);
-    tokens = pairs.tokens;
+    const auto expanded_pairs = by_pair(ids, rotated);
+    per_pair = expanded_pairs.sums.pow(2).sum(0);
+    tokens = expanded_pairs.tokens;
   }
   const auto moment = at::zeros({shape().dim_a, shape().dim_g}, a_.options()).index_add_(0, tokens, per_pair);
   spectrum_.mul_(decay).add_(moment.t(), (1.0 - decay) / static_cast<double>(batch));

@@ -31,18 +31,8 @@ at::Tensor EmbeddingKind::to_matrix(const std::vector<at::Tensor>& tensors) cons
 std::vector<at::Tensor> EmbeddingKind::from_matrix(const at::Tensor& m) const { return {m.t().to(weight_.dtype())}; }
 
 LayerStatistics EmbeddingKind::statistics(const std::vector<Tap>& taps, WeightSharing /*sharing*/,
-                                          at::ScalarType dtype) const {  // ā: ids [B, T, 1] as int64
-  KFAC_CHECK(!taps.empty(), "Embedding layer: no recorded use to form statistics from");
-  std::vector<at::Tensor> ids, g;
-  for (const auto& t : taps) {
-    ids.push_back(expand_input(t.input).to(at::kLong));  // ids stay integers, whatever the factor dtype
-    g.push_back(expand_output_grad(t.grad_output).to(dtype));
-  }
-  LayerStatistics s;
-  s.a = ids.size() == 1 ? ids[0] : at::cat(ids, 1);
-  s.g = g.size() == 1 ? g[0] : at::cat(g, 2);
-  s.grid = {1, s.a.size(1)};
-  return s;
+                                          at::ScalarType dtype) const {
+  return expanded(taps, dtype, at::kLong);  // ā: the ids [B, T, 1], int64 whatever the factor dtype
 }
 
 std::unique_ptr<Curvature> EmbeddingKind::make_curvature(const CurvatureContext& context) const {

@@ -27,11 +27,12 @@ std::vector<at::Tensor> LayerKind::from_matrix(const at::Tensor& m) const {
 
 std::unique_ptr<Curvature> LayerKind::make_curvature(const CurvatureContext& /*context*/) const { return nullptr; }
 
-LayerStatistics LayerKind::expanded(const std::vector<Tap>& taps, at::ScalarType dtype) const {
+LayerStatistics LayerKind::expanded(const std::vector<Tap>& taps, at::ScalarType dtype,
+                                    c10::optional<at::ScalarType> input_dtype) const {
   KFAC_CHECK(!taps.empty(), kind_name(), " layer: no recorded use to form statistics from");
   std::vector<at::Tensor> a, g;
   for (const auto& t : taps) {
-    a.push_back(expand_input(t.input).to(dtype));
+    a.push_back(expand_input(t.input).to(input_dtype.value_or(dtype)));
     g.push_back(expand_output_grad(t.grad_output).to(dtype));
   }
   LayerStatistics s;

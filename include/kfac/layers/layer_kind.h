@@ -74,8 +74,9 @@ class LayerKind {
 
  protected:
   LayerKind(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {}
-  /// Every tap expanded, the positions concatenated (no reduction).
-  LayerStatistics expanded(const std::vector<Tap>& taps, at::ScalarType dtype) const;
+  /// Every tap expanded, the positions concatenated (no reduction); ā in `input_dtype` when given (ids stay int64).
+  LayerStatistics expanded(const std::vector<Tap>& taps, at::ScalarType dtype,
+                           c10::optional<at::ScalarType> input_dtype = c10::nullopt) const;
   at::Tensor weight_, bias_;
 };
 
