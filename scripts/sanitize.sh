@@ -11,8 +11,8 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppress
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # -O2 with assertions on and no debug information: debug information holds the checkout's path, which would keep
 # ccache from hitting in a clone elsewhere (it reaches the precompiled header). The reports name functions; rebuild
-# with -DCMAKE_BUILD_TYPE=RelWithDebInfo for line numbers. The tool is not needed.
-bash scripts/build.sh -DKFAC_SANITIZE=address,undefined -DKFAC_BUILD_TOOLS=OFF -DCMAKE_BUILD_TYPE=Release \
+# with -DCMAKE_BUILD_TYPE=RelWithDebInfo for line numbers. Neither the tool nor the Python module is built.
+KFAC_PYTHON=OFF bash scripts/build.sh -DKFAC_SANITIZE=address,undefined -DKFAC_BUILD_TOOLS=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE=-O2
 cd "$BUILD_DIR"
 # Device.* needs CUDA; FindPackage.* links an outside project against the installed library, which needs the same

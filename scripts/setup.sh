@@ -12,6 +12,7 @@ PACKAGES=(
   dataset-fashion-mnist                      # Fashion-MNIST IDX files (bundled data)
   bible-kjv bible-kjv-text                   # the King James Bible (public domain text; GPL reader) for char-lm
   gnuplot-nox                                # plots for reports
+  python3-torch pybind11-dev python3-dev python3-pytest  # the Python module (python/): same libtorch as libtorch-dev
   clang-format-14 clang-tidy-14              # scripts/format.sh (checked in CI) and scripts/tidy.sh
 )
 

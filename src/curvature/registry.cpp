@@ -7,6 +7,7 @@
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/curvature/tkfac_curvature.h"
 #include "kfac/errors.h"
+#include "kfac/util/enum_names.h"
 
 namespace kfac {
 
@@ -88,6 +89,13 @@ std::string registered_method_names() {
   return out;
 }
 
+void check_registered_method(const std::string& name) {
+  if (is_registered_method(name)) return;
+  const auto close = closest_spelling(name, registered_methods());
+  KFAC_CHECK(false, "unknown method '", name, "'; valid methods: ", registered_method_names(),
+             close.empty() ? "" : "; did you mean '" + close + "'?");
+}
+
 std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureContext context) {
   CurvatureFactory factory;
   {
@@ -95,7 +103,7 @@ std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureCont
     auto it = find_method(name);
     if (it != registry().entries.end()) factory = it->factory;
   }
-  KFAC_CHECK(factory, "unknown method '", name, "'; valid methods: ", registered_method_names());
+  if (!factory) check_registered_method(name);
   return factory(std::move(context));
 }
 

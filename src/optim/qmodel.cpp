@@ -12,18 +12,26 @@
 
 namespace kfac {
 
-void validate(const QModelOptions& o) {
-  KFAC_CHECK(std::isfinite(o.initial_lambda()) && o.initial_lambda() > 0, "initial_lambda must be > 0, got ",
-             o.initial_lambda());
-  KFAC_CHECK(std::isfinite(o.l2()) && o.l2() >= 0, "l2 must be >= 0, got ", o.l2());
-  KFAC_CHECK(o.lambda_period() >= 1, "lambda_period must be >= 1, got ", o.lambda_period());
-  KFAC_CHECK(o.gamma_period() >= 1, "gamma_period must be >= 1, got ", o.gamma_period());
-  KFAC_CHECK(o.lambda_decay() > 0 && o.lambda_decay() < 1, "lambda_decay must be in (0, 1), got ", o.lambda_decay());
-  KFAC_CHECK(o.gamma_decay() > 0 && o.gamma_decay() < 1, "gamma_decay must be in (0, 1), got ", o.gamma_decay());
-  KFAC_CHECK(o.gamma_max() >= 0, "gamma_max must be >= 0 (0 = no bound), got ", o.gamma_max());
-  KFAC_CHECK(o.averaging_decay() >= 0 && o.averaging_decay() < 1, "averaging_decay must be in [0, 1), got ",
-             o.averaging_decay());
+const OptionTable<QModelOptions>& QModelOptions::table() {
+  using O = QModelOptions;
+  static const OptionTable<O> t(
+      "qmodel", "The quadratic-model step rule (Martens & Grosse 2015, sections 6-7)",
+      {field<O>(KFAC_FIELD(O, initial_lambda), "Initial Levenberg-Marquardt damping lambda", bounded(positive())),
+       field<O>(KFAC_FIELD(O, l2), "L2 coefficient eta of the objective (all parameters)", bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, lambda_period), "Steps T1 between lambda updates", bounded(at_least(1))),
+       field<O>(KFAC_FIELD(O, lambda_decay), "omega1 = lambda_decay^T1", bounded(between(0, 1, true, true))),
+       field<O>(KFAC_FIELD(O, gamma_period), "Steps T2 between gamma adaptations", bounded(at_least(1))),
+       field<O>(KFAC_FIELD(O, gamma_decay), "omega2 = gamma_decay^T2", bounded(between(0, 1, true, true))),
+       field<O>(KFAC_FIELD(O, adapt_gamma), "Adapt gamma by trying candidates (else gamma = sqrt(lambda + eta))"),
+       field<O>(KFAC_FIELD(O, gamma_max), "Upper bound on gamma; 0 = none", bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, rho_includes_damping), "The reduction ratio's denominator includes lambda |delta|^2 / 2"),
+       field<O>(KFAC_FIELD(O, momentum), "Use the previous update as a second direction"),
+       field<O>(KFAC_FIELD(O, averaging_decay), "Decay of the iterate average used for evaluation; 0 disables",
+                bounded(between(0, 1, false, true)))});
+  return t;
 }
+
+void validate(const QModelOptions& o) { QModelOptions::table().validate(o); }
 
 QuadraticSolution solve_quadratic_model(const std::array<std::array<double, 2>, 2>& m, const std::array<double, 2>& c,
                                         int n) {

@@ -249,8 +249,7 @@ bool operator==(const PreconditionerOptions& a, const PreconditionerOptions& b) 
 }
 
 void validate(const PreconditionerOptions& o) {
-  KFAC_CHECK(is_registered_method(o.method()), "unknown method '", o.method(),
-             "'; valid methods: ", registered_method_names());
+  check_registered_method(o.method());
   KFAC_CHECK(!o.factor_dtype() || *o.factor_dtype() == c10::kFloat || *o.factor_dtype() == c10::kDouble,
              "factor_dtype must be float32 or float64, got ", c10::toString(*o.factor_dtype()));
   for (const auto& b : option_blocks(o, /*every_method=*/true)) b.table->validate(b.data);  // set blocks too

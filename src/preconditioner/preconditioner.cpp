@@ -25,8 +25,12 @@ namespace kfac {
 
 Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions options,
                                std::shared_ptr<Communicator> communicator)
-    : Preconditioner(find_layers(model), std::move(options), std::move(communicator)) {
-  registration_.fallback = fallback_parameters(model, layers_);
+    : Preconditioner(find_layers(model), module_parameters(model), std::move(options), std::move(communicator)) {}
+
+Preconditioner::Preconditioner(std::vector<Layer> layers, const std::vector<ModuleParameters>& modules,
+                               PreconditionerOptions options, std::shared_ptr<Communicator> communicator)
+    : Preconditioner(std::move(layers), std::move(options), std::move(communicator)) {
+  registration_.fallback = fallback_parameters(modules, layers_);
   std::vector<at::Tensor> params;
   params.reserve(registration_.fallback.size());
   for (const auto& f : registration_.fallback) params.push_back(f.parameter);

@@ -14,7 +14,18 @@ namespace kfac {
 
 const void* parameter_storage(const at::Tensor& p) { return p.storage().unsafeGetStorageImpl(); }
 
-std::vector<Registration::FallbackParameter> fallback_parameters(torch::nn::Module& model,
+std::vector<ModuleParameters> module_parameters(torch::nn::Module& model) {
+  std::vector<ModuleParameters> out;
+  for (const auto& m : model.named_modules()) {
+    ModuleParameters view{m.key(), m.value()->name(), replacement_hint(m.value()->name()), {}};
+    for (const auto& p : m.value()->named_parameters(/*recurse=*/false))
+      view.parameters.emplace_back(p.key(), p.value());
+    out.push_back(std::move(view));
+  }
+  return out;
+}
+
+std::vector<Registration::FallbackParameter> fallback_parameters(const std::vector<ModuleParameters>& modules,
                                                                  const std::vector<Layer>& layers) {
   // Parameters are identified by their storage: tied weights share it (the same tensor, or set_data).
   std::map<const void*, std::string> in_layer;  // storage → its layer
@@ -22,35 +33,30 @@ std::vector<Registration::FallbackParameter> fallback_parameters(torch::nn::Modu
     for (const auto& p : l.kind->parameters()) in_layer[parameter_storage(p)] = l.name;
   std::map<const void*, std::string> holder;  // storage → the first module holding it (for ties)
   // The outermost module with a stand-in names the hint: a stock attention's out_proj points to the attention.
-  struct Hinted {
-    std::string prefix, type, hint;
-  };
-  std::vector<Hinted> hinted;
-  auto outer_hint = [&](const std::string& key) -> const Hinted* {
-    for (const auto& h : hinted)
-      if (h.prefix.empty() || key == h.prefix || key.rfind(h.prefix + ".", 0) == 0) return &h;
+  std::vector<const ModuleParameters*> hinted;
+  auto outer_hint = [&](const std::string& key) -> const ModuleParameters* {
+    for (const auto* h : hinted)
+      if (h->name.empty() || key == h->name || key.rfind(h->name + ".", 0) == 0) return h;
     return nullptr;
   };
   std::vector<Registration::FallbackParameter> out;
-  for (const auto& m : model.named_modules()) {
-    const auto type = m.value()->name();
-    if (outer_hint(m.key()) == nullptr && !replacement_hint(type).empty())
-      hinted.push_back({m.key(), type, replacement_hint(type)});
-    for (const auto& p : m.value()->named_parameters(/*recurse=*/false)) {
-      const auto* impl = parameter_storage(p.value());
-      const auto full = m.key().empty() ? p.key() : m.key() + "." + p.key();
+  for (const auto& m : modules) {
+    if (outer_hint(m.name) == nullptr && !m.hint.empty()) hinted.push_back(&m);
+    for (const auto& [name, parameter] : m.parameters) {
+      const auto* impl = parameter_storage(parameter);
+      const auto full = m.name.empty() ? name : m.name + "." + name;
       const auto layer = in_layer.find(impl);
-      const auto [first, fresh] = holder.emplace(impl, m.key());
+      const auto [first, fresh] = holder.emplace(impl, m.name);
       if (layer != in_layer.end()) {
-        KFAC_CHECK(m.key() == layer->second, "parameter '", full, "' of module '", m.key(), "' is tied to layer '",
+        KFAC_CHECK(m.name == layer->second, "parameter '", full, "' of module '", m.name, "' is tied to layer '",
                    layer->second,
                    "' (the same storage): a K-FAC block would see only one of its uses. Untie the weights (clone "
                    "the tensor) or register neither module as a K-FAC layer");
         continue;
       }
       if (!fresh) continue;  // tied between two fallback modules: listed once
-      const auto* h = outer_hint(m.key());
-      out.push_back({full, h != nullptr ? h->type : type, h != nullptr ? h->hint : "", p.value()});
+      const auto* h = outer_hint(m.name);
+      out.push_back({full, h != nullptr ? h->type : m.type, h != nullptr ? h->hint : "", parameter});
     }
   }
   return out;

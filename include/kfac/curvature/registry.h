@@ -23,6 +23,8 @@ bool is_registered_method(const std::string& name);
 /// "kfac, ..." for messages and --help.
 std::string registered_method_names();
 std::vector<std::string> registered_methods();
+/// Throws naming the valid methods (and the closest spelling) unless `name` is registered.
+void check_registered_method(const std::string& name);
 /// Builds the named method; throws naming the valid methods when unknown.
 std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureContext context);
 

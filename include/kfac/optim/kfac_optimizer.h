@@ -6,6 +6,8 @@
 //   ν = min(1, √(κ / (η² |Σ vᵀg|)))           KL clip (κ = kl_clip; 0 disables)
 //   d = ν·v (K-FAC layers) or g (other parameters), plus weight_decay·θ (after preconditioning)
 //   m ← μ m + d,  θ ← θ − η m
+// Each parameter group has its own η, μ and weight decay; the KL clip (one factor for the whole step) reads the first
+// group's η and κ. The options are described once in table() (the Python keywords come from it).
 // The caller runs the statistics pass and the backward before step(); see Preconditioner.
 #pragma once
 
@@ -14,11 +16,13 @@
 #include <memory>
 
 #include "kfac/preconditioner/preconditioner.h"
+#include "kfac/util/option_table.h"
 
 namespace kfac {
 
 struct KfacOptimizerOptions : public torch::optim::OptimizerCloneableOptions<KfacOptimizerOptions> {
   KfacOptimizerOptions(double lr = 0.01) : lr_(lr) {}  // NOLINT: implicit like torch::optim::SGDOptions
+  static const OptionTable<KfacOptimizerOptions>& table();
   /// Learning rate η. > 0. Default 0.01.
   TORCH_ARG(double, lr);
   /// Heavy-ball momentum μ. In [0, 1). Default 0.9.
@@ -32,6 +36,7 @@ struct KfacOptimizerOptions : public torch::optim::OptimizerCloneableOptions<Kfa
   void set_lr(const double lr) override { this->lr(lr); }
 };
 
+/// Throws naming the first option outside its range (table()).
 void validate(const KfacOptimizerOptions& options);
 
 class KfacOptimizer : public torch::optim::Optimizer {
@@ -39,6 +44,9 @@ class KfacOptimizer : public torch::optim::Optimizer {
   /// `params`: every trainable parameter of the model; those of the preconditioner's layers are preconditioned.
   KfacOptimizer(std::vector<at::Tensor> params, std::shared_ptr<Preconditioner> preconditioner,
                 const KfacOptimizerOptions& options = {});
+  /// Several parameter groups; a group without options takes `defaults`.
+  KfacOptimizer(std::vector<torch::optim::OptimizerParamGroup> groups, std::shared_ptr<Preconditioner> preconditioner,
+                const KfacOptimizerOptions& defaults = {});
 
   /// Preconditions, clips and updates. A non-finite gradient skips the update (see last_stats().skipped).
   at::Tensor step(LossClosure closure = nullptr) override;
@@ -50,9 +58,10 @@ class KfacOptimizer : public torch::optim::Optimizer {
   void load(torch::serialize::InputArchive& archive) override;
 
  private:
-  KfacOptimizerOptions& options();
+  static KfacOptimizerOptions& options(torch::optim::OptimizerParamGroup& group);
+  std::vector<at::Tensor> all_parameters() const;
   std::shared_ptr<Preconditioner> preconditioner_;
-  std::vector<at::Tensor> momentum_;
+  std::vector<std::vector<at::Tensor>> momentum_;  // per group, per parameter
   StepStats last_;
 };
 

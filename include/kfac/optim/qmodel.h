@@ -19,10 +19,13 @@
 
 #include "kfac/fisher/likelihood.h"
 #include "kfac/preconditioner/preconditioner.h"
+#include "kfac/util/option_table.h"
 
 namespace kfac {
 
 struct QModelOptions {
+  /// The fields described once (the Python keywords come from it).
+  static const OptionTable<QModelOptions>& table();
   /// λ₀, the initial Levenberg-Marquardt damping. > 0. Default 150 (the paper).
   TORCH_ARG(double, initial_lambda) = 150.0;
   /// η, the L2 coefficient of the objective (all parameters, biases included). >= 0. Default 1e-5.

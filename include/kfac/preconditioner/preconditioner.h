@@ -77,6 +77,10 @@ class Preconditioner {
   /// which got what. Refuses tied weights between a layer and another module, naming both.
   explicit Preconditioner(torch::nn::Module& model, PreconditionerOptions options = {},
                           std::shared_ptr<Communicator> communicator = nullptr);
+  /// The same from a model seen as its layers and its modules' parameters (what the Python bindings build from a
+  /// torch.nn.Module): every parameter of `modules` that no layer holds gets the fallback.
+  Preconditioner(std::vector<Layer> layers, const std::vector<ModuleParameters>& modules,
+                 PreconditionerOptions options = {}, std::shared_ptr<Communicator> communicator = nullptr);
   ~Preconditioner();
   Preconditioner(const Preconditioner&) = delete;
   Preconditioner& operator=(const Preconditioner&) = delete;

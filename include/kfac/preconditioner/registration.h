@@ -44,9 +44,22 @@ struct Registration {
 /// What identifies a parameter for tie detection: its storage (shared by tied weights, set_data included).
 const void* parameter_storage(const at::Tensor& parameter);
 
-/// The fallback parameters of `model` given its registered layers: every parameter no layer holds, once each.
-/// Throws naming both modules if a layer's parameter is also held by another module.
-std::vector<Registration::FallbackParameter> fallback_parameters(torch::nn::Module& model,
+/// A module as the fallback search sees it: any module tree (LibTorch's, or a Python model's through the bindings)
+/// is flattened into these, outermost first, as named_modules() lists them.
+struct ModuleParameters {
+  std::string name;  ///< as in named_modules() ("" for the root)
+  std::string type;  ///< the module's type, e.g. "torch::nn::LinearImpl"
+  std::string hint;  ///< what to use instead, when a registered kind covers its purpose ("" when none)
+  std::vector<std::pair<std::string, at::Tensor>> parameters;  ///< its own parameters (not its children's)
+};
+
+/// Every module of a LibTorch tree, with the registry's replacement hints.
+std::vector<ModuleParameters> module_parameters(torch::nn::Module& model);
+
+/// The fallback parameters of a model given its registered layers: every parameter no layer holds, once each, with
+/// the hint of the outermost module that has one. Throws naming both modules if a layer's parameter is also held by
+/// another module.
+std::vector<Registration::FallbackParameter> fallback_parameters(const std::vector<ModuleParameters>& modules,
                                                                  const std::vector<Layer>& layers);
 
 }  // namespace kfac

@@ -1,0 +1,57 @@
+"""Keywords from the C++ option tables: the same names, defaults and ranges as the C++ API, the CLI and TOML."""
+import torch
+
+from . import _kfac
+
+
+def option_specs(table="preconditioner"):
+    """The options of ``table`` ("preconditioner", "optimizer" or "qmodel"), each a dict with name, block, doc,
+    type, default, range, choices and nullable."""
+    return _kfac.option_specs(table)
+
+
+def names(table):
+    return [s["name"] for s in _kfac.option_specs(table)]
+
+
+def python_value(value):
+    """A keyword's value as the tables take it: a torch.dtype by its name ("float64")."""
+    if isinstance(value, torch.dtype):
+        return str(value).replace("torch.", "")
+    return value
+
+
+def split(keywords, table):
+    """(keywords of `table`, the preconditioner's keywords): unknown names raise ValueError in the core."""
+    own = set(names(table))
+    mine = {k: python_value(v) for k, v in keywords.items() if k in own}
+    rest = {k: python_value(v) for k, v in keywords.items() if k not in own}
+    return mine, rest
+
+
+def preconditioner_options(keywords):
+    return _kfac.PreconditionerOptions(keywords)
+
+
+def loss_name(name):
+    """The registered likelihood's name; underscores may stand for dashes (softmax_cross_entropy)."""
+    if name is None:
+        return None
+    return _kfac.loss_name(name.replace("_", "-"))
+
+
+def docs(tables):
+    """The keyword list of a docstring, generated from the tables."""
+    lines = []
+    for table in tables:
+        block = None
+        for s in _kfac.option_specs(table):
+            if s["block"] != block:
+                block = s["block"]
+                lines.append("")
+                lines.append(f"    [{block or 'method'}]")
+            rng = f"; {s['range']}" if s["range"] else ""
+            lines.append(f"    {s['name']} = {s['default']!r}{rng}")
+            lines.append(f"        {s['doc']}")
+    return "\n".join(lines)
+

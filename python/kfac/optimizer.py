@@ -1,0 +1,144 @@
+"""kfac.KFACOptimizer (a torch.optim.Optimizer) and kfac.QModelOptimizer, over the C++ core's step rules."""
+import torch
+
+from . import _kfac, _options
+from .preconditioner import Preconditioner
+
+
+class KFACOptimizer(torch.optim.Optimizer):
+    """K-FAC as a torch.optim.Optimizer: the preconditioner's direction, KL-clipped (Ba, Grosse & Martens 2017),
+    followed with heavy-ball momentum and weight decay; the update itself is the C++ core's kfac::KfacOptimizer::step,
+    so a run equals the C++ API's bit for bit::
+
+        opt = kfac.KFACOptimizer(model, lr=0.05, damping=1e-2, loss="softmax-cross-entropy", method="ekfac")
+        for x, y in batches:
+            opt.zero_grad()
+            opt.update_statistics(x)      # no-op off statistics steps
+            F.cross_entropy(model(x), y).backward()
+            opt.step()                    # opt.last_stats: a kfac.StepStats
+
+    ``params`` (default: model.parameters()) may be parameter groups, each with its own lr, momentum and
+    weight_decay; the KL clip (one factor for the step) reads the first group's lr and kl_clip. LR schedulers drive
+    the groups' lr as usual. ``state_dict()`` holds the momentum and the whole preconditioner state: loading it and
+    continuing equals an uninterrupted run. ``preconditioner``: a kfac.Preconditioner to use instead of building one
+    (then pass its options to it). The statistics protocols (update_statistics, capture_forward +
+    statistics_from_forward, capture_backward) are the preconditioner's. Unknown or invalid keywords raise
+    ValueError naming them and the closest valid spelling.
+
+    Options (name = default; range):
+    """
+
+    def __init__(self, model, params=None, loss=None, preconditioner=None, communicator=None, **options):
+        mine, rest = _options.split(options, "optimizer")
+        defaults = _kfac.optimizer_options(mine)
+        if preconditioner is None:
+            preconditioner = Preconditioner(model, loss=loss, communicator=communicator, **rest)
+        elif rest:
+            raise ValueError(f"kfac.KFACOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
+                             "set them when building it")
+        self.preconditioner = preconditioner
+        self._keys = list(defaults)
+        super().__init__(model.parameters() if params is None else params, defaults)
+        self._core = _kfac.KfacOptimizerCore([g["params"] for g in self.param_groups],
+                                             [self._group_options(g) for g in self.param_groups], preconditioner.core)
+        self.last_stats = None
+
+    def _group_options(self, group):
+        return {k: _options.python_value(group[k]) for k in self._keys}
+
+    def add_param_group(self, param_group):
+        if hasattr(self, "_core"):
+            raise NotImplementedError("kfac.KFACOptimizer: parameter groups are fixed at construction (the core "
+                                      "holds them); pass every group in params=")
+        super().add_param_group(param_group)
+
+    # The preconditioner's statistics protocols.
+    def update_statistics(self, inputs, targets=None, forward=None, loss=None):
+        return self.preconditioner.update_statistics(inputs, targets, forward, loss)
+
+    def capture_forward(self):
+        return self.preconditioner.capture_forward()
+
+    def statistics_from_forward(self, output, targets=None, loss=None):
+        return self.preconditioner.statistics_from_forward(output, targets, loss)
+
+    def capture_backward(self, grad_scale):
+        return self.preconditioner.capture_backward(grad_scale)
+
+    def step(self, closure=None):
+        """One update (after the statistics pass, if due, and the backward). Returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.preconditioner._remove_hooks()
+        for i, group in enumerate(self.param_groups):
+            self._core.set_group_options(i, self._group_options(group))
+        self.last_stats = self._core.step()
+        return loss
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["kfac"] = self._core.save()
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        blob = state_dict.pop("kfac", None)
+        if blob is None:
+            raise ValueError("kfac.KFACOptimizer.load_state_dict: not a KFACOptimizer state (no 'kfac' entry)")
+        super().load_state_dict(state_dict)
+        self._core.load(blob)
+
+
+KFACOptimizer.__doc__ += _options.docs(["optimizer", "preconditioner"])
+
+
+class QModelOptimizer:
+    """The K-FAC paper's quadratic-model step rule (Martens & Grosse 2015, sections 6-7; kfac::QModelOptimizer): the
+    update alpha*Delta + mu*delta0 minimising the exact quadratic model on the minibatch, with Levenberg-Marquardt
+    lambda and gamma adapted. Every trainable parameter must be in a K-FAC layer (no fallback)::
+
+        opt = kfac.QModelOptimizer(model, loss="softmax-cross-entropy")
+        for x, y in batches:
+            opt.update_statistics(x)
+            model.zero_grad()
+            out = model(x)
+            value = F.cross_entropy(out, y)
+            value.backward(retain_graph=True)
+            opt.step(out, value.item(), lambda: F.cross_entropy(model(x), y).item())
+
+    Options (name = default; range):
+    """
+
+    def __init__(self, model, loss, preconditioner=None, communicator=None, **options):
+        mine, rest = _options.split(options, "qmodel")
+        self.preconditioner = preconditioner or Preconditioner(model, loss=loss, communicator=communicator, **rest)
+        self.loss = _options.loss_name(loss)
+        self._core = _kfac.QModelCore(self.preconditioner.core, mine)
+
+    def update_statistics(self, inputs, targets=None, forward=None):
+        return self.preconditioner.update_statistics(inputs, targets, forward, self.loss)
+
+    def step(self, output, loss_value, evaluate):
+        """One update from the batch's ``output`` (graph kept, backward done with retain_graph), its loss value and
+        ``evaluate()``, the loss on the same batch at the current parameters. Returns the core's QModelStats."""
+        self.preconditioner._remove_hooks()
+        return self._core.step(output, self.loss, float(loss_value), evaluate)
+
+    @property
+    def lambda_(self):
+        return self._core.lambda_
+
+    @property
+    def gamma(self):
+        return self._core.gamma
+
+    def state_dict(self):
+        return {"kfac": self._core.save()}
+
+    def load_state_dict(self, state):
+        self._core.load(state["kfac"])
+
+
+QModelOptimizer.__doc__ += _options.docs(["qmodel", "preconditioner"])

@@ -1,0 +1,153 @@
+"""kfac.Preconditioner: the C++ core's preconditioner on a torch.nn.Module, with capture by forward hooks."""
+import torch
+
+from . import _kfac, _options, layers as _layers
+
+
+class Preconditioner:
+    """The K-FAC-family preconditioner of a torch.nn.Module: registers every module a layer kind covers
+    (torch.nn.Linear on inputs of any rank, Conv2d, Embedding, LayerNorm, BatchNorm2d; kfac.register_module_kind
+    adds more), gives every other parameter the fallback (option ``fallback``), and rewrites the registered
+    parameters' ``.grad`` into the preconditioned direction in ``step()``, so that any torch.optim optimizer can
+    follow it::
+
+        pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", damping=1e-3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for x, y in batches:
+            pre.update_statistics(x)          # no-op off statistics steps
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            stats = pre.step()                # a kfac.StepStats
+            if not stats.skipped:
+                opt.step()
+
+    Statistics come from one of three protocols, as in C++: ``update_statistics`` (a separate forward on the first
+    ceil(stats_fraction * B) examples, targets sampled from the model, or the labels with fisher="empirical");
+    ``capture_forward`` + ``statistics_from_forward`` (the training forward shared); ``capture_backward`` (the
+    training backward's gradients: the empirical Fisher at no extra pass). Forward hooks are installed on the
+    registered modules on statistics steps only, and removed once the capture is over.
+
+    Arguments: ``model``; ``loss``, the likelihood of the model's output (softmax-cross-entropy,
+    sigmoid-cross-entropy, squared-error or a registered one; underscores work too) used by the statistics pass;
+    ``communicator`` (kfac.connect_from_environment()) for a data-parallel run; and every option below.
+    Unknown or invalid keywords raise ValueError naming them and the closest valid spelling.
+
+    Options (name = default; range):
+    """
+
+    def __init__(self, model, loss=None, communicator=None, **options):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"kfac.Preconditioner needs a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.loss = _options.loss_name(loss)
+        opts = _options.preconditioner_options({k: _options.python_value(v) for k, v in options.items()})
+        self._modules = []  # (module, core layer) of each registered layer
+        views = []
+        skipped = []  # prefixes of modules whose children are not called as modules
+        for name, module in model.named_modules():
+            inside = any(name.startswith(p + ".") for p in skipped)
+            layer, hint = (None, None) if inside else _layers.make_layer(name, module)
+            if layer is not None:
+                self._modules.append((module, layer))
+            elif not inside and _layers.opaque(module):
+                skipped.append(name)
+            kind = type(module)
+            views.append((name, f"{kind.__module__}.{kind.__qualname__}", hint or "",
+                          list(module.named_parameters(recurse=False))))
+        self.core = _kfac.PreconditionerCore([l for _, l in self._modules], views, opts, communicator)
+        self._hooks = []
+
+    # -- capture -------------------------------------------------------------------------------------------------
+    def _arm_hooks(self):
+        self._remove_hooks()
+        for module, layer in self._modules:
+            def hook(m, inputs, output, layer=layer):
+                layer.tap(inputs[0], output, **_layers.tap_arguments(m))
+            self._hooks.append(module.register_forward_hook(hook))
+
+    def _remove_hooks(self):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def _loss(self, loss):
+        name = _options.loss_name(loss) or self.loss
+        if name is None:
+            raise ValueError("kfac: the statistics pass needs the model's likelihood: pass loss= (e.g. "
+                             "'softmax-cross-entropy') to the constructor or to this call")
+        return name
+
+    def is_statistics_step(self):
+        """Whether the next step() updates statistics."""
+        return self.core.is_statistics_step()
+
+    def update_statistics(self, inputs, targets=None, forward=None, loss=None):
+        """The statistics pass on a statistics step (returns False and does nothing otherwise): ``forward`` (default:
+        the model) on the first ceil(stats_fraction * B) examples of ``inputs`` with capture on, then the output
+        gradients of model-sampled targets (or ``targets``, fisher="empirical")."""
+        if not self.core.is_statistics_step():
+            return False
+        loss = self._loss(loss)
+        forward = forward or self.model
+        self._arm_hooks()
+        try:
+            return self.core.update_statistics(forward, inputs, loss, targets)
+        finally:
+            self._remove_hooks()
+
+    def capture_forward(self):
+        """Shares the training forward (stats_fraction 1): on a statistics step, arms the capture and returns True;
+        run the forward, the loss's backward with retain_graph=True, then statistics_from_forward(output)."""
+        if not self.core.capture_forward():
+            return False
+        self._arm_hooks()
+        return True
+
+    def statistics_from_forward(self, output, targets=None, loss=None):
+        self._remove_hooks()
+        self.core.statistics_from_forward(output, self._loss(loss), targets)
+
+    def capture_backward(self, grad_scale):
+        """Captures from the training forward and backward (empirical Fisher): call before the forward; grad_scale
+        turns the loss gradient into per-example gradients (the batch size for a mean-reduced loss)."""
+        if not self.core.capture_backward(float(grad_scale)):
+            return False
+        self._arm_hooks()
+        return True
+
+    # -- the step ------------------------------------------------------------------------------------------------
+    def step(self):
+        """Folds in the captured statistics, refreshes on schedule and replaces each registered parameter's .grad by
+        its preconditioned direction. Returns a kfac.StepStats (``skipped``: non-finite gradients, do not step)."""
+        self._remove_hooks()
+        return self.core.step()
+
+    @property
+    def registration(self):
+        """What was registered and what gets the fallback; str() is the one-line report."""
+        return self.core.registration
+
+    @property
+    def layers(self):
+        return [layer for _, layer in self._modules]
+
+    @property
+    def damping(self):
+        return self.core.damping
+
+    @damping.setter
+    def damping(self, value):
+        self.core.damping = float(value)
+
+    def state_dict(self):
+        """The preconditioner's whole state (factors, decompositions, schedule), as bytes in a dict."""
+        return {"kfac": self.core.save()}
+
+    def load_state_dict(self, state):
+        self.core.load(state["kfac"])
+
+    def __repr__(self):
+        return f"kfac.Preconditioner({self.registration.summary()})"
+
+
+Preconditioner.__doc__ += _options.docs(["preconditioner"])

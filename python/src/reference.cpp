@@ -1,0 +1,102 @@
+// The same training run through the C++ API, for the tests that compare the Python front end with it bit for bit:
+// a torch::nn::Sequential of kfac::nn layers built from a short spec, the given weights, the C++ Preconditioner and
+// KfacOptimizer. Test support, not API.
+#include <sstream>
+
+#include "bindings.h"
+#include "kfac/nn/layers.h"
+#include "kfac/nn/normalization.h"
+#include "kfac/optim/kfac_optimizer.h"
+#include "kfac/preconditioner/preconditioner.h"
+
+namespace kfac::python {
+
+namespace {
+
+/// "linear IN OUT", "conv2d IN OUT KERNEL STRIDE PADDING", "embedding NUM DIM", "layernorm DIM", "batchnorm2d C",
+/// "relu", "tanh", "flatten".
+torch::nn::Sequential build(const std::vector<std::string>& spec) {
+  torch::nn::Sequential model;
+  for (const auto& line : spec) {
+    std::istringstream in(line);
+    std::string kind;
+    in >> kind;
+    if (kind == "linear") {
+      int64_t a = 0, b = 0;
+      in >> a >> b;
+      model->push_back(nn::Linear(torch::nn::LinearOptions(a, b)));
+    } else if (kind == "conv2d") {
+      int64_t a = 0, b = 0, k = 0, s = 1, p = 0;
+      in >> a >> b >> k >> s >> p;
+      model->push_back(nn::Conv2d(torch::nn::Conv2dOptions(a, b, k).stride(s).padding(p)));
+    } else if (kind == "embedding") {
+      int64_t a = 0, b = 0;
+      in >> a >> b;
+      model->push_back(nn::Embedding(torch::nn::EmbeddingOptions(a, b)));
+    } else if (kind == "layernorm") {
+      int64_t d = 0;
+      in >> d;
+      model->push_back(nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+    } else if (kind == "batchnorm2d") {
+      int64_t c = 0;
+      in >> c;
+      model->push_back(nn::BatchNorm2d(torch::nn::BatchNormOptions(c)));
+    } else if (kind == "relu") {
+      model->push_back(torch::nn::ReLU());
+    } else if (kind == "tanh") {
+      model->push_back(torch::nn::Tanh());
+    } else if (kind == "flatten") {
+      model->push_back(torch::nn::Flatten());
+    } else {
+      KFAC_CHECK(false, "reference model: unknown layer '", line, "'");
+    }
+  }
+  return model;
+}
+
+}  // namespace
+
+void bind_reference(py::module_& m) {
+  m.def(
+      "reference_run",
+      [](const std::vector<std::string>& spec, const std::vector<at::Tensor>& parameters, const at::Tensor& inputs,
+         const at::Tensor& targets, const std::string& loss, const PreconditionerOptions& options,
+         const py::dict& optimizer, int64_t steps) {
+        py::gil_scoped_release release;
+        auto model = build(spec);
+        {
+          at::NoGradGuard no_grad;
+          auto own = model->parameters();
+          KFAC_CHECK(own.size() == parameters.size(), "reference model has ", own.size(), " parameters, got ",
+                     parameters.size());
+          for (size_t i = 0; i < own.size(); ++i) own[i].set_data(parameters[i].detach().clone());
+        }
+        const auto kind = LossKind::named(loss);
+        const bool empirical = options.fisher() == FisherType::Empirical;
+        auto pre = std::make_shared<Preconditioner>(*model, options);
+        KfacOptimizerOptions o;
+        {
+          py::gil_scoped_acquire gil;
+          o = block_options<KfacOptimizerOptions>(optimizer);
+        }
+        KfacOptimizer opt(model->parameters(), pre, o);
+        std::vector<at::Tensor> directions;
+        for (int64_t k = 0; k < steps; ++k) {
+          pre->update_statistics([&](const at::Tensor& x) { return model->forward(x); }, inputs, kind,
+                                 empirical ? targets : at::Tensor());
+          opt.zero_grad();
+          kfac::loss(model->forward(inputs), targets, kind).backward();
+          opt.step();
+        }
+        std::vector<at::Tensor> out;
+        for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+        for (const auto& p : model->parameters()) out.push_back(p.grad().clone());
+        return out;
+      },
+      py::arg("spec"), py::arg("parameters"), py::arg("inputs"), py::arg("targets"), py::arg("loss"),
+      py::arg("options"), py::arg("optimizer"), py::arg("steps"),
+      "Trains the spec'd kfac::nn model through the C++ API: its parameters after `steps` steps, then the last "
+      "step's directions (test support)");
+}
+
+}  // namespace kfac::python

@@ -1,0 +1,18 @@
+import os
+import sys
+
+import pytest
+import torch
+
+# The package as built (<build>/python, ctest sets PYTHONPATH) or installed.
+import kfac  # noqa: F401
+
+torch.set_num_threads(int(os.environ.get("KFAC_TEST_THREADS", "2")))
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
