@@ -41,10 +41,12 @@ void load(Preconditioner& p, const std::string& bytes) {
 }
 
 std::string stats_repr(const StepStats& s) {
+  auto flag = [](bool b) { return b ? "True" : "False"; };
   std::ostringstream o;
-  o << "StepStats(step=" << s.step << ", damping=" << s.damping << ", statistics_updated=" << s.statistics_updated
-    << ", refreshed=" << s.refreshed << ", skipped=" << s.skipped << ", grad_dot_direction=" << s.grad_dot_direction
-    << ", clip_factor=" << s.clip_factor << ", messages=" << s.messages.size() << ")";
+  o << "StepStats(step=" << s.step << ", damping=" << s.damping << ", statistics_updated=" << flag(s.statistics_updated)
+    << ", refreshed=" << flag(s.refreshed) << ", skipped=" << flag(s.skipped)
+    << ", grad_dot_direction=" << s.grad_dot_direction << ", clip_factor=" << s.clip_factor
+    << ", messages=" << s.messages.size() << ")";
   return o.str();
 }
 

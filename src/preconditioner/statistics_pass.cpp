@@ -27,6 +27,8 @@ void StatisticsPass::run(const std::function<at::Tensor(const at::Tensor&)>& for
   KFAC_CHECK(options_.fisher() != FisherType::Empirical || targets.defined(),
              "the empirical Fisher (fisher=empirical) needs the training targets in update_statistics");
   const int64_t batch = inputs.size(0);
+  KFAC_CHECK(!targets.defined() || (targets.dim() >= 1 && targets.size(0) == batch), "update_statistics: the targets ",
+             "must have one row per example of the inputs (", batch, "), got shape ", targets.sizes());
   const int64_t n = std::clamp<int64_t>(
       static_cast<int64_t>(std::ceil(options_.stats_fraction() * static_cast<double>(batch))), 1, batch);
   const auto x = inputs.narrow(0, 0, n);

@@ -1,0 +1,217 @@
+"""Keywords, errors, the registration report, the statistics protocols and the preconditioner alone."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kfac
+
+
+def mlp(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+
+
+def data():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)
+
+
+@pytest.mark.parametrize("keywords,message", [
+    ({"dampng": 1e-3}, "unknown option 'dampng'; did you mean 'damping'"),
+    ({"kl_clp": 1e-3}, "unknown option 'kl_clp'; did you mean 'kl_clip'"),
+    ({"damping": -1.0}, "damping must be finite and > 0, got -1"),
+    ({"refresh_period": 0}, "refresh_period must be >= 1, got 0"),
+    ({"refresh_period": 2.5}, "refresh_period"),
+    ({"damping_mode": "eigne"}, "eigne"),
+    ({"method": "ekfc"}, "did you mean 'ekfac'"),
+    ({"lr": 0.0}, "lr must be finite and > 0, got 0"),
+    ({"momentum": 1.0}, "momentum must be in \\[0, 1\\), got 1"),
+    ({"damping_mode": "eigen", "inverse_method": "cholesky"}, "cannot be combined"),
+])
+def test_bad_keywords_raise_value_error_naming_them(keywords, message):
+    with pytest.raises(ValueError, match=message):
+        kfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", **keywords)
+
+
+def test_keywords_take_the_tables_types():
+    opt = kfac.KFACOptimizer(mlp(), loss="softmax_cross_entropy", factor_dtype=torch.float64, refresh_period=3,
+                             damping=1, fisher_samples=2, background_refresh=False, coarse_damping=None)
+    options = opt.preconditioner.core.options.to_dict()
+    assert options["factor_dtype"] == "float64" and options["refresh_period"] == 3 and options["damping"] == 1.0
+    with pytest.raises(TypeError, match="option 'damping' takes"):
+        kfac.Preconditioner(mlp(), damping=[1])
+    with pytest.raises(ValueError, match="unknown loss 'crossentropy'"):
+        kfac.Preconditioner(mlp(), loss="crossentropy")
+
+
+def test_every_option_is_documented_from_the_tables():
+    specs = kfac.option_specs()
+    names = [s["name"] for s in specs]
+    assert {"damping", "refresh_period", "method", "fallback", "weight_sharing", "spectrum_period"} <= set(names)
+    assert len(names) == len(set(names))
+    doc = kfac.KFACOptimizer.__doc__
+    for s in specs + kfac.option_specs("optimizer"):
+        assert f"    {s['name']} = " in doc
+    assert "kl_clip = 0.001" in doc and "damping = 0.001" in doc
+
+
+def test_cpp_errors_arrive_with_their_message():
+    model = mlp()
+    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy")
+    x, _ = data()
+    with pytest.raises(RuntimeError, match="the targets must have one row per example of the inputs \\(8\\)"):
+        kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical").update_statistics(
+            x, targets=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(RuntimeError, match="targets must be integer class indices of shape \\[8\\], got Float"):
+        kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical").update_statistics(
+            x, targets=torch.zeros(8))
+    with pytest.raises(ZeroDivisionError):  # the forward's own exception, unchanged
+        pre.update_statistics(x, forward=lambda t: 1 / 0)
+    assert not any(layer.armed for layer in pre.layers)  # the failed pass left nothing armed behind
+    assert pre.update_statistics(x)
+    with pytest.raises(ValueError, match="needs the model's likelihood"):
+        kfac.Preconditioner(model).update_statistics(x)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        kfac.Preconditioner([torch.nn.Linear(2, 2)])
+    with pytest.raises(RuntimeError, match="no K-FAC layers"):
+        kfac.Preconditioner(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)))
+
+
+class Gated(torch.nn.Module):
+    """A module no kind covers, with its own parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = torch.nn.Parameter(torch.ones(6))
+
+    def forward(self, x):
+        return x * self.gate
+
+
+def test_a_model_with_unsupported_modules_trains_and_the_report_lists_them():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 6), Gated(), torch.nn.Conv2d(1, 1, 1, groups=1).requires_grad_(False),
+                                torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    model[2] = torch.nn.Conv2d(2, 2, 1, groups=2)  # a grouped convolution: refused, with the reason
+    model.forward = lambda x: model[4](model[3](model[1](model[0](x))))
+    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", fallback="adam")
+    report = str(opt.preconditioner.registration)
+    assert report.startswith("registered 2 blocks: 2 Linear (expand); fallback (adam) for 3 parameters: 1.gate, ")
+    assert "2.weight (groups 2: K-FAC supports groups 1 only)" in report
+    x, y = data()
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        opt.update_statistics(x)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert opt.last_stats.step == 14 and not opt.last_stats.skipped
+
+
+def test_stock_attention_is_reported_and_its_projections_left_to_the_fallback():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(8, 2)
+            self.head = torch.nn.Linear(8, 3)
+
+    pre = kfac.Preconditioner(Block())
+    assert [b[0] for b in pre.registration.blocks] == ["head"]
+    fallback = {name: hint for name, _, hint in pre.registration.fallback}
+    assert set(fallback) == {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias"}
+    assert all(h == "projections without module calls" for h in fallback.values())
+
+
+def test_tied_weights_are_refused_naming_both_modules():
+    model = mlp()
+    tied = torch.nn.Linear(6, 5)
+    tied.weight = model[0].weight
+    model.append(tied)
+    with pytest.raises(RuntimeError, match="layers '0' and '3' share a parameter \\(tied weights\\)"):
+        kfac.Preconditioner(model)
+
+
+def gradients(model):
+    return [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("fisher", ["sampled", "empirical"])
+def test_the_shared_forward_gives_the_separate_passs_statistics(fisher):
+    x, y = data()
+    runs = []
+    for shared in (False, True):
+        model = mlp()
+        pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher=fisher, refresh_period=1)
+        for _ in range(3):
+            model.zero_grad()
+            if shared:
+                assert pre.capture_forward()
+                out = model(x)
+                F.cross_entropy(out, y).backward(retain_graph=True)
+                pre.statistics_from_forward(out, targets=y if fisher == "empirical" else None)
+            else:
+                pre.update_statistics(x, targets=y if fisher == "empirical" else None)
+                F.cross_entropy(model(x), y).backward()
+            pre.step()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.sub_(0.1 * p.grad)
+        runs.append(gradients(model))
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_capture_backward_is_the_empirical_fisher_of_the_training_backward():
+    x, y = data()
+    runs = []
+    for protocol in ("backward", "pass"):
+        model = mlp()
+        pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical", refresh_period=1)
+        model.zero_grad()
+        if protocol == "backward":
+            assert pre.capture_backward(grad_scale=x.shape[0])
+        else:
+            pre.update_statistics(x, targets=y)
+        F.cross_entropy(model(x), y).backward()
+        stats = pre.step()
+        assert stats.statistics_updated and stats.refreshed
+        runs.append(gradients(model))
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # float32: the two sums round differently
+
+
+def test_hooks_exist_only_while_capturing():
+    model = mlp()
+    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", stats_period=2)
+    x, y = data()
+    hooks = lambda: sum(len(m._forward_hooks) for m in model.modules())  # noqa: E731
+    assert pre.capture_forward() and hooks() == 2
+    out = model(x)
+    F.cross_entropy(out, y).backward(retain_graph=True)
+    pre.statistics_from_forward(out)
+    assert hooks() == 0
+    pre.step()
+    assert not pre.is_statistics_step() and not pre.capture_forward() and not pre.update_statistics(x)
+    assert hooks() == 0
+
+
+def test_the_preconditioner_alone_rewrites_grad_for_any_torch_optimizer():
+    model = mlp()
+    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", damping=1e-2)
+    x, y = data()
+    pre.update_statistics(x)
+    F.cross_entropy(model(x), y).backward()
+    raw = gradients(model)
+    matrices = pre.core.gradient_matrices()
+    stats = pre.step()
+    assert isinstance(stats, kfac.StepStats) and stats.statistics_updated and not stats.skipped
+    expected = pre.core.precondition(matrices)  # the core's direction, as [d_G, d_A] (bias last column)
+    got = gradients(model)
+    assert not torch.equal(got[0], raw[0])
+    torch.testing.assert_close(torch.cat([got[0], got[1][:, None]], 1), expected[0])
+    # Adam follows the rewritten gradient.
+    adam = torch.optim.Adam(model.parameters(), lr=1e-2)
+    adam.step()
+    assert stats.grad_dot_direction > 0

@@ -1,0 +1,104 @@
+"""state_dict resume equals an uninterrupted run bit for bit; LR schedulers drive the learning rate; param groups."""
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kfac
+
+
+def build(seed=0, **options):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                                torch.nn.Linear(48, 16), torch.nn.LayerNorm(16), torch.nn.Linear(16, 4))
+    options = dict(dict(lr=0.05, damping=1e-2, refresh_period=3, loss="softmax-cross-entropy", method="ekfac",
+                        fallback="adam"), **options)
+    return model, kfac.KFACOptimizer(model, **options)
+
+
+def batches(n):
+    g = torch.Generator().manual_seed(7)
+    return [(torch.randn(8, 1, 6, 6, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(n)]
+
+
+def run(model, opt, data, scheduler=None):
+    for x, y in data:
+        opt.zero_grad()
+        opt.update_statistics(x)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def test_resume_is_bitwise_equal_to_an_uninterrupted_run():
+    data = batches(10)
+    model, opt = build()
+    run(model, opt, data)
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    model, opt = build()
+    run(model, opt, data[:4])
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    # A fresh process's objects, from other initial weights: everything comes from the checkpoint.
+    model, opt = build(seed=1)
+    buffer.seek(0)
+    state = torch.load(buffer)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    run(model, opt, data[4:])
+    for a, b in zip(model.parameters(), expected):
+        assert torch.equal(a.detach(), b)
+    # and the checkpoint mattered: without it the run ends elsewhere
+    model, opt = build()
+    run(model, opt, data[4:])
+    assert not torch.equal(next(model.parameters()).detach(), expected[0])
+
+
+def test_a_state_dict_of_another_optimizer_is_refused():
+    model, opt = build()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="not a KFACOptimizer state"):
+        opt.load_state_dict(sgd.state_dict())
+
+
+def test_lr_scheduler_drives_the_learning_rate():
+    data = batches(6)
+    model, opt = build(kl_clip=0)
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+    run(model, opt, data, scheduler)
+    scheduled = [p.detach().clone() for p in model.parameters()]
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * 0.1 ** 3)
+    assert opt._core.group_lr(0) == pytest.approx(0.05 * 0.1 ** 2)  # the last step's
+
+    # The same learning rates set by hand give the same run; a constant one does not.
+    model, opt = build(kl_clip=0)
+    for k, (x, y) in enumerate(data):
+        opt.param_groups[0]["lr"] = 0.05 * 0.1 ** (k // 2)
+        run(model, opt, [(x, y)])
+    assert all(torch.equal(a.detach(), b) for a, b in zip(model.parameters(), scheduled))
+    model, opt = build(kl_clip=0)
+    run(model, opt, data)
+    assert not torch.equal(next(model.parameters()).detach(), scheduled[0])
+
+
+def test_parameter_groups_have_their_own_learning_rate():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = kfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.0 + 1e-12},
+                                            {"params": model[2].parameters()}],
+                             lr=0.1, momentum=0, kl_clip=0, loss="softmax-cross-entropy")
+    x, y = torch.randn(6, 5), torch.randint(0, 3, (6,))
+    opt.update_statistics(x)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    moved = [(a - b.detach()).abs().max().item() for a, b in zip(before, model.parameters())]
+    assert max(moved[:2]) < 1e-9 < min(moved[2:])
+    with pytest.raises(NotImplementedError, match="fixed at construction"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))]})
+    with pytest.raises(ValueError, match="momentum must be in"):
+        opt.param_groups[1]["momentum"] = 2.0
+        opt.step()
