@@ -13,11 +13,11 @@
 ``kfac.QModelOptimizer`` is the K-FAC paper's quadratic-model rule. Every option of the C++ library is a keyword
 with the same name, default and range: ``kfac.option_specs()`` lists them.
 """
-from ._kfac import Communicator, Registration, StepStats, loss, connect_from_environment  # noqa: F401
+from ._kfac import Communicator, Registration, StepStats, configure_runtime, connect_from_environment, loss  # noqa: F401
 from ._options import option_specs  # noqa: F401
 from .layers import register_module_kind, registered_module_kinds  # noqa: F401
 from .preconditioner import Preconditioner  # noqa: F401
 from .optimizer import KFACOptimizer, QModelOptimizer  # noqa: F401
 
 __all__ = ["Preconditioner", "KFACOptimizer", "QModelOptimizer", "StepStats", "Registration", "Communicator",
-           "connect_from_environment", "option_specs", "register_module_kind", "registered_module_kinds", "loss"]
+           "connect_from_environment", "configure_runtime", "option_specs", "register_module_kind", "registered_module_kinds", "loss"]

@@ -3,6 +3,7 @@
 #include "bindings.h"
 #include "kfac/optim/kfac_optimizer.h"
 #include "kfac/optim/qmodel.h"
+#include "kfac/runtime/setup.h"
 #include "kfac/util/enum_names.h"
 
 namespace kfac::python {
@@ -203,6 +204,21 @@ PYBIND11_MODULE(_kfac, m) {
         return kfac::loss(output, targets, kfac::LossKind::named(kind));
       },
       py::arg("output"), py::arg("targets"), py::arg("kind"), "The likelihood's loss (the C++ core's kfac::loss)");
+  m.def(
+      "configure_runtime",
+      [](int threads, bool flush_subnormals) {
+        kfac::runtime::RuntimeSetup setup;
+        setup.select_blas_kernel = false;  // a relaunch would restart the Python interpreter
+        setup.threads = threads;
+        setup.flush_denormal = flush_subnormals;
+        std::ostringstream report;
+        report << kfac::runtime::configure_runtime(setup);
+        return report.str();
+      },
+      py::arg("threads") = 0, py::arg("flush_subnormals") = true,
+      "What the kfac tool does first: every available core (threads 0; > 0 exactly that many; < 0 leave torch's), "
+      "subnormal floats flushed to zero on the OpenMP team too (torch.set_flush_denormal covers only the calling "
+      "thread). Returns the runtime report: LibTorch, BLAS and its kernel, CPU, threads, warnings");
   bind_layers(m);
   bind_preconditioner(m);
   bind_optimizers(m);
