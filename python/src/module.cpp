@@ -48,6 +48,7 @@ py::dict spec_dict(const OptionSpec& s, const std::string& block) {
   d["doc"] = s.doc;
   d["type"] = types[static_cast<int>(s.type)];
   d["default"] = python_value(s.default_value);
+  d["default_text"] = format_value(s, s.default_value);  // as the CLI, TOML and docs/options.md write it
   d["range"] = s.range_text();
   d["choices"] = s.choices;
   d["nullable"] = s.nullable;

@@ -215,3 +215,22 @@ def test_the_preconditioner_alone_rewrites_grad_for_any_torch_optimizer():
     adam = torch.optim.Adam(model.parameters(), lr=1e-2)
     adam.step()
     assert stats.grad_dot_direction > 0
+
+
+def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
+    model = mlp()
+    opt = kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_period=1, initial_lambda=1.0)
+    x, y = data()
+    losses = []
+    for _ in range(10):
+        opt.update_statistics(x)
+        model.zero_grad()
+        out = model(x)
+        value = F.cross_entropy(out, y)
+        value.backward(retain_graph=True)
+        stats = opt.step(out, value.item(), lambda: F.cross_entropy(model(x), y).item())
+        losses.append(value.item())
+    assert losses[-1] < 0.7 * losses[0]
+    assert stats.lambda_ != 1.0 and opt.lambda_ == stats.lambda_
+    with pytest.raises(ValueError, match="unknown option 'lambda_perod'; did you mean 'lambda_period'"):
+        kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_perod=1)

@@ -13,6 +13,8 @@ namespace kfac {
 
 namespace {
 std::string number_text(double v) {
+  // Whole numbers as integers (150, not the shorter-looking 1.5e+02).
+  if (std::isfinite(v) && v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
   std::ostringstream s;
   s.precision(17);
   s << v;

@@ -1,0 +1,55 @@
+"""Data parallelism from Python: two processes, each on its half of every batch, with the c10d communicator from
+the environment (kfac.connect_from_environment), end where one process on the whole batches does. The exact Fisher
+(sampled targets are drawn per rank, so a sampled run differs from one process by its draws)."""
+import os
+import socket
+import subprocess
+import sys
+
+import torch
+
+WORKER = r"""
+import sys, torch, torch.nn.functional as F, kfac
+torch.set_default_dtype(torch.float64)
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.LayerNorm(6), torch.nn.Linear(6, 3))
+comm = kfac.connect_from_environment()
+opt = kfac.KFACOptimizer(model, lr=0.1, damping=1e-2, refresh_period=2, method="ekfac", fisher="exact",
+                         loss="softmax-cross-entropy",
+                         communicator=comm)
+g = torch.Generator().manual_seed(1)
+for _ in range(5):
+    x, y = torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)
+    half = slice(comm.rank * 8 // comm.size, (comm.rank + 1) * 8 // comm.size)
+    opt.zero_grad()
+    opt.update_statistics(x[half])
+    F.cross_entropy(model(x[half]), y[half]).backward()
+    opt.step()
+torch.save([p.detach() for p in model.parameters()], sys.argv[1])
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(tmp_path, ranks):
+    port = free_port()
+    procs = []
+    for rank in range(ranks):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(ranks), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / f"{ranks}_{rank}.pt")], env=env))
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    return [torch.load(tmp_path / f"{ranks}_{rank}.pt") for rank in range(ranks)]
+
+
+def test_two_ranks_equal_one_process(tmp_path):
+    (one,) = run(tmp_path, 1)
+    first, second = run(tmp_path, 2)
+    for a, b, c in zip(one, first, second):
+        assert torch.equal(b, c)  # every rank takes the same step
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
