@@ -67,10 +67,14 @@ def _conv2d(name, m):
     if m.padding_mode != "zeros":
         raise Unsupported(f"padding_mode '{m.padding_mode}': K-FAC supports 'zeros' only")
     padding = m.padding
-    if isinstance(padding, str):
-        if padding != "valid":
-            raise Unsupported(f"padding '{padding}': give the padding as numbers")
+    if padding == "valid":
         padding = 0
+    elif padding == "same":  # symmetric where the kernel's reach is even; PyTorch pads one side more otherwise
+        reach = [d * (k - 1) for d, k in zip(_pair(m.dilation), _pair(m.kernel_size))]
+        if any(r % 2 for r in reach):
+            raise Unsupported(f"padding 'same' with kernel {tuple(m.kernel_size)}: asymmetric; give the padding as "
+                              "numbers")
+        padding = [r // 2 for r in reach]
     return _kfac.conv2d_layer(name, m.weight, m.bias, _pair(m.stride), _pair(padding), _pair(m.dilation))
 
 
@@ -108,9 +112,8 @@ def _batch_norm2d(name, m):
 
 
 # Modules whose parameters no factory can cover, with the reason the report gives.
-# (The attention's projections run as functional calls: build it from torch.nn.Linear projections to precondition
-# them, as kfac::nn::MultiheadAttention does in C++.)
-_hints = {torch.nn.MultiheadAttention: "projections without module calls"}
+# (The attention's projections run as functional calls; kfac.nn.MultiheadAttention runs them as modules.)
+_hints = {torch.nn.MultiheadAttention: "use kfac.nn.replace_attention(model)"}
 
 register_module_kind(torch.nn.Linear, _linear)
 register_module_kind(torch.nn.Conv2d, _conv2d)

@@ -1,4 +1,6 @@
 """kfac.Preconditioner: the C++ core's preconditioner on a torch.nn.Module, with capture by forward hooks."""
+import difflib
+
 import torch
 
 from . import _kfac, _options, layers as _layers
@@ -29,13 +31,15 @@ class Preconditioner:
 
     Arguments: ``model``; ``loss``, the likelihood of the model's output (softmax-cross-entropy,
     sigmoid-cross-entropy, squared-error or a registered one; underscores work too) used by the statistics pass;
-    ``communicator`` (kfac.connect_from_environment()) for a data-parallel run; and every option below.
+    ``communicator`` (kfac.connect_from_environment()) for a data-parallel run; ``layer_weight_sharing``, a dict
+    from module names to "expand" or "reduce" for layers that differ from the option weight_sharing; and every
+    option below.
     Unknown or invalid keywords raise ValueError naming them and the closest valid spelling.
 
     Options (name = default; range):
     """
 
-    def __init__(self, model, loss=None, communicator=None, **options):
+    def __init__(self, model, loss=None, communicator=None, layer_weight_sharing=None, **options):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"kfac.Preconditioner needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -54,8 +58,18 @@ class Preconditioner:
             kind = type(module)
             views.append((name, f"{kind.__module__}.{kind.__qualname__}", hint or "",
                           list(module.named_parameters(recurse=False))))
+        self._set_weight_sharing(layer_weight_sharing or {})
         self.core = _kfac.PreconditionerCore([l for _, l in self._modules], views, opts, communicator)
         self._hooks = []
+
+    def _set_weight_sharing(self, flavours):
+        layers = {layer.name: layer for _, layer in self._modules}
+        for name, flavour in flavours.items():
+            if name not in layers:
+                close = difflib.get_close_matches(name, list(layers), n=1)
+                raise ValueError(f"kfac: layer_weight_sharing names '{name}', which is not a registered layer"
+                                 + (f"; did you mean '{close[0]}'?" if close else f" (the layers: {sorted(layers)})"))
+            layers[name].weight_sharing = flavour
 
     # -- capture -------------------------------------------------------------------------------------------------
     def _arm_hooks(self):

@@ -36,6 +36,14 @@ void bind_layers(py::module_& m) {
   py::class_<PythonLayer>(m, "Layer", "A registered layer of a Python model (made by kfac's module registry)")
       .def_property_readonly("name", [](const PythonLayer& l) { return l.layer.name; })
       .def_property_readonly("kind", [](const PythonLayer& l) { return l.layer.kind->kind_name(); })
+      .def_property(
+          "weight_sharing",
+          [](const PythonLayer& l) -> c10::optional<std::string> {
+            if (!l.layer.weight_sharing) return c10::nullopt;
+            return to_string(*l.layer.weight_sharing);
+          },
+          [](PythonLayer& l, const c10::optional<std::string>& flavour) { l.layer.weight_sharing = sharing(flavour); },
+          "This layer's own weight sharing (expand or reduce); None: the option weight_sharing")
       .def_property_readonly("armed", [](const PythonLayer& l) { return l.layer.slot->armed(); })
       .def_property_readonly("taps", [](const PythonLayer& l) { return l.layer.slot->taps(); })
       .def("tap", &PythonLayer::tap, py::arg("input"), py::arg("output"), py::arg("running_mean") = py::none(),

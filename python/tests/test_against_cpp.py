@@ -88,8 +88,11 @@ def test_bitwise_equal_to_the_cpp_api(float64, spec, method, extra):
     assert not torch.equal(py[0], start[0])
 
 
-@pytest.mark.parametrize("spec,method,sharing", [(SEQUENCE, "kfac", "expand"), (SEQUENCE, "ekfac", "reduce"),
-                                                  (NORMALIZED_CNN, "kfac", "expand"), (NORMALIZED_CNN, "tekfac", "expand")],
+MODERN = [(SEQUENCE, "kfac", "expand"), (SEQUENCE, "ekfac", "reduce"), (NORMALIZED_CNN, "kfac", "expand"),
+          (NORMALIZED_CNN, "tekfac", "expand")]
+
+
+@pytest.mark.parametrize("spec,method,sharing", MODERN,
                          ids=["sequence-kfac-expand", "sequence-ekfac-reduce", "batchnorm-kfac", "batchnorm-tekfac"])
 def test_the_modern_kinds_follow_the_cpp_api(float64, spec, method, sharing):
     # Embedding, LayerNorm on [B, T, d], sequence Linear layers (expand and reduce) and BatchNorm2d, registered from

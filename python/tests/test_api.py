@@ -88,16 +88,31 @@ class Gated(torch.nn.Module):
         return x * self.gate
 
 
+class Odd(torch.nn.Module):
+    """Two Linear layers around modules no kind takes: a module of the user's, a grouped convolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(5, 6)
+        self.gated = Gated()
+        self.grouped = torch.nn.Conv2d(2, 2, 1, groups=2)
+        self.head = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.gated(self.fc(x)))
+        mixed = self.grouped(h[:, :4].reshape(-1, 2, 2, 1)).reshape(-1, 4)
+        return self.head(torch.cat([mixed, h[:, 4:]], 1))
+
+
 def test_a_model_with_unsupported_modules_trains_and_the_report_lists_them():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(5, 6), Gated(), torch.nn.Conv2d(1, 1, 1, groups=1).requires_grad_(False),
-                                torch.nn.Tanh(), torch.nn.Linear(6, 3))
-    model[2] = torch.nn.Conv2d(2, 2, 1, groups=2)  # a grouped convolution: refused, with the reason
-    model.forward = lambda x: model[4](model[3](model[1](model[0](x))))
+    model = Odd()
+    grouped = model.grouped.weight.detach().clone()
     opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", fallback="adam")
     report = str(opt.preconditioner.registration)
-    assert report.startswith("registered 2 blocks: 2 Linear (expand); fallback (adam) for 3 parameters: 1.gate, ")
-    assert "2.weight (groups 2: K-FAC supports groups 1 only)" in report
+    assert report == ("registered 2 blocks: 2 Linear (expand); fallback (adam) for 3 parameters: gated.gate, "
+                      "grouped.weight (groups 2: K-FAC supports groups 1 only), "
+                      "grouped.bias (groups 2: K-FAC supports groups 1 only)")
     x, y = data()
     losses = []
     for _ in range(15):
@@ -109,6 +124,7 @@ def test_a_model_with_unsupported_modules_trains_and_the_report_lists_them():
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert opt.last_stats.step == 14 and not opt.last_stats.skipped
+    assert not torch.equal(model.grouped.weight.detach(), grouped)  # the fallback's parameters trained too
 
 
 def test_stock_attention_is_reported_and_its_projections_left_to_the_fallback():
@@ -122,7 +138,7 @@ def test_stock_attention_is_reported_and_its_projections_left_to_the_fallback():
     assert [b[0] for b in pre.registration.blocks] == ["head"]
     fallback = {name: hint for name, _, hint in pre.registration.fallback}
     assert set(fallback) == {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias"}
-    assert all(h == "projections without module calls" for h in fallback.values())
+    assert all(h == "use kfac.nn.replace_attention(model)" for h in fallback.values())
 
 
 def test_tied_weights_are_refused_naming_both_modules():
@@ -234,3 +250,28 @@ def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
     assert stats.lambda_ != 1.0 and opt.lambda_ == stats.lambda_
     with pytest.raises(ValueError, match="unknown option 'lambda_perod'; did you mean 'lambda_period'"):
         kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_perod=1)
+
+
+def test_a_layer_may_take_its_own_weight_sharing():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    pre = kfac.Preconditioner(model, layer_weight_sharing={"2": "reduce"})
+    assert pre.registration.blocks == [("0", "Linear", "expand"), ("2", "Linear", "reduce")]
+    with pytest.raises(ValueError, match="names '3', which is not a registered layer"):
+        kfac.Preconditioner(model, layer_weight_sharing={"3": "reduce"})
+    with pytest.raises(RuntimeError, match="reduc"):
+        kfac.Preconditioner(model, layer_weight_sharing={"2": "reduc"})
+
+
+@pytest.mark.parametrize("padding,kernel,covered", [("same", 3, True), ("valid", 3, True), ("same", 2, False),
+                                                    ((1, 0), 3, True)])
+def test_conv2d_padding_forms(padding, kernel, covered):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 2, kernel, padding=padding)
+    x = torch.randn(4, 1, 5, 5)
+    model = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.Linear(conv(x)[0].numel(), 3))
+    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", refresh_period=1)
+    assert [b[1] for b in pre.registration.blocks] == (["Conv2d", "Linear"] if covered else ["Linear"])
+    pre.update_statistics(x)
+    F.cross_entropy(model(x), torch.tensor([0, 1, 2, 0])).backward()
+    assert not pre.step().skipped  # the core's Conv2d geometry agrees with the module's output grid
