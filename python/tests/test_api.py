@@ -263,6 +263,7 @@ def test_a_layer_may_take_its_own_weight_sharing():
         kfac.Preconditioner(model, layer_weight_sharing={"2": "reduc"})
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 @pytest.mark.parametrize("padding,kernel,covered", [("same", 3, True), ("valid", 3, True), ("same", 2, False),
                                                     ((1, 0), 3, True)])
 def test_conv2d_padding_forms(padding, kernel, covered):
