@@ -6,7 +6,7 @@ from . import _kfac
 
 def option_specs(table="preconditioner"):
     """The options of ``table`` ("preconditioner", "optimizer" or "qmodel"), each a dict with name, block, doc,
-    type, default, range, choices and nullable."""
+    type, default (and default_text, as the CLI and TOML write it), range, choices and nullable."""
     return _kfac.option_specs(table)
 
 
@@ -27,10 +27,6 @@ def split(keywords, table):
     mine = {k: python_value(v) for k, v in keywords.items() if k in own}
     rest = {k: python_value(v) for k, v in keywords.items() if k not in own}
     return mine, rest
-
-
-def preconditioner_options(keywords):
-    return _kfac.PreconditionerOptions(keywords)
 
 
 def loss_name(name):

@@ -44,7 +44,7 @@ class Preconditioner:
             raise TypeError(f"kfac.Preconditioner needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.loss = _options.loss_name(loss)
-        opts = _options.preconditioner_options({k: _options.python_value(v) for k, v in options.items()})
+        opts = _kfac.PreconditionerOptions({k: _options.python_value(v) for k, v in options.items()})
         self._modules = []  # (module, core layer) of each registered layer
         views = []
         skipped = []  # prefixes of modules whose children are not called as modules
