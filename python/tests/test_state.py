@@ -102,3 +102,34 @@ def test_parameter_groups_have_their_own_learning_rate():
     with pytest.raises(ValueError, match="momentum must be in"):
         opt.param_groups[1]["momentum"] = 2.0
         opt.step()
+
+
+def test_the_preconditioner_alone_resumes_too():
+    data = batches(6)
+
+    def train(pre, model, part):
+        for x, y in part:
+            model.zero_grad()
+            pre.update_statistics(x)
+            F.cross_entropy(model(x), y).backward()
+            pre.step()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.sub_(0.05 * p.grad)
+
+    def fresh(seed=0):
+        model, _ = build(seed)
+        return model, kfac.Preconditioner(model, loss="softmax-cross-entropy", refresh_period=2, method="tekfac")
+
+    model, pre = fresh()
+    train(pre, model, data)
+    expected = [p.detach().clone() for p in model.parameters()]
+    model, pre = fresh()
+    train(pre, model, data[:3])
+    state, weights = pre.state_dict(), model.state_dict()
+    model, pre = fresh(seed=1)
+    model.load_state_dict(weights)
+    pre.load_state_dict(state)
+    assert pre.core.steps == 3
+    train(pre, model, data[3:])
+    assert all(torch.equal(a.detach(), b) for a, b in zip(model.parameters(), expected))
