@@ -39,6 +39,8 @@ def make_layer(name, module):
     (None, None) if no kind covers its type."""
     for module_type, factory in reversed(_factories):
         if isinstance(module, module_type):
+            if not any(p.requires_grad for p in module.parameters(recurse=False)):
+                return None, None  # frozen (fine-tuning): nothing to precondition; the report lists it as frozen
             try:
                 layer = factory(name, module)
             except Unsupported as why:

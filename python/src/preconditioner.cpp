@@ -81,6 +81,7 @@ void bind_preconditioner(py::module_& m) {
                                for (const auto& b : r.blocks) out.append(py::make_tuple(b.name, b.kind, b.form));
                                return out;
                              })
+      .def_readonly("frozen", &Registration::frozen, "parameters that do not require grad (left alone)")
       .def_property_readonly("fallback", [](const Registration& r) {
         py::list out;
         for (const auto& f : r.fallback) out.append(py::make_tuple(f.name, f.module_type, f.hint));

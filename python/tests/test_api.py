@@ -276,3 +276,18 @@ def test_conv2d_padding_forms(padding, kernel, covered):
     pre.update_statistics(x)
     F.cross_entropy(model(x), torch.tensor([0, 1, 2, 0])).backward()
     assert not pre.step().skipped  # the core's Conv2d geometry agrees with the module's output grid
+
+
+def test_frozen_layers_are_left_alone_and_reported():
+    model = mlp()
+    model[0].requires_grad_(False)  # fine-tuning the head only
+    opt = kfac.KFACOptimizer(model, params=model[2].parameters(), loss="softmax-cross-entropy")
+    registration = opt.preconditioner.registration
+    assert str(registration) == "registered 1 block: 1 Linear (expand); no fallback parameters; frozen: 0.weight, 0.bias"
+    assert registration.frozen == ["0.weight", "0.bias"]
+    x, y = data()
+    frozen = model[0].weight.detach().clone()
+    opt.update_statistics(x)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    assert torch.equal(model[0].weight, frozen) and not opt.last_stats.skipped

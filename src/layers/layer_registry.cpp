@@ -2,6 +2,7 @@
 
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <mutex>
 #include <utility>
 
@@ -97,8 +98,14 @@ c10::optional<Layer> make_layer(const std::string& name, torch::nn::Module& modu
 
 std::vector<Layer> find_layers(torch::nn::Module& model) {
   std::vector<Layer> layers;
-  for (const auto& item : model.named_modules())
-    if (auto layer = make_layer(item.key(), *item.value())) layers.push_back(std::move(*layer));
+  for (const auto& item : model.named_modules()) {
+    auto layer = make_layer(item.key(), *item.value());
+    if (!layer) continue;
+    const auto params = layer->kind->parameters();
+    // A frozen layer (fine-tuning) has no gradient to precondition; the registration report lists it as frozen.
+    if (std::none_of(params.begin(), params.end(), [](const at::Tensor& p) { return p.requires_grad(); })) continue;
+    layers.push_back(std::move(*layer));
+  }
   return layers;
 }
 

@@ -30,7 +30,7 @@ Preconditioner::Preconditioner(torch::nn::Module& model, PreconditionerOptions o
 Preconditioner::Preconditioner(std::vector<Layer> layers, const std::vector<ModuleParameters>& modules,
                                PreconditionerOptions options, std::shared_ptr<Communicator> communicator)
     : Preconditioner(std::move(layers), std::move(options), std::move(communicator)) {
-  registration_.fallback = fallback_parameters(modules, layers_);
+  registration_.fallback = fallback_parameters(modules, layers_, &registration_.frozen);
   std::vector<at::Tensor> params;
   params.reserve(registration_.fallback.size());
   for (const auto& f : registration_.fallback) params.push_back(f.parameter);

@@ -26,7 +26,8 @@ std::vector<ModuleParameters> module_parameters(torch::nn::Module& model) {
 }
 
 std::vector<Registration::FallbackParameter> fallback_parameters(const std::vector<ModuleParameters>& modules,
-                                                                 const std::vector<Layer>& layers) {
+                                                                 const std::vector<Layer>& layers,
+                                                                 std::vector<std::string>* frozen) {
   // Parameters are identified by their storage: tied weights share it (the same tensor, or set_data).
   std::map<const void*, std::string> in_layer;  // storage → its layer
   for (const auto& l : layers)
@@ -55,6 +56,10 @@ std::vector<Registration::FallbackParameter> fallback_parameters(const std::vect
         continue;
       }
       if (!fresh) continue;  // tied between two fallback modules: listed once
+      if (!parameter.requires_grad()) {
+        if (frozen != nullptr) frozen->push_back(full);
+        continue;
+      }
       const auto* h = outer_hint(m.name);
       out.push_back({full, h != nullptr ? h->type : m.type, h != nullptr ? h->hint : "", parameter});
     }
@@ -78,14 +83,18 @@ std::string Registration::summary() const {
   for (size_t i = 0; i < groups.size(); ++i) s << (i == 0 ? ": " : ", ") << groups[i].second << " " << groups[i].first;
   if (fallback.empty()) {
     s << "; no fallback parameters";
-    return s.str();
+  } else {
+    s << "; fallback (" << fallback_kind << ") for " << fallback.size()
+      << (fallback.size() == 1 ? " parameter: " : " parameters: ");
+    for (size_t i = 0; i < fallback.size(); ++i) {
+      const auto& f = fallback[i];
+      s << (i == 0 ? "" : ", ") << f.name;
+      if (!f.hint.empty()) s << " (" << f.hint << ")";
+    }
   }
-  s << "; fallback (" << fallback_kind << ") for " << fallback.size()
-    << (fallback.size() == 1 ? " parameter: " : " parameters: ");
-  for (size_t i = 0; i < fallback.size(); ++i) {
-    const auto& f = fallback[i];
-    s << (i == 0 ? "" : ", ") << f.name;
-    if (!f.hint.empty()) s << " (" << f.hint << ")";
+  if (!frozen.empty()) {
+    s << "; frozen: ";
+    for (size_t i = 0; i < frozen.size(); ++i) s << (i == 0 ? "" : ", ") << frozen[i];
   }
   return s.str();
 }

@@ -55,6 +55,25 @@ TEST(Registration, ReportListsEveryBlockAndEveryFallbackParameter) {
   EXPECT_EQ(covered, static_cast<int64_t>(model->parameters().size()));
 }
 
+TEST(Registration, FrozenLayersAndParametersAreLeftAloneAndReported) {
+  // Fine-tuning: a frozen layer is not registered (its output need not require grad), a frozen raw parameter gets no
+  // fallback; the report lists both, and the model trains.
+  torch::manual_seed(0);
+  torch::nn::Sequential model(kfac::nn::Linear(4, 5), torch::nn::Tanh(), kfac::nn::Linear(5, 3));
+  for (auto& p : model[0]->parameters()) p.set_requires_grad(false);
+  Preconditioner p(*model);
+  EXPECT_EQ(p.registration().summary(),
+            "registered 1 block: 1 Linear (expand); no fallback parameters; frozen: 0.weight, 0.bias");
+  const auto x = torch::randn({6, 4});
+  const auto y = torch::randint(0, 3, {6}, torch::kLong);
+  p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SoftmaxCrossEntropy);
+  kfac::loss(model->forward(x), y, LossKind::SoftmaxCrossEntropy).backward();
+  const auto stats = p.step();
+  EXPECT_TRUE(stats.statistics_updated);
+  EXPECT_FALSE(stats.skipped);
+  EXPECT_FALSE(model[0]->parameters()[0].grad().defined());
+}
+
 TEST(Registration, TiedWeightsAreRefusedNamingBothModules) {
   struct TiedImpl : torch::nn::Module {
     TiedImpl() {

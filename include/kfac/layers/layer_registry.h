@@ -60,7 +60,8 @@ std::vector<std::string> registered_layer_kinds();
 /// The Layer of one module, or nullopt if no registered kind covers its type.
 c10::optional<Layer> make_layer(const std::string& name, torch::nn::Module& module);
 
-/// Every module of a tree that a registered kind covers (depth-first, named as in named_modules()).
+/// Every module of a tree that a registered kind covers (depth-first, named as in named_modules()), except frozen
+/// ones (no parameter requires grad).
 std::vector<Layer> find_layers(torch::nn::Module& model);
 
 }  // namespace kfac

@@ -35,9 +35,10 @@ struct Registration {
   };
   std::vector<Block> blocks;
   std::vector<FallbackParameter> fallback;
+  std::vector<std::string> frozen;  ///< parameters that do not require grad: left alone, like the optimizer does
   std::string fallback_kind = "identity";
 
-  /// One line: the blocks by kind and form, then the fallback parameters (with hints).
+  /// One line: the blocks by kind and form, the fallback parameters (with hints), then the frozen ones.
   std::string summary() const;
 };
 
@@ -56,10 +57,11 @@ struct ModuleParameters {
 /// Every module of a LibTorch tree, with the registry's replacement hints.
 std::vector<ModuleParameters> module_parameters(torch::nn::Module& model);
 
-/// The fallback parameters of a model given its registered layers: every parameter no layer holds, once each, with
-/// the hint of the outermost module that has one. Throws naming both modules if a layer's parameter is also held by
-/// another module.
+/// The fallback parameters of a model given its registered layers: every trainable parameter no layer holds, once
+/// each, with the hint of the outermost module that has one; the frozen ones (no requires_grad) go to `frozen`.
+/// Throws naming both modules if a layer's parameter is also held by another module.
 std::vector<Registration::FallbackParameter> fallback_parameters(const std::vector<ModuleParameters>& modules,
-                                                                 const std::vector<Layer>& layers);
+                                                                 const std::vector<Layer>& layers,
+                                                                 std::vector<std::string>* frozen = nullptr);
 
 }  // namespace kfac
