@@ -14,6 +14,7 @@
 #include <pybind11/stl.h>
 #include <torch/extension.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,24 @@ Block block_options(const py::dict& keywords);
 /// One value of an option, from Python (None, bool, int, float, str).
 OptionValue option_value(const std::string& name, const py::handle& value);
 py::object python_value(const OptionValue& value);
+
+/// A checkpointable object's state (its save(OutputArchive&)) as bytes, and back (its load(InputArchive&)): what the
+/// Python state_dict()s hold.
+template <class T>
+py::bytes state_bytes(const T& object) {
+  torch::serialize::OutputArchive archive;
+  object.save(archive);
+  std::ostringstream out;
+  archive.save_to(out);
+  return py::bytes(out.str());
+}
+template <class T>
+void load_state_bytes(T& object, const std::string& bytes) {
+  torch::serialize::InputArchive archive;
+  std::istringstream in(bytes);
+  archive.load_from(in);
+  object.load(archive);
+}
 
 void bind_layers(py::module_& m);
 void bind_preconditioner(py::module_& m);

@@ -1,7 +1,5 @@
 // The step rules' cores: kfac::KfacOptimizer (behind kfac.KFACOptimizer, a torch.optim.Optimizer whose parameter
 // groups are copied into it before every step) and kfac::QModelOptimizer.
-#include <sstream>
-
 #include "bindings.h"
 #include "kfac/optim/kfac_optimizer.h"
 #include "kfac/optim/qmodel.h"
@@ -9,23 +7,6 @@
 namespace kfac::python {
 
 namespace {
-
-template <class T>
-py::bytes save(const T& optimizer) {
-  torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
-  std::ostringstream out;
-  archive.save_to(out);
-  return py::bytes(out.str());
-}
-
-template <class T>
-void load(T& optimizer, const std::string& bytes) {
-  torch::serialize::InputArchive archive;
-  std::istringstream in(bytes);
-  archive.load_from(in);
-  optimizer.load(archive);
-}
 
 std::shared_ptr<KfacOptimizer> make_optimizer(const std::vector<std::vector<at::Tensor>>& groups,
                                               const std::vector<py::dict>& options,
@@ -67,8 +48,8 @@ void bind_optimizers(py::module_& m) {
           },
           py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("last_stats", &K::last_stats)
-      .def("save", &save<K>)
-      .def("load", &load<K>, py::arg("state"));
+      .def("save", &state_bytes<K>)
+      .def("load", &load_state_bytes<K>, py::arg("state"));
 
   py::class_<QModelStats>(m, "QModelStats", "What one quadratic-model step did (kfac::QModelStats)")
       .def_readonly("preconditioner", &QModelStats::preconditioner)
@@ -97,8 +78,8 @@ void bind_optimizers(py::module_& m) {
       .def_property_readonly("lambda_", &Q::lambda)
       .def_property_readonly("gamma", &Q::gamma)
       .def("swap_averages", &Q::swap_averages)
-      .def("save", &save<Q>)
-      .def("load", &load<Q>, py::arg("state"));
+      .def("save", &state_bytes<Q>)
+      .def("load", &load_state_bytes<Q>, py::arg("state"));
 }
 
 }  // namespace kfac::python

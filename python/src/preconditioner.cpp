@@ -1,7 +1,5 @@
 // kfac.Preconditioner's core, StepStats, Registration and the communicator. Calls that run autograd release the GIL
 // (autograd's device threads may need it for Python hooks); the forward callable takes it back while it runs.
-#include <sstream>
-
 #include "bindings.h"
 #include "kfac/distributed/collectives.h"
 #include "kfac/distributed/communicator.h"
@@ -23,21 +21,6 @@ std::shared_ptr<Preconditioner> make_preconditioner(const std::vector<PythonLaye
   std::vector<ModuleParameters> views;
   for (const auto& [name, type, hint, parameters] : modules) views.push_back({name, type, hint, parameters});
   return std::make_shared<Preconditioner>(std::move(core), views, options, std::move(communicator));
-}
-
-py::bytes save(const Preconditioner& p) {
-  torch::serialize::OutputArchive archive;
-  p.save(archive);
-  std::ostringstream out;
-  archive.save_to(out);
-  return py::bytes(out.str());
-}
-
-void load(Preconditioner& p, const std::string& bytes) {
-  torch::serialize::InputArchive archive;
-  std::istringstream in(bytes);
-  archive.load_from(in);
-  p.load(archive);
 }
 
 std::string stats_repr(const StepStats& s) {
@@ -140,8 +123,8 @@ void bind_preconditioner(py::module_& m) {
       .def_property_readonly("communicator", [](const P& p) { return p.placement().shared_communicator(); })
       .def_property_readonly("options", &P::options)
       .def_property_readonly("parameters", &P::parameters)
-      .def("save", &save)
-      .def("load", &load, py::arg("state"));
+      .def("save", &state_bytes<P>)
+      .def("load", &load_state_bytes<P>, py::arg("state"));
 }
 
 }  // namespace kfac::python
