@@ -16,3 +16,7 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: the CUDA suite (test_cuda.py; scripts/device-check.sh runs it first)")

@@ -2,7 +2,10 @@
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef USE_C10D_NCCL
+// NCCL where LibTorch has it and its header is on the include path (a pip torch defines USE_C10D_NCCL for its
+// users, but nccl.h lives in the separate nvidia-nccl wheel).
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define KFAC_WITH_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -79,7 +82,7 @@ class C10dCommunicator final : public Communicator {
 
 bool multi_process_available() { return true; }
 std::vector<std::string> distributed_backends() {
-#ifdef USE_C10D_NCCL
+#ifdef KFAC_WITH_NCCL
   return {"gloo", "nccl"};
 #else
   return {"gloo"};
@@ -113,7 +116,7 @@ std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
       auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
       return std::make_shared<C10dCommunicator<c10d::ProcessGroupGloo>>(group, o);
     }
-#ifdef USE_C10D_NCCL
+#ifdef KFAC_WITH_NCCL
     if (o.backend == "nccl") {
       auto options = c10d::ProcessGroupNCCL::Options::create();
       options->timeout = o.timeout;
@@ -130,7 +133,7 @@ std::shared_ptr<Communicator> connect(const ProcessGroupOptions& o) {
   }
   KFAC_CHECK(false, "unknown or unavailable distributed backend '", o.backend,
              "'; valid here: gloo"
-#ifdef USE_C10D_NCCL
+#ifdef KFAC_WITH_NCCL
              ", nccl"
 #endif
   );

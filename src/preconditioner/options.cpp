@@ -86,7 +86,9 @@ const OptionTable<NumericsOptions>& NumericsOptions::table() {
   static const OptionTable<O> t(
       "numerics", "Dtype, inversion and failure policy",
       {field<O>(KFAC_FIELD(O, factor_dtype),
-                "Dtype of factors and decompositions (unset: each layer's parameter dtype)", unset_reads("model")),
+                "Dtype of factors and decompositions (unset: each layer's parameter dtype, float32 for bf16 and "
+                "fp16 parameters)",
+                unset_reads("model")),
        field<O>(KFAC_FIELD(O, inverse_method),
                 "Inversion of damped factors (factored damping): auto (Cholesky unless an eigenvalue floor is set), "
                 "eigen or cholesky"),

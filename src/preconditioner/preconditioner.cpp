@@ -80,7 +80,10 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     if (!layer.weight_sharing) layer.weight_sharing = options_.weight_sharing();
     layer.slot->set_name(layer.name);
     const auto& w = layer.kind->weight();
-    const auto dtype = options_.factor_dtype().value_or(w.scalar_type());
+    // Factors of bf16/fp16 parameters accumulate and decompose in float32: half precision loses the eigenvectors
+    // of the small eigenvalues (and LibTorch has no bf16 trace or eigh). Directions are cast back to the parameter.
+    const bool reduced = w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf;
+    const auto dtype = options_.factor_dtype().value_or(reduced ? at::kFloat : w.scalar_type());
     check_damping_fits(damping_, dtype);
     CurvatureContext context{layer.name,
                              {layer.kind->dim_a(), layer.kind->dim_g()},
@@ -252,28 +255,28 @@ void Preconditioner::refresh(StepStats& stats, bool scheduled, bool synchronous)
   }
 }
 
-std::vector<at::Tensor> Preconditioner::finite_gradients(StepStats& stats) {
-  std::vector<at::Tensor> grads, finite;
-  for (const auto& l : layers_) {
-    auto v = l.kind->grad_matrix();
-    KFAC_CHECK(v.defined(), "layer '", l.name, "' has no gradient; call backward() on the loss before step()");
-    finite.push_back(v.sum());
-    grads.push_back(std::move(v));
-  }
-  if (at::isfinite(at::stack(finite)).all().item<bool>()) return grads;
+StepStats Preconditioner::skip_nonfinite_gradients(StepStats stats) {
   statistics_.clear();
   stats.skipped = true;
   stats.messages.push_back("step " + std::to_string(schedule_.step()) +
                            ": non-finite gradient; step skipped, curvature state unchanged");
-  return {};
+  return stats;
 }
 
 StepStats Preconditioner::step() {
   StepStats stats;
   stats.step = schedule_.step();
   stats.damping = damping_;
-  const auto grads = finite_gradients(stats);
-  if (stats.skipped) return stats;
+  const auto grads = gradient_matrices();
+  std::vector<at::Tensor> grad_sums;
+  for (const auto& g : grads) grad_sums.push_back(g.sum().to(at::kDouble));
+  const auto grads_sum = at::stack(grad_sums).sum();  // non-finite iff an entry is: one number to read, no mask
+  // Host reads stall an accelerator's queue. A steady step (no statistics, no refresh, no global stage) changes no
+  // curvature state before its directions are checked, so it reads the gradients' finiteness together with them:
+  // one read per step. Any other step checks the gradients first, so that its curvature update can be refused.
+  const bool steady = !global_ && !schedule_.is_statistics_step() && !schedule_.is_refresh_step() &&
+                      !statistics_.captured();
+  if (!steady && !std::isfinite(grads_sum.item<double>())) return skip_nonfinite_gradients(std::move(stats));
 
   // Wall time of each phase (CPU clock; on an accelerator the phases overlap with queued work).
   using Clock = std::chrono::steady_clock;
@@ -294,15 +297,19 @@ StepStats Preconditioner::step() {
     directions = global_->apply(grads, std::move(directions), *this);
     stats.seconds_global = lap();
   }
-  schedule_.advance();  // the statistics and refresh of this step are kept either way
 
   std::vector<at::Tensor> dots, sums;
   for (size_t i = 0; i < layers_.size(); ++i) {
     dots.push_back((directions[i] * grads[i]).sum().to(at::kDouble));
     sums.push_back(directions[i].sum().to(at::kDouble));
   }
+  // The step's one read: the gradients' and the directions' finiteness and Σ⟨v, g⟩.
+  const auto read = at::stack({grads_sum, at::stack(sums).sum(), at::stack(dots).sum()}).cpu();
+  const double* values = read.data_ptr<double>();
+  if (!std::isfinite(values[0])) return skip_nonfinite_gradients(std::move(stats));  // steady: nothing changed
+  schedule_.advance();  // the statistics and refresh of this step are kept either way
   // A direction that overflowed (a damping too small for the factors, say) never reaches the gradients.
-  if (!placement_->all_agree(at::isfinite(at::stack(sums)).all().item<bool>())) {
+  if (!placement_->all_agree(std::isfinite(values[1]))) {
     stats.skipped = true;
     stats.messages.push_back("step " + std::to_string(stats.step) +
                              ": non-finite preconditioned direction; step skipped, gradients and weights unchanged "
@@ -311,7 +318,7 @@ StepStats Preconditioner::step() {
   }
   for (size_t i = 0; i < layers_.size(); ++i) layers_[i].kind->set_grad_matrix(directions[i]);
   if (fallback_) fallback_->apply();
-  stats.grad_dot_direction = at::stack(dots).sum().item<double>();
+  stats.grad_dot_direction = values[2];
   return stats;
 }
 

@@ -127,6 +127,13 @@ void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind 
   }
 }
 
+bool StatisticsPass::captured() const {
+  if (nonfinite_outputs_) return true;
+  for (const auto& l : layers_)
+    if (l.slot->taps() > 0) return true;
+  return false;
+}
+
 StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType>& dtypes) {
   Capture c;
   if (std::exchange(nonfinite_outputs_, false)) {

@@ -4,9 +4,14 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD}" --prefix "${WORK}/
 if(rc)
   message(FATAL_ERROR "install failed: ${rc}")
 endif()
+# A CUDA LibTorch 2.x enables CMake's CUDA language in find_package(Torch): the consumer gets the project's nvcc.
+set(cuda_args "")
+if(CUDA_COMPILER)
+  set(cuda_args "-DCMAKE_CUDA_COMPILER=${CUDA_COMPILER}" "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES}")
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S "${SRC}" -B "${WORK}/build" -G Ninja -DCMAKE_BUILD_TYPE=Release
                         "-DCMAKE_PREFIX_PATH=${WORK}/prefix;${TORCH_PREFIX}"
-                        "-DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}" RESULT_VARIABLE rc)
+                        "-DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER}" ${cuda_args} RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer failed: ${rc}")
 endif()

@@ -10,93 +10,18 @@
 
 #include "kfac/kfac.h"
 #include "support/helpers.h"
+#include "support/layer_examples.h"
 
 namespace kfac::test {
 namespace {
 
-// A user's own module type, registered as a Linear-like kind in one call: the contract below covers it too.
-struct ProjectionImpl : torch::nn::Module {
-  ProjectionImpl() {
-    weight = register_parameter("weight", torch::randn({4, 3}) * 0.5);
-    bias = register_parameter("bias", torch::zeros({4}));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto y = torch::nn::functional::linear(x, weight, bias);
-    slot->tap(x, y);
-    return y;
-  }
-  torch::Tensor weight, bias;
-  std::shared_ptr<Slot> slot = std::make_shared<Slot>();
-};
-TORCH_MODULE(Projection);
-
-const bool kProjectionRegistered = [] {
-  register_module_kind<ProjectionImpl>("UserProjection", [](const std::string& name, ProjectionImpl& m) {
-    return Layer{name, std::make_shared<LinearKind>(m.weight, m.bias), m.slot};
-  });
-  return true;
-}();
-
-// An example for a kind: a model whose only registered layer is of that kind, and a batch and targets for it.
-struct Example {
-  std::function<torch::nn::Sequential()> model;
-  std::function<at::Tensor()> inputs;
-  int64_t classes;  // softmax over the last output dimension
-};
-
-const std::map<std::string, Example>& examples() {
-  static const std::map<std::string, Example> table{
-      {"Linear",
-       {[] { return torch::nn::Sequential(kfac::nn::Linear(3, 4)); },
-        [] {
-          return torch::randn({5, 2, 3});
-        },
-        4}},
-      {"Conv2d",
-       {[] {
-          return torch::nn::Sequential(kfac::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1)),
-                                       torch::nn::Flatten());
-        },
-        [] {
-          return torch::randn({5, 2, 3, 3});
-        },
-        27}},
-      {"Embedding",
-       {[] { return torch::nn::Sequential(kfac::nn::Embedding(6, 3)); },
-        [] {
-          return torch::randint(0, 6, {5, 4});
-        },
-        3}},
-      {"LayerNorm",
-       {[] { return torch::nn::Sequential(kfac::nn::LayerNorm(std::vector<int64_t>{4})); },
-        [] {
-          return torch::randn({5, 3, 4});
-        },
-        4}},
-      {"UserProjection",
-       {[] { return torch::nn::Sequential(Projection()); },
-        [] {
-          return torch::randn({5, 3});
-        },
-        4}},
-      {"BatchNorm2d",
-       {[] { return torch::nn::Sequential(kfac::nn::BatchNorm2d(3), torch::nn::Flatten()); },
-        [] {
-          return torch::randn({5, 3, 2, 2});
-        },
-        12}},
-  };
-  return table;
-}
-
 TEST(LayerKinds, EveryRegisteredKindHasAnExample) {
-  ASSERT_TRUE(kProjectionRegistered);
-  for (const auto& kind : registered_layer_kinds()) EXPECT_EQ(examples().count(kind), 1U) << kind;
+  for (const auto& kind : registered_layer_kinds()) EXPECT_EQ(layer_examples().count(kind), 1U) << kind;
 }
 
 class LayerKindContract : public ::testing::TestWithParam<std::string> {};
 
-std::unique_ptr<Preconditioner> trained(torch::nn::Sequential& net, const Example& e, const at::Tensor& x) {
+std::unique_ptr<Preconditioner> trained(torch::nn::Sequential& net, const LayerExample& e, const at::Tensor& x) {
   auto p = std::make_unique<Preconditioner>(*net, PreconditionerOptions().damping_mode(DampingMode::Eigen));
   const auto out = net->forward(x);
   const auto y = torch::randint(0, e.classes, out.sizes().slice(0, out.dim() - 1));
@@ -105,7 +30,7 @@ std::unique_ptr<Preconditioner> trained(torch::nn::Sequential& net, const Exampl
 }
 
 TEST_P(LayerKindContract, MatrixViewBlockSolveAndCheckpoint) {
-  const auto& e = examples().at(GetParam());
+  const auto& e = layer_examples().at(GetParam());
   torch::manual_seed(61);
   auto net = e.model();
   net->to(torch::kDouble);

@@ -167,8 +167,8 @@ class Preconditioner {
   /// Refreshes the layers that are due (scheduled, or with statistics but no decomposition) through the executor,
   /// and books the outcomes under the failure policy.
   void refresh(StepStats& stats, bool scheduled, bool synchronous = false);
-  /// The registered layers' gradients, or {} with stats.skipped set when one is not finite.
-  std::vector<at::Tensor> finite_gradients(StepStats& stats);
+  /// `stats` of a step whose gradients are not finite: skipped, this step's captures dropped, nothing changed.
+  StepStats skip_nonfinite_gradients(StepStats stats);
   std::vector<std::string> layer_names() const;
   void load_background_refresh(torch::serialize::InputArchive& archive);
 

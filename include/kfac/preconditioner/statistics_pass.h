@@ -47,6 +47,8 @@ class StatisticsPass {
   Capture collect(const std::vector<at::ScalarType>& dtypes);
   /// Disarms and empties every slot.
   void clear();
+  /// Whether a layer captured anything (or the outputs were refused) since the last collect() or clear().
+  bool captured() const;
   const FisherOptions& options() const { return options_; }
 
  private:
