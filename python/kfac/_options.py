@@ -29,11 +29,27 @@ def split(keywords, table):
     return mine, rest
 
 
+# PyTorch's loss names, as the likelihood each one is the negative log of. "nll" (F.nll_loss after log_softmax):
+# log-probabilities are logits of the same distribution (softmax(log_softmax(z)) = softmax(z)), and the Fisher
+# with respect to them is the logits' (diag(p) - p p^T annihilates log_softmax's Jacobian's extra term).
+TORCH_LOSSES = {
+    "cross-entropy": "softmax-cross-entropy",
+    "nll": "softmax-cross-entropy",
+    "nll-loss": "softmax-cross-entropy",
+    "binary-cross-entropy-with-logits": "sigmoid-cross-entropy",
+    "bce-with-logits": "sigmoid-cross-entropy",
+    "mse": "squared-error",
+    "mse-loss": "squared-error",
+}
+
+
 def loss_name(name):
-    """The registered likelihood's name; underscores may stand for dashes (softmax_cross_entropy)."""
+    """The registered likelihood's name; underscores may stand for dashes (softmax_cross_entropy), and PyTorch's
+    names (cross_entropy, nll, bce_with_logits, mse, ...) for the likelihood they are the negative log of."""
     if name is None:
         return None
-    return _kfac.loss_name(name.replace("_", "-"))
+    name = name.replace("_", "-")
+    return _kfac.loss_name(TORCH_LOSSES.get(name, name))
 
 
 def docs(tables):

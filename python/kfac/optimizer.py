@@ -1,19 +1,18 @@
 """kfac.KFACOptimizer (a torch.optim.Optimizer) and kfac.QModelOptimizer, over the C++ core's step rules."""
 import torch
 
-from . import _kfac, _options
+from . import _kfac, _options, _state
 from .preconditioner import Preconditioner
 
 
-class KFACOptimizer(torch.optim.Optimizer):
+class KFACOptimizer(_state.CoreOwned, torch.optim.Optimizer):
     """K-FAC as a torch.optim.Optimizer: the preconditioner's direction, KL-clipped (Ba, Grosse & Martens 2017),
     followed with heavy-ball momentum and weight decay; the update itself is the C++ core's kfac::KfacOptimizer::step,
     so a run equals the C++ API's bit for bit::
 
         opt = kfac.KFACOptimizer(model, lr=0.05, damping=1e-2, loss="softmax-cross-entropy", method="ekfac")
-        for x, y in batches:
+        for x, y in batches:              # the ordinary loop: statistics from your own forward (see Preconditioner)
             opt.zero_grad()
-            opt.update_statistics(x)      # no-op off statistics steps
             F.cross_entropy(model(x), y).backward()
             opt.step()                    # opt.last_stats: a kfac.StepStats
 
@@ -29,6 +28,10 @@ class KFACOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, model, params=None, loss=None, preconditioner=None, communicator=None, **options):
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"kfac.KFACOptimizer(model, ...) needs the model itself (a torch.nn.Module), got "
+                            f"{type(model).__name__}: K-FAC reads its layers. To optimize only some parameters, "
+                            "pass them too: KFACOptimizer(model, params=...)")
         mine, rest = _options.split(options, "optimizer")
         defaults = _kfac.optimizer_options(mine)
         if preconditioner is None:
@@ -71,7 +74,7 @@ class KFACOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self.preconditioner._remove_hooks()
+        self.preconditioner._end_capture()
         for i, group in enumerate(self.param_groups):
             self._core.set_group_options(i, self._group_options(group))
         self.last_stats = self._core.step()
@@ -79,7 +82,7 @@ class KFACOptimizer(torch.optim.Optimizer):
 
     def state_dict(self):
         state = super().state_dict()
-        state["kfac"] = self._core.save()
+        state["kfac"] = _state.pack(self._core.save())
         return state
 
     def load_state_dict(self, state_dict):
@@ -87,6 +90,7 @@ class KFACOptimizer(torch.optim.Optimizer):
         blob = state_dict.pop("kfac", None)
         if blob is None:
             raise ValueError("kfac.KFACOptimizer.load_state_dict: not a KFACOptimizer state (no 'kfac' entry)")
+        blob = _state.unpack(blob, "KFACOptimizer")  # checked before anything changes
         super().load_state_dict(state_dict)
         self._core.load(blob)
 
@@ -94,7 +98,7 @@ class KFACOptimizer(torch.optim.Optimizer):
 KFACOptimizer.__doc__ += _options.docs(["optimizer", "preconditioner"])
 
 
-class QModelOptimizer:
+class QModelOptimizer(_state.CoreOwned):
     """The K-FAC paper's quadratic-model step rule (Martens & Grosse 2015, sections 6-7; kfac::QModelOptimizer): the
     update alpha*Delta + mu*delta0 minimising the exact quadratic model on the minibatch, with Levenberg-Marquardt
     lambda and gamma adapted. Every trainable parameter must be in a K-FAC layer (no fallback)::
@@ -123,7 +127,7 @@ class QModelOptimizer:
     def step(self, output, loss_value, evaluate):
         """One update from the batch's ``output`` (graph kept, backward done with retain_graph), its loss value and
         ``evaluate()``, the loss on the same batch at the current parameters. Returns the core's QModelStats."""
-        self.preconditioner._remove_hooks()
+        self.preconditioner._end_capture()
         return self._core.step(output, self.loss, float(loss_value), evaluate)
 
     @property
@@ -135,10 +139,10 @@ class QModelOptimizer:
         return self._core.gamma
 
     def state_dict(self):
-        return {"kfac": self._core.save()}
+        return {"kfac": _state.pack(self._core.save())}
 
     def load_state_dict(self, state):
-        self._core.load(state["kfac"])
+        self._core.load(_state.unpack(state.get("kfac"), "QModelOptimizer"))
 
 
 QModelOptimizer.__doc__ += _options.docs(["qmodel", "preconditioner"])

@@ -1,12 +1,16 @@
 """kfac.Preconditioner: the C++ core's preconditioner on a torch.nn.Module, with capture by forward hooks."""
 import difflib
+import warnings
+import weakref
 
 import torch
 
-from . import _kfac, _options, layers as _layers
+from . import _kfac, _options, _state, layers as _layers
+
+_separate_passes = [0]  # separate statistics passes running now: their forwards are no training forward to capture
 
 
-class Preconditioner:
+class Preconditioner(_state.CoreOwned):
     """The K-FAC-family preconditioner of a torch.nn.Module: registers every module a layer kind covers
     (torch.nn.Linear on inputs of any rank, Conv2d, Embedding, LayerNorm, BatchNorm2d; kfac.register_module_kind
     adds more), gives every other parameter the fallback (option ``fallback``), and rewrites the registered
@@ -28,6 +32,12 @@ class Preconditioner:
     ``capture_forward`` + ``statistics_from_forward`` (the training forward shared); ``capture_backward`` (the
     training backward's gradients: the empirical Fisher at no extra pass). Forward hooks are installed on the
     registered modules on statistics steps only, and removed once the capture is over.
+
+    The ordinary loop needs none of them. Until one is called, the first training-mode forward of ``model`` with
+    gradients enabled on a statistics step is captured: with ``loss`` given, its output's sampled targets are
+    back-propagated through the retained graph (the true Fisher, the shared-forward protocol: one extra backward, no
+    extra forward); without, the loss's own backward is (the empirical Fisher, as capture_backward with the input's
+    batch size as grad_scale, right for a mean-reduced loss; a warning says so once).
 
     Arguments: ``model``; ``loss``, the likelihood of the model's output (softmax-cross-entropy,
     sigmoid-cross-entropy, squared-error or a registered one; underscores work too) used by the statistics pass;
@@ -60,6 +70,17 @@ class Preconditioner:
                           list(module.named_parameters(recurse=False))))
         self._set_weight_sharing(layer_weight_sharing or {})
         self.core = _kfac.PreconditionerCore([l for _, l in self._modules], views, opts, communicator)
+        excluded = set(self.core.registration.excluded)  # the option exclude: no block, so no hook either
+        self._modules = [(m, layer) for m, layer in self._modules if layer.name not in excluded]
+        self._explicit = False  # a protocol was called: no automatic capture from then on
+        self._auto = None       # "forward" / "backward" while an automatic capture is armed
+        self._auto_step = -1    # the step whose forward the automatic capture took (-1: none yet this step)
+        self._empirical = options.get("fisher") == "empirical"
+        # Hooks on the model itself, holding the preconditioner weakly: they end with it.
+        me = weakref.ref(self)
+        handles = [model.register_forward_pre_hook(lambda m, i: me() and me()._auto_arm(i)),
+                   model.register_forward_hook(lambda m, i, o: me() and me()._auto_capture(o))]
+        weakref.finalize(self, lambda: [h.remove() for h in handles])
         self._hooks = []
 
     def _set_weight_sharing(self, flavours):
@@ -78,6 +99,44 @@ class Preconditioner:
             def hook(m, inputs, output, layer=layer):
                 layer.tap(inputs[0], output, **_layers.tap_arguments(m))
             self._hooks.append(module.register_forward_hook(hook))
+
+    def _auto_arm(self, inputs):
+        if (self._explicit or self._hooks or _separate_passes[0] or not self.model.training
+                or not torch.is_grad_enabled() or self._auto_step == self.core.steps
+                or not self.core.is_statistics_step()):
+            return
+        if self.loss is None or self._empirical:  # the loss's own backward: its gradients are the empirical Fisher's
+            first = inputs[0] if inputs and torch.is_tensor(inputs[0]) and inputs[0].dim() > 0 else None
+            if not self.core.capture_backward(float(first.shape[0] if first is not None else 1)):
+                return
+            if self.loss is None:
+                warnings.warn("kfac: no loss= was given, so K-FAC's statistics come from your loss's backward (the "
+                              "empirical Fisher, for a mean-reduced loss); pass loss=\"softmax-cross-entropy\" "
+                              "(or \"nll\", \"mse\", ...) for the true Fisher", stacklevel=4)
+            self._auto = "backward"
+        else:
+            if not self.core.capture_forward():
+                return
+            self._auto = "forward"
+        self._auto_step = self.core.steps
+        self._arm_hooks()
+
+    def _auto_capture(self, output):
+        mode, self._auto = self._auto, None
+        if mode is None:
+            return
+        self._remove_hooks()  # the backward capture keeps its gradient hooks on the outputs
+        if mode == "forward":
+            if not torch.is_tensor(output):
+                raise TypeError(f"kfac: the model returned a {type(output).__name__}, but the automatic statistics "
+                                "need its output tensor; call opt.update_statistics(inputs, forward=...) on "
+                                "statistics steps instead")
+            self.core.statistics_from_forward(output, self.loss, None)
+
+    def _end_capture(self):
+        """Before a step: every capture of this step is over."""
+        self._remove_hooks()
+        self._auto, self._auto_step = None, -1
 
     def _remove_hooks(self):
         for h in self._hooks:
@@ -99,19 +158,23 @@ class Preconditioner:
         """The statistics pass on a statistics step (returns False and does nothing otherwise): ``forward`` (default:
         the model) on the first ceil(stats_fraction * B) examples of ``inputs`` with capture on, then the output
         gradients of model-sampled targets (or ``targets``, fisher="empirical")."""
-        if not self.core.is_statistics_step():
-            return False
+        self._explicit = True
+        if not self.core.is_statistics_step() or self._auto_step == self.core.steps:
+            return False  # off schedule, or this step's forward was already captured automatically
         loss = self._loss(loss)
         forward = forward or self.model
         self._arm_hooks()
+        _separate_passes[0] += 1
         try:
             return self.core.update_statistics(forward, inputs, loss, targets)
         finally:
+            _separate_passes[0] -= 1
             self._remove_hooks()
 
     def capture_forward(self):
         """Shares the training forward (stats_fraction 1): on a statistics step, arms the capture and returns True;
         run the forward, the loss's backward with retain_graph=True, then statistics_from_forward(output)."""
+        self._explicit = True
         if not self.core.capture_forward():
             return False
         self._arm_hooks()
@@ -124,6 +187,7 @@ class Preconditioner:
     def capture_backward(self, grad_scale):
         """Captures from the training forward and backward (empirical Fisher): call before the forward; grad_scale
         turns the loss gradient into per-example gradients (the batch size for a mean-reduced loss)."""
+        self._explicit = True
         if not self.core.capture_backward(float(grad_scale)):
             return False
         self._arm_hooks()
@@ -133,7 +197,7 @@ class Preconditioner:
     def step(self):
         """Folds in the captured statistics, refreshes on schedule and replaces each registered parameter's .grad by
         its preconditioned direction. Returns a kfac.StepStats (``skipped``: non-finite gradients, do not step)."""
-        self._remove_hooks()
+        self._end_capture()
         return self.core.step()
 
     @property
@@ -154,11 +218,11 @@ class Preconditioner:
         self.core.damping = float(value)
 
     def state_dict(self):
-        """The preconditioner's whole state (factors, decompositions, schedule), as bytes in a dict."""
-        return {"kfac": self.core.save()}
+        """The preconditioner's whole state (factors, decompositions, schedule): the core's bytes, with their CRC-32."""
+        return {"kfac": _state.pack(self.core.save())}
 
     def load_state_dict(self, state):
-        self.core.load(state["kfac"])
+        self.core.load(_state.unpack(state.get("kfac"), "Preconditioner"))
 
     def __repr__(self):
         return f"kfac.Preconditioner({self.registration.summary()})"

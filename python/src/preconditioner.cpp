@@ -65,6 +65,7 @@ void bind_preconditioner(py::module_& m) {
                                return out;
                              })
       .def_readonly("frozen", &Registration::frozen, "parameters that do not require grad (left alone)")
+      .def_readonly("excluded", &Registration::excluded, "layers the option exclude sent to the fallback")
       .def_property_readonly("fallback", [](const Registration& r) {
         py::list out;
         for (const auto& f : r.fallback) out.append(py::make_tuple(f.name, f.module_type, f.hint));

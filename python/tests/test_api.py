@@ -1,4 +1,6 @@
 """Keywords, errors, the registration report, the statistics protocols and the preconditioner alone."""
+import gc
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -202,7 +204,9 @@ def test_hooks_exist_only_while_capturing():
     model = mlp()
     pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", stats_period=2)
     x, y = data()
-    hooks = lambda: sum(len(m._forward_hooks) for m in model.modules())  # noqa: E731
+    # The model's own forward hook is the automatic capture's, there as long as the preconditioner is.
+    hooks = lambda: sum(len(m._forward_hooks) for m in model.modules() if m is not model)  # noqa: E731
+    assert len(model._forward_hooks) == 1 and len(model._forward_pre_hooks) == 1
     assert pre.capture_forward() and hooks() == 2
     out = model(x)
     F.cross_entropy(out, y).backward(retain_graph=True)
@@ -211,6 +215,9 @@ def test_hooks_exist_only_while_capturing():
     pre.step()
     assert not pre.is_statistics_step() and not pre.capture_forward() and not pre.update_statistics(x)
     assert hooks() == 0
+    del pre
+    gc.collect()
+    assert not model._forward_hooks and not model._forward_pre_hooks
 
 
 def test_the_preconditioner_alone_rewrites_grad_for_any_torch_optimizer():
@@ -291,3 +298,21 @@ def test_frozen_layers_are_left_alone_and_reported():
     F.cross_entropy(model(x), y).backward()
     opt.step()
     assert torch.equal(model[0].weight, frozen) and not opt.last_stats.skipped
+
+
+def test_excluded_layers_get_the_fallback_and_no_hooks():
+    model = mlp()
+    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", exclude="^2$", fallback="adam")
+    registration = opt.preconditioner.registration
+    assert registration.excluded == ["2"]
+    assert [b[0] for b in registration.blocks] == ["0"]
+    assert [f[0] for f in registration.fallback] == ["2.weight", "2.bias"]
+    assert [layer.name for layer in opt.preconditioner.layers] == ["0"]
+    x, y = data()
+    before = model[2].weight.detach().clone()
+    opt.update_statistics(x)
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    assert not opt.last_stats.skipped and not torch.equal(model[2].weight, before)
+    with pytest.raises(ValueError, match="is not a regular expression"):
+        kfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", exclude="(")

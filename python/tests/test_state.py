@@ -1,5 +1,7 @@
 """state_dict resume equals an uninterrupted run bit for bit; LR schedulers drive the learning rate; param groups."""
+import copy
 import io
+import pickle
 
 import pytest
 import torch
@@ -133,3 +135,32 @@ def test_the_preconditioner_alone_resumes_too():
     assert pre.core.steps == 3
     train(pre, model, data[3:])
     assert all(torch.equal(a.detach(), b) for a, b in zip(model.parameters(), expected))
+
+
+def trained():
+    model, opt = build()
+    run(model, opt, batches(2))
+    return model, opt
+
+
+def test_a_damaged_state_is_refused_and_the_optimizer_left_unchanged():
+    model, opt = trained()
+    state = opt.state_dict()
+    blob = bytearray(state["kfac"]["bytes"])
+    blob[len(blob) // 2] ^= 0x10  # one bit
+    state["kfac"] = dict(state["kfac"], bytes=bytes(blob))
+    fresh_model, fresh = trained()
+    before = fresh.state_dict()
+    with pytest.raises(ValueError, match="the state is damaged"):
+        fresh.load_state_dict(state)
+    assert fresh.state_dict()["kfac"] == before["kfac"]
+    with pytest.raises(ValueError, match="is not a kfac state"):
+        fresh.preconditioner.load_state_dict({"param_groups": []})
+
+
+@pytest.mark.parametrize("copy_it", [pickle.dumps, copy.copy, copy.deepcopy, lambda o: torch.save(o, io.BytesIO())])
+def test_objects_whose_state_lives_in_the_core_refuse_to_be_copied(copy_it):
+    _, opt = trained()
+    for obj in (opt, opt.preconditioner):
+        with pytest.raises(TypeError, match="state_dict"):
+            copy_it(obj)

@@ -1,5 +1,7 @@
 #include "kfac/preconditioner/options.h"
 
+#include <regex>
+
 #include <map>
 #include <mutex>
 
@@ -64,7 +66,11 @@ const OptionTable<LayerOptions>& LayerOptions::table() {
        field<O>(KFAC_FIELD(O, norm_full_max_features),
                 "LayerNorm / BatchNorm blocks are the full 2d x 2d Fisher of (scale, shift) up to this many "
                 "features d, and its diagonal above",
-                bounded(at_least(0)))});
+                bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, exclude),
+                "Layers whose names match this regular expression (ECMAScript, found anywhere in the name) get the "
+                "fallback instead of a K-FAC block, e.g. 'embed|head' (the registration report lists them); empty: "
+                "none")});
   return t;
 }
 
@@ -255,6 +261,12 @@ void validate(const PreconditionerOptions& o) {
   KFAC_CHECK(!o.factor_dtype() || *o.factor_dtype() == c10::kFloat || *o.factor_dtype() == c10::kDouble,
              "factor_dtype must be float32 or float64, got ", c10::toString(*o.factor_dtype()));
   for (const auto& b : option_blocks(o, /*every_method=*/true)) b.table->validate(b.data);  // set blocks too
+  try {
+    std::regex pattern(o.exclude());
+  } catch (const std::regex_error& e) {
+    KFAC_CHECK(false, "exclude '", o.exclude(), "' is not a regular expression (", e.what(),
+               "); write alternatives with '|', e.g. 'embed|head'");
+  }
   KFAC_CHECK(!(o.damping_mode() == DampingMode::Eigen && o.inverse_method() == InverseMethod::Cholesky),
              "inverse_method 'cholesky' cannot be combined with damping_mode 'eigen' (exact Tikhonov needs the "
              "eigendecomposition); use damping_mode 'factored' or inverse_method 'eigen'");

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <regex>
 #include <set>
 #include <utility>
 
@@ -38,6 +39,21 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, const std::vector<Modu
 }
 
 namespace {
+// The layers whose names do not match `pattern` (the option exclude); the others' names go to `excluded`.
+std::vector<Layer> without_excluded(std::vector<Layer> layers, const std::string& pattern,
+                                    std::vector<std::string>& excluded) {
+  if (pattern.empty()) return layers;
+  const std::regex re(pattern);
+  std::vector<Layer> kept;
+  for (auto& l : layers) {
+    if (std::regex_search(l.name, re))
+      excluded.push_back(l.name);
+    else
+      kept.push_back(std::move(l));
+  }
+  return kept;
+}
+
 // λ enters the factors as λ·π and λ/π and the spectrum as products with eigenvalues: beyond the square root of the
 // factor dtype's largest value they overflow to infinity (1e80 in float32, 1e300 in float64).
 void check_damping_fits(double damping, at::ScalarType dtype) {
@@ -57,15 +73,18 @@ void check_damping_fits(double damping, at::ScalarType dtype) {
 
 Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions options,
                                std::shared_ptr<Communicator> communicator)
-    : layers_(std::move(layers)),
+    : layers_((validate(options), without_excluded(std::move(layers), options.exclude(), excluded_))),
       options_(std::move(options)),
       schedule_(options_.schedule_options()),
       statistics_(layers_, options_.fisher_options()),
       failures_(layers_.size(), options_.max_consecutive_failures()),
       damping_(options_.damping()) {
-  validate(options_);
-  KFAC_CHECK(!layers_.empty(), "no K-FAC layers to precondition; build the model from kfac::nn::Linear / "
-                               "kfac::nn::Conv2d or pass kfac::Layer values explicitly");
+  registration_.excluded = excluded_;
+  KFAC_CHECK(!layers_.empty(), excluded_.empty()
+                                   ? "no K-FAC layers to precondition; build the model from kfac::nn::Linear / "
+                                     "kfac::nn::Conv2d or pass kfac::Layer values explicitly"
+                                   : "no K-FAC layers to precondition: the option exclude ('" + options_.exclude() +
+                                         "') matches every layer (" + join_quoted(excluded_) + ")");
   std::set<std::string> names;
   std::map<const void*, std::string> params;  // parameter → its layer
   for (auto& layer : layers_) {

@@ -92,6 +92,10 @@ std::string Registration::summary() const {
       if (!f.hint.empty()) s << " (" << f.hint << ")";
     }
   }
+  if (!excluded.empty()) {
+    s << "; excluded by the option exclude (their parameters get the fallback): ";
+    for (size_t i = 0; i < excluded.size(); ++i) s << (i == 0 ? "" : ", ") << excluded[i];
+  }
   if (!frozen.empty()) {
     s << "; frozen: ";
     for (size_t i = 0; i < frozen.size(); ++i) s << (i == 0 ? "" : ", ") << frozen[i];

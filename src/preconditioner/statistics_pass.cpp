@@ -14,6 +14,7 @@
 namespace kfac {
 
 void StatisticsPass::clear() {
+  nonfinite_outputs_ = false;  // a skipped step's refusal must not drop the next step's statistics
   for (auto& l : layers_) {
     l.slot->disarm();
     l.slot->clear();

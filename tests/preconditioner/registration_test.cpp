@@ -6,6 +6,7 @@
 
 #include "kfac/kfac.h"
 #include "support/helpers.h"
+#include "support/tiny_models.h"
 
 namespace kfac::test {
 namespace {
@@ -53,6 +54,48 @@ TEST(Registration, ReportListsEveryBlockAndEveryFallbackParameter) {
   // Every parameter of the model is in exactly one of the two lists.
   int64_t covered = static_cast<int64_t>(p.parameters().size() + p.registration().fallback.size());
   EXPECT_EQ(covered, static_cast<int64_t>(model->parameters().size()));
+}
+
+TEST(Registration, ExcludedLayersGetTheFallbackAndAreReported) {
+  // KAISA's and every Muon recipe's split: the ends of a network go to Adam, by name pattern.
+  torch::manual_seed(3);
+  auto model = mlp({4, 5, 5, 3});  // layers '0', '2', '4'
+  Preconditioner p(*model, PreconditionerOptions().exclude("^(0|4)$").fallback(FallbackKind::Adam));
+  ASSERT_EQ(p.layers().size(), 1U);
+  EXPECT_EQ(p.layers()[0].name, "2");
+  EXPECT_EQ(p.registration().excluded, (std::vector<std::string>{"0", "4"}));
+  EXPECT_EQ(p.registration().summary(),
+            "registered 1 block: 1 Linear (expand); fallback (adam) for 4 parameters: 0.weight, 0.bias, 4.weight, "
+            "4.bias; excluded by the option exclude (their parameters get the fallback): 0, 4");
+  // It trains: the excluded layers' gradients are Adam-normalized, the middle one preconditioned.
+  const auto x = torch::randn({8, 4}, torch::kDouble);
+  const auto y = torch::randint(0, 3, {8});
+  EXPECT_FALSE(stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy).skipped);
+  // A pattern that matches every layer, and one that is not a regular expression, are refused by name.
+  EXPECT_THROW(
+      {
+        try {
+          Preconditioner all(*model, PreconditionerOptions().exclude("."));
+        } catch (const c10::Error& e) {
+          EXPECT_NE(std::string(e.what_without_backtrace()).find("the option exclude ('.') matches every layer"),
+                    std::string::npos)
+              << e.what_without_backtrace();
+          throw;
+        }
+      },
+      c10::Error);
+  EXPECT_THROW(
+      {
+        try {
+          Preconditioner bad(*model, PreconditionerOptions().exclude("embed|(head"));
+        } catch (const c10::Error& e) {
+          EXPECT_NE(std::string(e.what_without_backtrace()).find("exclude 'embed|(head' is not a regular expression"),
+                    std::string::npos)
+              << e.what_without_backtrace();
+          throw;
+        }
+      },
+      c10::Error);
 }
 
 TEST(Registration, FrozenLayersAndParametersAreLeftAloneAndReported) {

@@ -39,6 +39,22 @@ TEST(Robustness, NonFiniteGradientSkipsStepAndLeavesStateUnchanged) {
   EXPECT_FALSE(f.step(p).skipped);  // the next finite step proceeds
 }
 
+TEST(Robustness, ANonFiniteFirstBatchLeavesTheNextStepToInitialize) {
+  // A NaN batch at step 0: its statistics are refused and its step skipped; the next clean step must initialize and
+  // refresh the blocks, not inherit the refusal ("no curvature statistics yet").
+  torch::manual_seed(22);
+  Fixture f;
+  Preconditioner p(*f.model);
+  const auto clean = f.x;
+  f.x = torch::full_like(clean, std::numeric_limits<double>::quiet_NaN());
+  EXPECT_TRUE(f.step(p).skipped);
+  f.x = clean;
+  const auto s = f.step(p);
+  EXPECT_FALSE(s.skipped);
+  EXPECT_TRUE(s.statistics_updated);
+  EXPECT_TRUE(s.refreshed);
+}
+
 TEST(Robustness, NonFiniteStatisticsAreDroppedAndReported) {
   torch::manual_seed(21);
   Fixture f;

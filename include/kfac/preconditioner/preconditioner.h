@@ -172,6 +172,7 @@ class Preconditioner {
   std::vector<std::string> layer_names() const;
   void load_background_refresh(torch::serialize::InputArchive& archive);
 
+  std::vector<std::string> excluded_;  // layers left out by the option exclude (before layers_: it is filled first)
   std::vector<Layer> layers_;
   PreconditionerOptions options_;
   std::vector<std::unique_ptr<Curvature>> curvatures_;

@@ -35,7 +35,8 @@ struct Registration {
   };
   std::vector<Block> blocks;
   std::vector<FallbackParameter> fallback;
-  std::vector<std::string> frozen;  ///< parameters that do not require grad: left alone, like the optimizer does
+  std::vector<std::string> frozen;    ///< parameters that do not require grad: left alone, like the optimizer does
+  std::vector<std::string> excluded;  ///< layers the option exclude sent to the fallback
   std::string fallback_kind = "identity";
 
   /// One line: the blocks by kind and form, the fallback parameters (with hints), then the frozen ones.

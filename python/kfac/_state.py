@@ -1,0 +1,37 @@
+"""The C++ core's state as it travels in a state_dict, and what may not travel at all.
+
+The core saves itself as bytes (its own archive). A state_dict carries them with their CRC-32, checked on load: a
+flipped bit would otherwise load silently, or as garbage. The objects whose state lives in the core refuse pickling,
+copying and torch.save of the object itself, which would drop the core: their state_dict() is the way."""
+import zlib
+
+FORMAT = "kfac-state-1"
+
+
+def pack(blob):
+    return {"format": FORMAT, "bytes": blob, "crc32": zlib.crc32(blob)}
+
+
+def unpack(entry, owner):
+    """The core's bytes from a state_dict's 'kfac' entry, checked; bare bytes are a state saved before the CRC."""
+    if isinstance(entry, (bytes, bytearray)):
+        return bytes(entry)
+    if not isinstance(entry, dict) or entry.get("format") != FORMAT or "bytes" not in entry or "crc32" not in entry:
+        raise ValueError(f"{owner}.load_state_dict: its 'kfac' entry is not a kfac state (got "
+                         f"{type(entry).__name__}); pass what {owner}.state_dict() returned")
+    blob = entry["bytes"]
+    crc = zlib.crc32(blob)
+    if crc != entry["crc32"]:
+        raise ValueError(f"{owner}.load_state_dict: the state is damaged (its CRC-32 is {crc:08x}, it was saved as "
+                         f"{entry['crc32']:08x}); load an intact copy")
+    return blob
+
+
+class CoreOwned:
+    """Refuses pickle, copy.copy, copy.deepcopy and torch.save of the object itself, naming the way that works."""
+
+    def __reduce_ex__(self, protocol):
+        name = type(self).__name__
+        raise TypeError(f"kfac.{name} cannot be pickled, copied or torch.save'd as an object: its state lives in the "
+                        f"C++ core, which would be lost. Save {name}.state_dict() and restore it with "
+                        f"load_state_dict() on a new kfac.{name}")
