@@ -34,14 +34,17 @@ class KFACOptimizer(_state.CoreOwned, torch.optim.Optimizer):
                             "pass them too: KFACOptimizer(model, params=...)")
         mine, rest = _options.split(options, "optimizer")
         defaults = _kfac.optimizer_options(mine)
-        if preconditioner is None:
-            preconditioner = Preconditioner(model, loss=loss, communicator=communicator, **rest)
+        params = [dict(g, params=[g["params"]] if torch.is_tensor(g["params"]) else list(g["params"]))
+                  if isinstance(g, dict) else g for g in (model.parameters() if params is None else params)]
+        if preconditioner is None:  # blocks for the optimized parameters only
+            flat = [q for g in params for q in (g["params"] if isinstance(g, dict) else [g])]
+            preconditioner = Preconditioner(model, loss=loss, communicator=communicator, params=flat, **rest)
         elif rest:
             raise ValueError(f"kfac.KFACOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
                              "set them when building it")
         self.preconditioner = preconditioner
         self._keys = list(defaults)
-        super().__init__(model.parameters() if params is None else params, defaults)
+        super().__init__(params, defaults)
         self._core = _kfac.KfacOptimizerCore([g["params"] for g in self.param_groups],
                                              [self._group_options(g) for g in self.param_groups], preconditioner.core)
         self.last_stats = None

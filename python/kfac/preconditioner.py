@@ -42,32 +42,38 @@ class Preconditioner(_state.CoreOwned):
     Arguments: ``model``; ``loss``, the likelihood of the model's output (softmax-cross-entropy,
     sigmoid-cross-entropy, squared-error or a registered one; underscores work too) used by the statistics pass;
     ``communicator`` (kfac.connect_from_environment()) for a data-parallel run; ``layer_weight_sharing``, a dict
-    from module names to "expand" or "reduce" for layers that differ from the option weight_sharing; and every
-    option below.
+    from module names to "expand" or "reduce" for layers that differ from the option weight_sharing; ``params``, the
+    parameters to precondition when not all of the model's are (KFACOptimizer passes its own): modules with none of
+    them get no block, no statistics and no fallback; and every option below.
     Unknown or invalid keywords raise ValueError naming them and the closest valid spelling.
 
     Options (name = default; range):
     """
 
-    def __init__(self, model, loss=None, communicator=None, layer_weight_sharing=None, **options):
+    def __init__(self, model, loss=None, communicator=None, layer_weight_sharing=None, params=None, **options):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"kfac.Preconditioner needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.loss = _options.loss_name(loss)
         opts = _kfac.PreconditionerOptions({k: _options.python_value(v) for k, v in options.items()})
+        only = None if params is None else {id(p) for p in params}  # the parameters to precondition
         self._modules = []  # (module, core layer) of each registered layer
         views = []
         skipped = []  # prefixes of modules whose children are not called as modules
         for name, module in model.named_modules():
             inside = any(name.startswith(p + ".") for p in skipped)
             layer, hint = (None, None) if inside else _layers.make_layer(name, module)
+            own = list(module.named_parameters(recurse=False))
+            if only is not None:  # a module none of whose parameters is optimized gets no block and no fallback
+                if layer is not None and not any(id(p) in only for _, p in own):
+                    layer, hint = None, None
+                own = [(n, p) for n, p in own if id(p) in only or not p.requires_grad]  # frozen: reported
             if layer is not None:
                 self._modules.append((module, layer))
             elif not inside and _layers.opaque(module):
                 skipped.append(name)
             kind = type(module)
-            views.append((name, f"{kind.__module__}.{kind.__qualname__}", hint or "",
-                          list(module.named_parameters(recurse=False))))
+            views.append((name, f"{kind.__module__}.{kind.__qualname__}", hint or "", own))
         self._set_weight_sharing(layer_weight_sharing or {})
         self.core = _kfac.PreconditionerCore([l for _, l in self._modules], views, opts, communicator)
         excluded = set(self.core.registration.excluded)  # the option exclude: no block, so no hook either

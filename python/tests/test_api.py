@@ -316,3 +316,19 @@ def test_excluded_layers_get_the_fallback_and_no_hooks():
     assert not opt.last_stats.skipped and not torch.equal(model[2].weight, before)
     with pytest.raises(ValueError, match="is not a regular expression"):
         kfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", exclude="(")
+
+
+def test_only_the_optimized_parameters_get_blocks():
+    model = mlp()  # nothing frozen: the first layer is simply not optimized
+    opt = kfac.KFACOptimizer(model, params=model[2].parameters(), loss="softmax-cross-entropy")
+    assert str(opt.preconditioner.registration) == "registered 1 block: 1 Linear (expand); no fallback parameters"
+    assert [layer.name for layer in opt.preconditioner.layers] == ["2"]
+    x, y = data()
+    first = model[0].weight.detach().clone()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    assert torch.equal(model[0].weight, first) and opt.last_stats.statistics_updated
+    model = mlp()  # parameter groups count as their union
+    groups = kfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.01},
+                                               {"params": list(model[2].parameters())}], loss="softmax-cross-entropy")
+    assert [layer.name for layer in groups.preconditioner.layers] == ["0", "2"]
