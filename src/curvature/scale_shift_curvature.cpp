@@ -27,8 +27,9 @@ void ScaleShiftCurvature::refresh(double /*damping*/) {
   if (full_) {
     auto eig = linalg::eigh_psd(block_, what("scale-shift block"), context_.numerics.eigenvalue_floor());
     vals_ = eig.values, vecs_ = eig.vectors;
-  } else {
+  } else {  // the diagonal is its own spectrum: a snapshot, so that the block changes only at refreshes, as all do
     linalg::check_finite(block_, what("scale-shift diagonal"));
+    vals_ = block_.clamp_min(context_.numerics.eigenvalue_floor());
   }
   mark_ready();
 }
@@ -36,7 +37,10 @@ void ScaleShiftCurvature::refresh(double /*damping*/) {
 at::Tensor ScaleShiftCurvature::precondition_impl(const at::Tensor& v, double damping) const {
   const int64_t d = shape().dim_g;
   const auto flat = v.t().reshape({-1});  // vec: (γ, β)
-  const auto out = full_ ? vecs_.mv(vecs_.t().mv(flat) / (vals_ + damping)) : flat / (block_ + damping);
+  // A diagonal block restored from a checkpoint of before the snapshot has no vals_: its running diagonal serves.
+  const auto out = full_             ? vecs_.mv(vecs_.t().mv(flat) / (vals_ + damping))
+                   : vals_.defined() ? flat / (vals_ + damping)
+                                     : flat / (block_ + damping);
   return out.reshape({2, d}).t();
 }
 

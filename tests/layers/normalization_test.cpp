@@ -118,6 +118,30 @@ TEST(Normalization, ScaleShiftBlocksEqualTheDenseFisher) {
   }
 }
 
+TEST(Normalization, TheDiagonalBlockChangesOnlyAtRefreshes) {
+  // Above norm_full_max_features the block is diagonal; like every other block it preconditions with the statistics
+  // of its last refresh, not the running ones (docs/design.md §13).
+  torch::manual_seed(41);
+  auto model = torch::nn::Sequential(kfac::nn::LayerNorm(std::vector<int64_t>{4}));
+  model->to(torch::kDouble);
+  Preconditioner p(*model, PreconditionerOptions().norm_full_max_features(0).refresh_period(5));
+  auto step = [&](const at::Tensor& x) {
+    return stats_and_step(p, model, x, torch::randn({6, 3, 4}, torch::kDouble), LossKind::SquaredError);
+  };
+  ASSERT_TRUE(step(torch::randn({6, 3, 4}, torch::kDouble)).refreshed);
+  const auto snapshot = p.curvature(0).to_dense().clone();
+  const auto later = step(3 * torch::randn({6, 3, 4}, torch::kDouble));
+  ASSERT_TRUE(later.statistics_updated && !later.refreshed);
+  ASSERT_FALSE(torch::allclose(p.curvature(0).to_dense(), snapshot));  // the running diagonal moved
+  const auto& kind = *p.layers()[0].kind;
+  const auto v = torch::randn({kind.dim_g(), kind.dim_a()}, torch::kDouble);
+  const int64_t n = kind.dim_g() * kind.dim_a();
+  const auto want =
+      unvec(torch::linalg_solve(snapshot + 0.1 * torch::eye(n, torch::kDouble), vec(v).unsqueeze(1)).squeeze(1),
+            kind.dim_g(), kind.dim_a());
+  EXPECT_LT(max_abs_diff(p.curvature(0).precondition(v, 0.1), want), 1e-10);
+}
+
 TEST(Normalization, ReportAndEveryMethod) {
   for (const auto& method : every_method()) {
     auto r = run(false, PreconditionerOptions().method(method).norm_full_max_features(4));
