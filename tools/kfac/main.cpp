@@ -237,6 +237,7 @@ int main(int argc, char** argv) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
       return 0;
     }
+    kfac::tool::finish_preset(cfg, (cmp->parsed() ? cmp : train)->get_option("--damping")->count() > 0);
     finish_config(cfg);
     if (cmp->parsed()) {
       compare.base = cfg;

@@ -53,7 +53,15 @@ double default_kl_clip(const std::string& model) { return model == "autoencoder"
 
 std::vector<std::string> preset_names() { return {"kfac-paper", "pytorch-kfac", "ekfac-paper", "koroko"}; }
 
+namespace {
+// Koroko et al. 2023's damping: 1e-5 for their MLP, 1e-4 for their CNN (and the tool's other convolutional models).
+double koroko_damping(const std::string& model) {
+  return model == "cnn" || model == "cuda-convnet" || model == "resnet" ? 1e-4 : 1e-5;
+}
+}  // namespace
+
 void apply_preset(const std::string& name, TrainConfig& c) {
+  c.preset = name;
   if (name == "kfac-paper") {
     // Martens & Grosse 2015: the MNIST-architecture autoencoder, quadratic-model step with adaptive λ and γ,
     // statistics on 1/8 of the batch, refresh every T3 = 20, η = 1e-5, batches growing from 1000.
@@ -90,7 +98,7 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     c.momentum = 0.9;
     c.weight_decay = 1e-3;
     c.preconditioner = PreconditionerOptions()
-                           .damping(c.model == "cnn" || c.model == "cuda-convnet" || c.model == "resnet" ? 1e-4 : 1e-5)
+                           .damping(koroko_damping(c.model))  // finish_preset: the final --model's
                            .damping_mode(DampingMode::Eigen)
                            .stats_fraction(0.25)
                            .stats_period(100)
@@ -100,6 +108,10 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     for (const auto& n : preset_names()) valid += (valid.empty() ? "" : ", ") + n;
     KFAC_CHECK(false, "unknown preset '", name, "'; valid presets: ", valid);
   }
+}
+
+void finish_preset(TrainConfig& c, bool damping_given) {
+  if (c.preset == "koroko" && !damping_given) c.preconditioner.damping(koroko_damping(c.model));
 }
 
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset) {
