@@ -246,6 +246,10 @@ TrainResult train(const TrainConfig& cfg) {
              "autoencoder on it (--model autoencoder, curves-autoencoder or faces-autoencoder)");
   const auto train_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, true), model.image_side);
   const auto test_set = fit_images(load_dataset(cfg.dataset, cfg.data_dir, false), model.image_side);
+  // A batch beyond the data repeats examples, and one within --batch-size's range can need more memory than the
+  // machine has (a billion char-lm windows): refused before anything is allocated, naming the data's size.
+  KFAC_CHECK(cfg.batch_size <= train_set.size(), "--batch-size ", cfg.batch_size, " is larger than the ",
+             train_set.size(), " training examples of --dataset ", cfg.dataset, "; use at most ", train_set.size());
   model.net->to(device);
   auto params = model.net->parameters();
   RunOptimizer optimizer(cfg, model, comm, result);
