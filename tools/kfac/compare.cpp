@@ -103,7 +103,8 @@ std::string run_compare(const CompareConfig& cfg) {
     const auto& r = runs.back();
     write_metrics_json(r, cfg.out_dir + "/" + method + ".json");
     write_history_csv(r, cfg.out_dir + "/" + method + ".csv");
-    std::fprintf(stderr, "%s: train loss %.5g, %.4f s/step\n", method.c_str(), r.train_loss, r.seconds_per_step);
+    std::fprintf(stderr, "%s: train loss %.5g, %.4f s/step, %lld skipped\n", method.c_str(), r.train_loss,
+                 r.seconds_per_step, static_cast<long long>(r.skipped_steps));
   }
   const auto& base = cfg.base;
   std::ostringstream title;

@@ -137,6 +137,13 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(whole_in(0, kMaxSteps));
   t->add_flag("--resume", cfg.resume, "Continue the run saved in --checkpoint exactly where it stopped");
   t->add_flag("--overwrite", cfg.overwrite, "Replace an existing --checkpoint file instead of refusing to start");
+  t->add_option("--max-skipped-steps", cfg.max_skipped_steps,
+                "Stop the run with an error (exit 2, the last checkpoint kept) after this many skipped steps in a row "
+                "(a non-finite direction or update leaves the weights unchanged); 0 = never")
+      ->check(whole_in(0, kMaxSteps));
+  t->add_option("--max-skipped-fraction", cfg.max_skipped_fraction,
+                "Stop the run with an error as soon as more than this fraction of --steps were skipped; 1 = never")
+      ->check(real_in(0, 1));
 }
 
 // Validates the preconditioner options once (with a method that has them all, for the comparison's sake).
@@ -270,9 +277,12 @@ int main(int argc, char** argv) {
     const auto result = kfac::tool::train(cfg);
     if (!is_rank0()) return 0;                             // rank 0 reports for all
     FILE* report = metrics_json == "-" ? stderr : stdout;  // standard output holds the JSON alone
-    std::fprintf(report, "%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g)",
+    std::fprintf(report,
+                 "%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g, "
+                 "%lld skipped)",
                  cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,
-                 static_cast<long long>(cfg.steps), static_cast<long long>(cfg.batch_size), result.lr);
+                 static_cast<long long>(cfg.steps), static_cast<long long>(cfg.batch_size), result.lr,
+                 static_cast<long long>(result.skipped_steps));
     if (result.world_size > 1)
       std::fprintf(report, "  ranks %d, %.3f MB/step communicated per rank", result.world_size,
                    result.bytes_per_step / 1e6);
