@@ -29,6 +29,7 @@
 #include "models.h"
 #include "option_flags.h"
 #include "train.h"
+#include "value_checks.h"
 
 namespace {
 
@@ -264,12 +265,16 @@ int main(int argc, char** argv) {
       return stdout_checked();
     }
     finish_config(cfg);
+    const auto model_dtype =
+        c10::typeMetaToScalarType(torch::get_default_dtype());  // the tool's models are built in it
     if (cmp->parsed()) {
+      for (const auto& method : compare.methods) kfac::tool::check_values_fit(cfg, method, model_dtype);
       compare.base = cfg;
       std::printf("%s", kfac::tool::run_compare(compare).c_str());
       return stdout_checked();
     }
     if (!kfac::tool::is_baseline(cfg.method)) kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
+    kfac::tool::check_values_fit(cfg, cfg.method, model_dtype);
     if (is_rank0()) {  // the outputs, before training (the checkpoint's own checks are train()'s)
       kfac::tool::check_distinct_outputs({{"--checkpoint", cfg.checkpoint}, {"--metrics-json", metrics_json}});
       kfac::tool::check_output_path(metrics_json, "--metrics-json", /*allow_stdout=*/true);
