@@ -45,6 +45,8 @@ bool run_in(const std::string& dir, std::vector<std::string> args, const std::st
   return spawned == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+std::string in_folder(const std::string& dir, const std::string& file) { return dir + "/" + file; }
+
 // The files gnuplot writes itself (its log through run_in): checked like the tool's own before it runs.
 const std::vector<std::string> kGnuplotOutputs{"plot.log", "loss_vs_step.png", "loss_vs_seconds.png"};
 
@@ -62,7 +64,7 @@ void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, c
     gp << "\n";
   }
   write_file_atomically(dir + "/plot.gp", gp.str());
-  for (const auto& file : kGnuplotOutputs) check_output_path(dir + "/" + file, "--out");
+  for (const auto& file : kGnuplotOutputs) check_output_path(in_folder(dir, file), "--out");
   if (!run_in(dir, {"gnuplot", "plot.gp"}, "plot.log"))
     std::fprintf(stderr, "warning: gnuplot failed or is missing (see %s/plot.log); the plots were not made\n",
                  dir.c_str());
@@ -80,7 +82,7 @@ void check_report_folder(const CompareConfig& cfg) {
   for (const auto* file : {"plot.gp", "runtime.json", "summary.md"}) files.emplace_back(file);
   for (const auto& method : cfg.methods)
     for (const auto* extension : {".json", ".csv"}) files.push_back(method + extension);
-  for (const auto& file : files) check_output_path(cfg.out_dir + "/" + file, "--out");
+  for (const auto& file : files) check_output_path(in_folder(cfg.out_dir, file), "--out");
 }
 }  // namespace
 

@@ -331,7 +331,7 @@ TrainResult train(const TrainConfig& cfg) {
     const auto t1 = std::chrono::steady_clock::now();
     state.skipped_steps += outcome.skipped ? 1 : 0;
     skipped_in_a_row = outcome.skipped ? skipped_in_a_row + 1 : 0;
-    if (outcome.skipped) last_skip_reason = outcome.skip_reason;
+    if (outcome.skipped) last_skip_reason = outcome.skip_reason.empty() ? "no reason given" : outcome.skip_reason;
     profile.end_step(step >= kTimingWarmup || cfg.steps <= kTimingWarmup,  // as step_timing() counts them
                      comm->bytes() - bytes_before_step);
     state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count(),
