@@ -29,8 +29,8 @@ grep -q "does not match its CRC-32" "$OUT/err" || { echo "FAIL: the record's CRC
 "$KFAC" "${run[@]}" --steps 6 --checkpoint "$OUT/a.pt" --resume > /dev/null || { echo "FAIL: the intact copy resumes"; exit 1; }
 
 start=$(date +%s)
-expect "cannot write the checkpoint '$OUT/missing/c.pt'" "$KFAC" "${run[@]}" --steps 100000 --checkpoint "$OUT/missing/c.pt"
-expect "is a directory; give a file name" "$KFAC" "${run[@]}" --steps 100000 --checkpoint "$OUT"
+expect "cannot write --checkpoint '$OUT/missing/c.pt' (No such file or directory); check that its folder exists" "$KFAC" "${run[@]}" --steps 100000 --checkpoint "$OUT/missing/c.pt"
+expect "--checkpoint '$OUT' is a directory, not a regular file; give a file name" "$KFAC" "${run[@]}" --steps 100000 --checkpoint "$OUT"
 [ $(( $(date +%s) - start )) -lt 30 ] || { echo "FAIL: the destination was not checked before training"; exit 1; }
 [ ! -e "$OUT/missing" ] && [ ! -e "$OUT.tmp" ] || { echo "FAIL: left something behind"; exit 1; }
 echo "PASS: checkpoint checks"

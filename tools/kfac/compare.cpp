@@ -9,9 +9,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
+#include <system_error>
+#include <tuple>
+#include <vector>
 
+#include "atomic_file.h"
 #include "kfac/errors.h"
 #include "runtime_report.h"
 
@@ -42,8 +45,13 @@ bool run_in(const std::string& dir, std::vector<std::string> args, const std::st
   return spawned == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+std::string in_folder(const std::string& dir, const std::string& file) { return dir + "/" + file; }
+
+// The files gnuplot writes itself (its log through run_in): checked like the tool's own before it runs.
+const std::vector<std::string> kGnuplotOutputs{"plot.log", "loss_vs_step.png", "loss_vs_seconds.png"};
+
 void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, const std::string& title) {
-  std::ofstream gp(dir + "/plot.gp");
+  std::ostringstream gp;
   gp << "set terminal pngcairo size 900,600 enhanced font 'sans,11'\n"
      << "set datafile separator ','\nset key top right\nset grid\n"
      << "set ylabel 'training loss (minibatch)'\n";
@@ -55,23 +63,39 @@ void write_plots(const std::string& dir, const std::vector<TrainResult>& runs, c
          << ":2 with lines lw 2 title '" << runs[i].config.method << "'";
     gp << "\n";
   }
-  gp.close();
+  write_file_atomically(dir + "/plot.gp", gp.str());
+  for (const auto& file : kGnuplotOutputs) check_output_path(in_folder(dir, file), "--out");
   if (!run_in(dir, {"gnuplot", "plot.gp"}, "plot.log"))
     std::fprintf(stderr, "warning: gnuplot failed or is missing (see %s/plot.log); the plots were not made\n",
                  dir.c_str());
 }
+
+// Before any training: the report folder is a folder (made if missing) and every file of the report can be written
+// there, none of them a device, folder, fifo or socket (or a link to one).
+void check_report_folder(const CompareConfig& cfg) {
+  std::error_code ec;
+  KFAC_CHECK(!fs::exists(cfg.out_dir, ec) || fs::is_directory(cfg.out_dir, ec), "--out '", cfg.out_dir,
+             "' is not a folder; give the report folder's name");
+  fs::create_directories(cfg.out_dir, ec);
+  KFAC_CHECK(!ec, "--out '", cfg.out_dir, "': cannot make the report folder (", ec.message(), ")");
+  std::vector<std::string> files = kGnuplotOutputs;
+  for (const auto* file : {"plot.gp", "runtime.json", "summary.md"}) files.emplace_back(file);
+  for (const auto& method : cfg.methods)
+    for (const auto* extension : {".json", ".csv"}) files.push_back(method + extension);
+  for (const auto& file : files) check_output_path(in_folder(cfg.out_dir, file), "--out");
+}
 }  // namespace
 
 void write_history_csv(const TrainResult& r, const std::string& path) {
-  std::ofstream out(path);
-  KFAC_CHECK(out.good(), "cannot write '", path, "'");
+  std::ostringstream out;
   out << "step,train_loss,seconds\n";
   for (const auto& h : r.history) out << h.step << "," << h.train_loss << "," << h.seconds << "\n";
+  write_file_atomically(path, out.str());
 }
 
 std::string run_compare(const CompareConfig& cfg) {
   KFAC_CHECK(!cfg.methods.empty(), "--methods is empty; give at least one method");
-  fs::create_directories(cfg.out_dir);
+  check_report_folder(cfg);
   std::fprintf(stderr, "Report folder: %s\n", fs::absolute(cfg.out_dir).c_str());
   std::vector<TrainResult> runs;
   for (const auto& method : cfg.methods) {
@@ -81,7 +105,8 @@ std::string run_compare(const CompareConfig& cfg) {
     const auto& r = runs.back();
     write_metrics_json(r, cfg.out_dir + "/" + method + ".json");
     write_history_csv(r, cfg.out_dir + "/" + method + ".csv");
-    std::fprintf(stderr, "%s: train loss %.5g, %.4f s/step\n", method.c_str(), r.train_loss, r.seconds_per_step);
+    std::fprintf(stderr, "%s: train loss %.5g, %.4f s/step, %lld skipped\n", method.c_str(), r.train_loss,
+                 r.seconds_per_step, static_cast<long long>(r.skipped_steps));
   }
   const auto& base = cfg.base;
   std::ostringstream title;
@@ -120,8 +145,8 @@ std::string run_compare(const CompareConfig& cfg) {
      << "<method>.csv; the runtime report: runtime.json.\n\nRan with " << runtime_summary(runs.front().runtime)
      << ".\n";
   for (const auto& w : runs.front().runtime.warnings) md << "\n**Warning:** " << w.what << " (fix: " << w.fix << ")\n";
-  std::ofstream(cfg.out_dir + "/runtime.json") << runtime_json(runs.front().runtime).dump(1) << "\n";
-  std::ofstream(cfg.out_dir + "/summary.md") << md.str();
+  write_file_atomically(cfg.out_dir + "/runtime.json", runtime_json(runs.front().runtime).dump(1) + "\n");
+  write_file_atomically(cfg.out_dir + "/summary.md", md.str());
   return md.str();
 }
 

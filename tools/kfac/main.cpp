@@ -6,11 +6,14 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
+#include "atomic_file.h"
 #include "cli_checks.h"
 #include "compare.h"
 #include "fisher_lab.h"
@@ -26,6 +29,7 @@
 #include "models.h"
 #include "option_flags.h"
 #include "train.h"
+#include "value_checks.h"
 
 namespace {
 
@@ -134,11 +138,31 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(whole_in(0, kMaxSteps));
   t->add_flag("--resume", cfg.resume, "Continue the run saved in --checkpoint exactly where it stopped");
   t->add_flag("--overwrite", cfg.overwrite, "Replace an existing --checkpoint file instead of refusing to start");
+  t->add_option("--max-skipped-steps", cfg.max_skipped_steps,
+                "Stop the run with an error (exit 2, the last checkpoint kept) after this many skipped steps in a row "
+                "(a non-finite direction or update leaves the weights unchanged); 0 = never")
+      ->check(whole_in(0, kMaxSteps));
+  t->add_option("--max-skipped-fraction", cfg.max_skipped_fraction,
+                "Stop the run with an error as soon as more than this fraction of --steps were skipped; 1 = never")
+      ->check(real_in(0, 1));
 }
 
 // Validates the preconditioner options once (with a method that has them all, for the comparison's sake).
 void finish_config(const TrainConfig& cfg) {
   kfac::validate(kfac::PreconditionerOptions(cfg.preconditioner).method("kfac"));
+}
+
+// The exit code of a run that succeeded, unless its report never reached standard output (a full disk, a closed
+// pipe): what printf leaves buffered is only written, and its failure only seen, here.
+int stdout_checked() {
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return 0;
+  std::fprintf(stderr, "error: cannot write to standard output (%s)\n", std::strerror(errno));
+  return 2;
+}
+
+bool is_rank0() {
+  const char* rank = std::getenv("RANK");
+  return rank == nullptr || std::atoi(rank) == 0;
 }
 
 }  // namespace
@@ -155,7 +179,9 @@ int main(int argc, char** argv) {
   std::string metrics_json;
   auto* train = app.add_subcommand("train", "Train one model with one method on Fashion-MNIST and report metrics");
   add_training_flags(train, cfg, raw, /*with_method=*/true);
-  train->add_option("--metrics-json", metrics_json, "Write the metrics and loss history to this JSON file");
+  train->add_option("--metrics-json", metrics_json,
+                    "Write the metrics and loss history to this JSON file (- for standard output; the result line "
+                    "then goes to standard error)");
   int nproc = 1, master_port = 0;
   bool profile = false;
   train->add_flag("--profile", profile, "Print where a step's time goes (mean seconds per step of each phase)");
@@ -221,7 +247,8 @@ int main(int argc, char** argv) {
       std::printf("%s\n", kfac::tool::runtime_json(runtime).dump(1).c_str());
     else
       std::cout << runtime;
-    return 0;
+    std::cout.flush();
+    return stdout_checked();
   }
   if (train->parsed() && nproc > 1 && std::getenv("RANK") == nullptr)
     return kfac::tool::launch_local_ranks(nproc, master_port, cfg.dist_timeout_s, argv);
@@ -235,34 +262,46 @@ int main(int argc, char** argv) {
   try {
     if (f->parsed()) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
-      return 0;
+      return stdout_checked();
     }
     kfac::tool::finish_preset(cfg, (cmp->parsed() ? cmp : train)->get_option("--damping")->count() > 0);
     finish_config(cfg);
+    const auto model_dtype =
+        c10::typeMetaToScalarType(torch::get_default_dtype());  // the tool's models are built in it
     if (cmp->parsed()) {
+      for (const auto& method : compare.methods) kfac::tool::check_values_fit(cfg, method, model_dtype);
       compare.base = cfg;
       std::printf("%s", kfac::tool::run_compare(compare).c_str());
-      return 0;
+      return stdout_checked();
     }
     if (!kfac::tool::is_baseline(cfg.method)) kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
+    kfac::tool::check_values_fit(cfg, cfg.method, model_dtype);
+    if (is_rank0()) {  // the outputs, before training (the checkpoint's own checks are train()'s)
+      kfac::tool::check_distinct_outputs({{"--checkpoint", cfg.checkpoint}, {"--metrics-json", metrics_json}});
+      kfac::tool::check_output_path(metrics_json, "--metrics-json", /*allow_stdout=*/true);
+    }
     const auto result = kfac::tool::train(cfg);
-    const char* rank = std::getenv("RANK");
-    if (rank != nullptr && std::atoi(rank) != 0) return 0;  // rank 0 reports for all
-    std::printf("%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g)",
-                cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,
-                static_cast<long long>(cfg.steps), static_cast<long long>(cfg.batch_size), result.lr);
+    if (!is_rank0()) return 0;                             // rank 0 reports for all
+    FILE* report = metrics_json == "-" ? stderr : stdout;  // standard output holds the JSON alone
+    std::fprintf(report,
+                 "%s %s: train_loss %.6g  test_loss %.6g  seconds/step %.4f  (%lld steps, batch %lld, lr %g, "
+                 "%lld skipped)",
+                 cfg.method.c_str(), cfg.model.c_str(), result.train_loss, result.test_loss, result.seconds_per_step,
+                 static_cast<long long>(cfg.steps), static_cast<long long>(cfg.batch_size), result.lr,
+                 static_cast<long long>(result.skipped_steps));
     if (result.world_size > 1)
-      std::printf("  ranks %d, %.3f MB/step communicated per rank", result.world_size, result.bytes_per_step / 1e6);
-    std::printf("\n");
+      std::fprintf(report, "  ranks %d, %.3f MB/step communicated per rank", result.world_size,
+                   result.bytes_per_step / 1e6);
+    std::fprintf(report, "\n");
     if (profile) {
-      std::printf("| phase (after warm-up) | s/step | share of the step |\n|---|---|---|\n");
+      std::fprintf(report, "| phase (after warm-up) | s/step | share of the step |\n|---|---|---|\n");
       for (const auto& [name, seconds] : result.profile)
-        std::printf("| %s | %.4f | %.0f%% |\n", name.c_str(), seconds, 100.0 * seconds / result.seconds_per_step);
+        std::fprintf(report, "| %s | %.4f | %.0f%% |\n", name.c_str(), seconds,
+                     100.0 * seconds / result.seconds_per_step);
     }
     if (!metrics_json.empty()) kfac::tool::write_metrics_json(result, metrics_json);
   } catch (const kfac::tool::Interrupted& e) {
-    const char* rank = std::getenv("RANK");
-    if (rank == nullptr || std::atoi(rank) == 0) std::fprintf(stderr, "%s\n", e.what());  // rank 0 speaks for all
+    if (is_rank0()) std::fprintf(stderr, "%s\n", e.what());  // rank 0 speaks for all
     return 130;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
@@ -271,5 +310,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
   }
-  return 0;
+  return stdout_checked();
 }

@@ -2,10 +2,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <cstdio>
-#include <fstream>
 
-#include "kfac/errors.h"
+#include "atomic_file.h"
 #include "option_flags.h"
 #include "runtime_report.h"
 #include "train.h"
@@ -57,11 +55,7 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
                             {"step_seconds", finite_or_null(h.step_seconds)},
                             {"refreshed", h.refreshed}});
   j["runtime"] = runtime_json(r.runtime);
-  std::ofstream out(path + ".tmp");
-  KFAC_CHECK(out.good(), "cannot write metrics file '", path, "'");
-  out << j.dump(1) << "\n";
-  out.close();
-  KFAC_CHECK(std::rename((path + ".tmp").c_str(), path.c_str()) == 0, "cannot write metrics file '", path, "'");
+  write_output(path, j.dump(1) + "\n");
 }
 
 }  // namespace kfac::tool

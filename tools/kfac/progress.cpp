@@ -25,13 +25,15 @@ Progress::Progress(std::string label, int64_t total, bool quiet)
       every_(std::max<int64_t>(1, total / 10)),
       start_(std::chrono::steady_clock::now()) {}
 
-void Progress::update(int64_t done, double loss) {
+void Progress::update(int64_t done, double loss, int64_t skipped) {
   if (quiet_ || (!terminal_ && done % every_ != 0 && done != total_)) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? done / elapsed : 0;
   const double eta = rate > 0 ? (total_ - done) / rate : 0;
-  std::fprintf(stderr, "%s%s  step %lld/%lld  loss %.4g  %.2f steps/s  ETA %s%s", terminal_ ? "\r\033[K" : "",
-               label_.c_str(), static_cast<long long>(done), static_cast<long long>(total_), loss, rate,
+  char skips[48] = "";
+  if (skipped > 0) std::snprintf(skips, sizeof(skips), "  skipped %lld", static_cast<long long>(skipped));
+  std::fprintf(stderr, "%s%s  step %lld/%lld  loss %.4g%s  %.2f steps/s  ETA %s%s", terminal_ ? "\r\033[K" : "",
+               label_.c_str(), static_cast<long long>(done), static_cast<long long>(total_), loss, skips, rate,
                clock(eta).c_str(), terminal_ ? "" : "\n");
   std::fflush(stderr);
 }

@@ -10,8 +10,8 @@ namespace kfac::tool {
 class Progress {
  public:
   Progress(std::string label, int64_t total, bool quiet);
-  /// Call after each step with its (minibatch) loss.
-  void update(int64_t done, double loss);
+  /// Call after each step with its (minibatch) loss and the run's skipped steps so far (shown when there are any).
+  void update(int64_t done, double loss, int64_t skipped = 0);
   /// Ends the updating line.
   void finish();
 

@@ -3,14 +3,12 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "atomic_file.h"
 #include "kfac/errors.h"
 #include "zip_check.h"
 
@@ -51,22 +49,13 @@ std::map<std::string, std::string> parse_options(const std::string& text) {
 
 void check_checkpoint_destination(const TrainConfig& c) {
   if (c.checkpoint.empty()) return;
-  namespace fs = std::filesystem;
+  // Refuses a device, folder, fifo or socket (or a link to one), and a folder that is missing or read-only.
+  check_output_path(c.checkpoint, "--checkpoint");
   std::error_code ec;
-  KFAC_CHECK(!fs::is_directory(c.checkpoint, ec), "--checkpoint '", c.checkpoint, "' is a directory; give a file name");
-  if (!c.resume && fs::exists(c.checkpoint, ec))
+  if (!c.resume && std::filesystem::exists(c.checkpoint, ec))
     KFAC_CHECK(c.overwrite, "checkpoint '", c.checkpoint,
                "' already exists; continue that run with --resume, or "
                "replace it with --overwrite");
-  const std::string probe = c.checkpoint + ".tmp";
-  const bool existed = fs::exists(probe, ec);
-  {
-    std::ofstream out(probe, std::ios::app);
-    KFAC_CHECK(out.good(), "cannot write the checkpoint '", c.checkpoint, "' (", std::strerror(errno),
-               "); check that "
-               "its folder exists and is writable");
-  }
-  if (!existed) fs::remove(probe, ec);
 }
 
 void save_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,
@@ -92,9 +81,14 @@ void save_run(const std::string& path, const TrainConfig& config, torch::nn::Seq
   if (opt) opt->save(optimizer);
   if (qmodel) qmodel->save(optimizer);
   archive.write("optimizer", optimizer);
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  KFAC_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot move checkpoint '", tmp, "' to '", path, "'");
+  // Serialized in memory, then written by the checked atomic writer: LibTorch's file writer reports a failed write
+  // (a full disk) from a destructor, which ends the process in std::terminate and leaves the .tmp behind.
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t size) {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  write_file_atomically(path, bytes);
 }
 
 RunState load_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,

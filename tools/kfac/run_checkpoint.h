@@ -1,5 +1,6 @@
 // Checkpoints of a `kfac train` run: model, optimizer (with the preconditioner), step, loss history and timing,
-// written atomically (a temporary file renamed over the old one), so a crash never leaves a half-written file.
+// written atomically (atomic_file.h: a temporary file renamed over the old one, every write checked), so a crash or a
+// full disk never leaves a half-written file.
 #pragma once
 
 #include <torch/nn/modules/container/sequential.h>
@@ -23,8 +24,9 @@ struct RunState {
 void save_run(const std::string& path, const TrainConfig& config, torch::nn::Sequential& net,
               torch::optim::Optimizer* opt, QModelOptimizer* qmodel, const RunState& state);
 
-/// Before training: a destination that cannot be written (missing folder, a folder in the way, no permission) is an
-/// error now, not after the first steps; an existing checkpoint is only replaced by --resume or --overwrite.
+/// Before training: a destination that cannot be written (missing folder, no permission) or is not a regular file (a
+/// device, folder, fifo or socket, or a link to one) is an error now, not after the first steps; an existing
+/// checkpoint is only replaced by --resume or --overwrite.
 void check_checkpoint_destination(const TrainConfig& config);
 
 /// Restores a run; throws naming the file and the mismatch if it was written for another model or method, if its

@@ -56,9 +56,11 @@ void RunOptimizer::after_backward(bool shared_forward, const at::Tensor& output,
 
 RunOptimizer::Outcome RunOptimizer::step(const at::Tensor& output, double loss, const std::function<double()>& loss_at,
                                          StepProfile& profile) {
+  // The last message of a skipped step says why (the direction or the update was not finite) and what to change.
+  const auto reason = [](const StepStats& st) { return st.skipped && !st.messages.empty() ? st.messages.back() : ""; };
   if (qmodel_) {
     const auto st = qmodel_->step(output, model_.loss, loss, loss_at);
-    return {st.preconditioner.skipped, st.preconditioner.refreshed};
+    return {st.preconditioner.skipped, st.preconditioner.refreshed, reason(st.preconditioner)};
   }
   const auto start = std::chrono::steady_clock::now();
   opt_->step();
@@ -69,7 +71,7 @@ RunOptimizer::Outcome RunOptimizer::step(const at::Tensor& output, double loss, 
   profile.add(StepProfile::Refresh, st.seconds_refresh);
   profile.add(StepProfile::Precondition, st.seconds_precondition);
   profile.add(StepProfile::GlobalStage, st.seconds_global);
-  return {st.skipped, st.refreshed};
+  return {st.skipped, st.refreshed, reason(st)};
 }
 
 void RunOptimizer::use_averages_for_evaluation() {

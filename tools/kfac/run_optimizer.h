@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "kfac/distributed/communicator.h"
 #include "kfac/optim/qmodel.h"
@@ -33,6 +34,7 @@ class RunOptimizer {
 
   struct Outcome {
     bool skipped = false, refreshed = false;
+    std::string skip_reason;  ///< the optimizer's message for a skipped step ("step 3: non-finite ...")
   };
   /// The update; `loss_at` re-evaluates the loss at the current weights (the quadratic model's line search).
   Outcome step(const at::Tensor& output, double loss, const std::function<double()>& loss_at, StepProfile& profile);

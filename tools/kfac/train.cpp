@@ -13,6 +13,8 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <tuple>
 
 #include <unistd.h>
@@ -190,6 +192,21 @@ double peak_rss_mib() {
   return NAN;
 }
 
+// Why a run stops after `done` steps for its skipped steps ("" if it goes on): `in_a_row` consecutive ones reached
+// --max-skipped-steps, or `skipped` in all exceed --max-skipped-fraction of --steps (then the run could only fail).
+std::string too_many_skipped(const TrainConfig& c, int64_t done, int64_t in_a_row, int64_t skipped) {
+  std::ostringstream s;
+  s << "after " << done << " steps, ";
+  if (c.max_skipped_steps > 0 && in_a_row >= c.max_skipped_steps)
+    s << "the last " << in_a_row << " were all skipped (--max-skipped-steps " << c.max_skipped_steps << ")";
+  else if (static_cast<double>(skipped) > c.max_skipped_fraction * static_cast<double>(c.steps))
+    s << skipped << " of the run's " << c.steps << " steps were skipped, more than --max-skipped-fraction "
+      << c.max_skipped_fraction << " allows";
+  else
+    return "";
+  return s.str();
+}
+
 }  // namespace
 
 // Test seam for the fault test: KFAC_TEST_KILL_RANK=r and KFAC_TEST_KILL_STEP=k make rank r die (SIGKILL) at step k.
@@ -277,13 +294,17 @@ TrainResult train(const TrainConfig& cfg) {
   Progress progress(cfg.method + " " + cfg.model, cfg.steps, quiet);
   const double resumed_seconds = state.history.empty() ? 0.0 : state.history.back().seconds;
   const auto start = std::chrono::steady_clock::now();
+  int64_t last_saved = cfg.resume ? state.next_step : -1;  // the step the checkpoint file holds (-1: none of this run)
   auto checkpoint = [&](int64_t next_step) {
-    state.next_step = next_step;
+    state.next_step = last_saved = next_step;
     if (precond) precond->synchronize_statistics();  // collective: the factors are averaged lazily
     if (rank != 0) return;                           // every rank holds the same state
     save_run(cfg.checkpoint, cfg, model.net, optimizer.optimizer(), optimizer.qmodel(), state);
   };
   StepProfile profile;
+  int64_t skipped_in_a_row = 0;  // a resumed run counts from 0
+  std::string last_skip_reason;
+  bool checkpoint_due = false;
   struct TrainingScope {  // interrupts are checkpointed from here on, until the loop ends
     TrainingScope() { g_training.store(true); }
     ~TrainingScope() { g_training.store(false); }
@@ -325,13 +346,29 @@ TrainResult train(const TrainConfig& cfg) {
         output, value, [&] { return kfac::loss(model.net->forward(x), y, model.loss).item<double>(); }, profile);
     const auto t1 = std::chrono::steady_clock::now();
     state.skipped_steps += outcome.skipped ? 1 : 0;
+    skipped_in_a_row = outcome.skipped ? skipped_in_a_row + 1 : 0;
+    if (outcome.skipped) last_skip_reason = outcome.skip_reason.empty() ? "no reason given" : outcome.skip_reason;
     profile.end_step(step >= kTimingWarmup || cfg.steps <= kTimingWarmup,  // as step_timing() counts them
                      comm->bytes() - bytes_before_step);
     state.history.push_back({step, value, resumed_seconds + std::chrono::duration<double>(t1 - start).count(),
                              std::chrono::duration<double>(t1 - t0).count(), outcome.refreshed});
-    progress.update(step + 1, value);
-    if (!cfg.checkpoint.empty() && cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0)
+    progress.update(step + 1, value, state.skipped_steps);
+    // A periodic checkpoint waits for a step that moved the weights: the file never holds a state from inside a run
+    // of skipped steps, and is the last good one when too many are skipped.
+    checkpoint_due |= !cfg.checkpoint.empty() && cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0;
+    if (checkpoint_due && skipped_in_a_row == 0) {
       checkpoint(step + 1);
+      checkpoint_due = false;
+    }
+    const auto skipped_stop = too_many_skipped(cfg, step + 1, skipped_in_a_row, state.skipped_steps);
+    if (!skipped_stop.empty()) {  // every rank counts the same skips (their directions agree), so all stop here
+      progress.finish();
+      KFAC_CHECK(false, skipped_stop, "; stopping. The last skipped step: ", last_skip_reason, ". ",
+                 last_saved < 0 ? std::string("No checkpoint was written")
+                                : "The checkpoint '" + cfg.checkpoint + "' keeps step " + std::to_string(last_saved) +
+                                      ", the last one written",
+                 "; raise --damping, lower --lr or --weight-decay, or keep --kl-clip above 0");
+    }
     if (stop) {
       progress.finish();
       KFAC_CHECK(!cfg.checkpoint.empty(), "interrupted at step ", step + 1, " (no --checkpoint given, nothing saved)");

@@ -40,6 +40,11 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  ///< 0 = only at the end and on interruption
   bool resume = false;           ///< continue from `checkpoint`
   bool overwrite = false;        ///< replace an existing `checkpoint` when not resuming
+  /// A skipped step (a non-finite direction or update: weights unchanged) is reported; the run stops with an error,
+  /// keeping the last checkpoint, after this many in a row (0: never) or once more than `max_skipped_fraction` of
+  /// `steps` were skipped (1: never).
+  int64_t max_skipped_steps = 10;
+  double max_skipped_fraction = 0.5;
   /// Data-parallel runs: ranks come from RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (set by `--nproc N` or an
   /// external launcher); each rank trains on its 1/WORLD_SIZE shard of every batch. Only rank 0 reports and saves.
   double dist_timeout_s = 60;  ///< a rank that dies or hangs makes the others fail within this
