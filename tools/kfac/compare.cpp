@@ -1,4 +1,5 @@
 #include "compare.h"
+#include "run_checkpoint.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -93,14 +94,27 @@ void write_history_csv(const TrainResult& r, const std::string& path) {
   write_file_atomically(path, out.str());
 }
 
+std::string method_checkpoint(const std::string& path, const std::string& method) {
+  const fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + "." + method + p.extension().string())).string();
+}
+
 std::string run_compare(const CompareConfig& cfg) {
   KFAC_CHECK(!cfg.methods.empty(), "--methods is empty; give at least one method");
   check_report_folder(cfg);
   std::fprintf(stderr, "Report folder: %s\n", fs::absolute(cfg.out_dir).c_str());
-  std::vector<TrainResult> runs;
+  // Each method its own checkpoint (resumable on its own), every destination checked before the first run trains.
+  std::vector<TrainConfig> configs;
   for (const auto& method : cfg.methods) {
     TrainConfig c = cfg.base;
     c.method = method;
+    if (!c.checkpoint.empty()) c.checkpoint = method_checkpoint(cfg.base.checkpoint, method);
+    check_checkpoint_destination(c);
+    configs.push_back(std::move(c));
+  }
+  std::vector<TrainResult> runs;
+  for (const auto& c : configs) {
+    const auto& method = c.method;
     runs.push_back(train(c));
     const auto& r = runs.back();
     write_metrics_json(r, cfg.out_dir + "/" + method + ".json");

@@ -15,6 +15,10 @@ struct CompareConfig {
   std::string out_dir = "reports/compare";
 };
 
+/// The checkpoint of one method of a comparison run with --checkpoint `path`: the method's name before the extension
+/// (run.pt -> run.kfac.pt), so that every method writes and resumes its own.
+std::string method_checkpoint(const std::string& path, const std::string& method);
+
 /// Runs the comparison and writes the report; returns the summary (Markdown).
 std::string run_compare(const CompareConfig& config);
 
