@@ -6,9 +6,10 @@
 #   device run: bash scripts/device-check.sh     carry: [".device-deps"]
 #
 # It configures against that machine's torch with CUDA, builds the library, the tests, the tool and the Python module
-# (ninja -k 0: every error in one go), runs the CUDA suites (C++ Device.*/Cuda*, Python -m cuda) first, then the
-# whole C++ and Python suites, then a short benchmark on the GPU. $OUT (device-out/ where OUT is unset) gets
-# summary.json and logs.tar.gz (every log and the benchmark's files). Each phase has a time cap (seconds, from the environment) so the whole stays inside one call.
+# (ninja -k 0: every error in one go), runs the CUDA suites first (kfac_device_tests, the Device/MixedPrecision
+# gtests, pytest -m cuda), then bench/gpu.sh, then the whole C++ and Python suites. $OUT (device-out/ where OUT is
+# unset) gets summary.json and logs.tar.gz (every log and the benchmark's files), rewritten after every phase. Each
+# phase has a time cap, and the whole run one (seconds, from the environment), so that it fits one call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
