@@ -290,11 +290,14 @@ StepStats Preconditioner::step() {
   std::vector<at::Tensor> grad_sums;
   for (const auto& g : grads) grad_sums.push_back(g.sum().to(at::kDouble));
   const auto grads_sum = at::stack(grad_sums).sum();  // non-finite iff an entry is: one number to read, no mask
-  // Host reads stall an accelerator's queue. A steady step (no statistics, no refresh, no global stage) changes no
-  // curvature state before its directions are checked, so it reads the gradients' finiteness together with them:
-  // one read per step. Any other step checks the gradients first, so that its curvature update can be refused.
+  // Host reads stall an accelerator's queue. A steady step (no statistics, no refresh due, every block decomposed,
+  // no global stage) changes no curvature state before its directions are checked, so it reads the gradients'
+  // finiteness together with them: one read per step. Any other step checks the gradients first, so that its
+  // curvature update can be refused.
+  const auto& decomposed = failures_.decomposed();
   const bool steady = !global_ && !schedule_.is_statistics_step() && !schedule_.is_refresh_step() &&
-                      !statistics_.captured();
+                      !statistics_.captured() &&
+                      std::all_of(decomposed.begin(), decomposed.end(), [](bool d) { return d; });
   if (!steady && !std::isfinite(grads_sum.item<double>())) return skip_nonfinite_gradients(std::move(stats));
 
   // Wall time of each phase (CPU clock; on an accelerator the phases overlap with queued work).
