@@ -80,7 +80,7 @@ class Preconditioner(_state.CoreOwned):
         self._modules = [(m, layer) for m, layer in self._modules if layer.name not in excluded]
         self._explicit = False  # a protocol was called: no automatic capture from then on
         self._auto = None       # "forward" / "backward" while an automatic capture is armed
-        self._auto_step = -1    # the step whose forward the automatic capture took (-1: none yet this step)
+        self._auto_taken = False  # this step's forward was captured automatically
         self._empirical = options.get("fisher") == "empirical"
         # Hooks on the model itself, holding the preconditioner weakly: they end with it.
         me = weakref.ref(self)
@@ -108,8 +108,7 @@ class Preconditioner(_state.CoreOwned):
 
     def _auto_arm(self, inputs):
         if (self._explicit or self._hooks or _separate_passes[0] or not self.model.training
-                or not torch.is_grad_enabled() or self._auto_step == self.core.steps
-                or not self.core.is_statistics_step()):
+                or not torch.is_grad_enabled() or self._auto_taken or not self.core.is_statistics_step()):
             return
         if self.loss is None or self._empirical:  # the loss's own backward: its gradients are the empirical Fisher's
             first = inputs[0] if inputs and torch.is_tensor(inputs[0]) and inputs[0].dim() > 0 else None
@@ -124,7 +123,7 @@ class Preconditioner(_state.CoreOwned):
             if not self.core.capture_forward():
                 return
             self._auto = "forward"
-        self._auto_step = self.core.steps
+        self._auto_taken = True
         self._arm_hooks()
 
     def _auto_capture(self, output):
@@ -142,7 +141,7 @@ class Preconditioner(_state.CoreOwned):
     def _end_capture(self):
         """Before a step: every capture of this step is over."""
         self._remove_hooks()
-        self._auto, self._auto_step = None, -1
+        self._auto, self._auto_taken = None, False
 
     def _remove_hooks(self):
         for h in self._hooks:
@@ -165,7 +164,7 @@ class Preconditioner(_state.CoreOwned):
         the model) on the first ceil(stats_fraction * B) examples of ``inputs`` with capture on, then the output
         gradients of model-sampled targets (or ``targets``, fisher="empirical")."""
         self._explicit = True
-        if not self.core.is_statistics_step() or self._auto_step == self.core.steps:
+        if not self.core.is_statistics_step() or self._auto_taken:
             return False  # off schedule, or this step's forward was already captured automatically
         loss = self._loss(loss)
         forward = forward or self.model
