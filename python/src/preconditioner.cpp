@@ -58,12 +58,18 @@ void bind_preconditioner(py::module_& m) {
   py::class_<Registration>(m, "Registration", "What the preconditioner registered, and the fallback parameters")
       .def("summary", &Registration::summary)
       .def("__str__", &Registration::summary)
-      .def_property_readonly("blocks",
-                             [](const Registration& r) {
-                               py::list out;
-                               for (const auto& b : r.blocks) out.append(py::make_tuple(b.name, b.kind, b.form));
-                               return out;
-                             })
+      .def("details", &Registration::details,
+           "one line per block: name, kind (form), factor sizes and structure, "
+           "memory")
+      .def_property_readonly(
+          "blocks",
+          [](const Registration& r) {
+            py::list out;
+            for (const auto& b : r.blocks)
+              out.append(py::make_tuple(b.name, b.kind, b.form, b.structure, b.memory_bytes));
+            return out;
+          },
+          "(name, kind, form, structure, memory_bytes) per block, in registration order")
       .def_readonly("frozen", &Registration::frozen, "parameters that do not require grad (left alone)")
       .def_readonly("excluded", &Registration::excluded, "layers the option exclude sent to the fallback")
       .def_property_readonly("fallback", [](const Registration& r) {

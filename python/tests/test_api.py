@@ -259,11 +259,23 @@ def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
         kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_perod=1)
 
 
+def test_a_huge_factor_side_is_diagonal_and_the_report_says_so():
+    # pytorch/examples' MNIST CNN has Linear(9216, 128): a 9217-row input factor is O(n^3) to refresh. Above
+    # factor_full_max_dim (2048) that side keeps only its diagonal, and the report names the layer.
+    model = torch.nn.Sequential(torch.nn.Linear(3000, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    pre = kfac.Preconditioner(model)
+    assert pre.registration.blocks[0][3:] == ("A 3001 diagonal x G 8", (3001 + 64) * 4)
+    assert "diagonal above factor_full_max_dim: '0' (A 3001 diagonal x G 8)" in str(pre.registration)
+    assert pre.registration.details().splitlines()[1] == "2: Linear (expand), A 9 x G 2, 340 B"
+    full = kfac.Preconditioner(model, factor_full_max_dim=0)
+    assert full.registration.blocks[0][3] == "A 3001 x G 8" and "diagonal" not in str(full.registration)
+
+
 def test_a_layer_may_take_its_own_weight_sharing():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
     pre = kfac.Preconditioner(model, layer_weight_sharing={"2": "reduce"})
-    assert pre.registration.blocks == [("0", "Linear", "expand"), ("2", "Linear", "reduce")]
+    assert [b[:3] for b in pre.registration.blocks] == [("0", "Linear", "expand"), ("2", "Linear", "reduce")]
     with pytest.raises(ValueError, match="names '3', which is not a registered layer"):
         kfac.Preconditioner(model, layer_weight_sharing={"3": "reduce"})
     with pytest.raises(RuntimeError, match="reduc"):

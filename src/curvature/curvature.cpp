@@ -6,7 +6,7 @@
 #include "kfac/curvature/kronecker.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/errors.h"
-#include "kfac/linalg/psd.h"
+#include "kfac/linalg/factor.h"
 #include "kfac/util/serialize.h"
 
 namespace kfac {
@@ -14,6 +14,10 @@ namespace kfac {
 Curvature::Curvature(CurvatureContext context) : context_(std::move(context)) {}
 
 std::unique_ptr<Curvature> Curvature::make_twin() const { return make_curvature(context_.method, context_); }
+
+std::string Curvature::structure() const {
+  return "A " + std::to_string(shape().dim_a) + " x G " + std::to_string(shape().dim_g);
+}
 
 int64_t Curvature::memory_bytes() const {
   int64_t bytes = 0;
@@ -29,8 +33,8 @@ at::Tensor Curvature::lowest_mode() const {
 
 at::Tensor KroneckerCurvature::lowest_mode() const {
   if (lowest_mode_key_ == refreshes_ && lowest_mode_.defined()) return lowest_mode_;
-  const auto q_l = linalg::eigh_psd(input_factor(), what("input factor")).vectors.select(1, 0);
-  const auto q_r = linalg::eigh_psd(output_factor(), what("output factor")).vectors.select(1, 0);
+  const auto q_l = linalg::factor_lowest_eigenvector(input_factor(), what("input factor"));
+  const auto q_r = linalg::factor_lowest_eigenvector(output_factor(), what("output factor"));
   lowest_mode_ = at::outer(q_r, q_l), lowest_mode_key_ = refreshes_;
   return lowest_mode_;
 }

@@ -19,6 +19,9 @@ void for_each_chunk(const LayerStatistics& s, int64_t chunk_bytes, F&& f) {
   }
 }
 
+// x rotated into the basis q (x q); an undefined q is the identity basis of a diagonal factor.
+at::Tensor rotate(const at::Tensor& x, const at::Tensor& q) { return q.defined() ? at::matmul(x, q) : x; }
+
 // Per-example gradients [S, b, dG, dA] of a chunk.
 at::Tensor per_example_grads(const at::Tensor& a, const at::Tensor& g) {
   return at::matmul(g.transpose(-1, -2), a.unsqueeze(0));
@@ -30,8 +33,8 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
   const double examples = static_cast<double>(s.examples());
   if (s.locations() == 1) {
     // (Q_Gᵀ g)(Q_Aᵀ ā)ᵀ squared elementwise is the outer product of the squares: one product for the batch.
-    const auto ap2 = at::matmul(s.a.squeeze(1), q_a).pow_(2);         // [B, dA]
-    const auto gp2 = at::matmul(s.g.squeeze(2), q_g).pow_(2).sum(0);  // [B, dG]
+    const auto ap2 = rotate(s.a.squeeze(1), q_a).pow(2);         // [B, dA]
+    const auto gp2 = rotate(s.g.squeeze(2), q_g).pow(2).sum(0);  // [B, dG]
     return at::matmul(gp2.t(), ap2) / examples;
   }
   // Two orders give Q_Gᵀ ∇ Q_A = (g Q_G)ᵀ ā Q_A per example; take the cheaper one (multiply-adds per example):
@@ -39,15 +42,24 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
   //   rotate g, then per-example (g Q_G)ᵀ ā, then Q_A:   T d_G² + T d_G d_A + d_G d_A²
   // so the second wins exactly when d_G < T (conv layers with more locations than output channels). Both end in
   // one large product; the per-example part is one batched product of [d_G, T]·[T, d_A].
-  const bool gradient_first = q_g.size(0) < s.locations();
-  auto total = at::zeros({q_g.size(0), q_a.size(0)}, s.a.options());
+  const int64_t d_g = s.g.size(3), d_a = s.a.size(2);
+  const bool gradient_first = d_g < s.locations();
+  auto total = at::zeros({d_g, d_a}, s.a.options());
   for_each_chunk(s, chunk_bytes, [&](const at::Tensor& a, const at::Tensor& g) {
-    const auto gq = at::matmul(g, q_g);  // [S, b, T, dG]
-    const auto projected = gradient_first ? at::matmul(per_example_grads(a, gq), q_a)
-                                          : at::matmul(gq.transpose(-1, -2), at::matmul(a, q_a).unsqueeze(0));
+    const auto gq = rotate(g, q_g);  // [S, b, T, dG]
+    const auto projected = gradient_first ? rotate(per_example_grads(a, gq), q_a)
+                                          : at::matmul(gq.transpose(-1, -2), rotate(a, q_a).unsqueeze(0));
     total.add_(projected.pow_(2).sum(at::IntArrayRef{0, 1}));
   });
   return total / examples;
+}
+
+at::Tensor projected_second_moment_per_position(const LayerStatistics& s, const at::Tensor& q_a,
+                                                const at::Tensor& q_g) {
+  const int64_t d_g = s.g.size(3), d_a = s.a.size(2);
+  const auto ap2 = rotate(s.a, q_a).pow(2).reshape({-1, d_a});         // [B·T, dA]
+  const auto gp2 = rotate(s.g, q_g).pow(2).sum(0).reshape({-1, d_g});  // [B·T, dG], the samples summed
+  return gp2.t().mm(ap2) / static_cast<double>(s.examples());
 }
 
 at::Tensor gradient_sq_norms(const LayerStatistics& s, int64_t chunk_bytes) {

@@ -8,7 +8,7 @@
 
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/errors.h"
-#include "kfac/linalg/psd.h"
+#include "kfac/linalg/factor.h"
 #include "kfac/preconditioner/preconditioner.h"
 #include "kfac/util/serialize.h"
 
@@ -63,8 +63,9 @@ void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const std::
       if (!coupled(i) && !(i > 0 && coupled(i - 1))) continue;
       const auto& c = dynamic_cast<const KfacCurvature&>(pre.curvature(i));
       const double p = c.pi();
-      damped[i][0] = damped_inverses(c.factor_a(), p * gamma, "block-tridiagonal: " + c.layer_name() + " (A)");
-      damped[i][1] = damped_inverses(c.factor_g(), gamma / p, "block-tridiagonal: " + c.layer_name() + " (G)");
+      const auto what = "block-tridiagonal: " + c.layer_name();
+      damped[i][0] = damped_inverses(linalg::factor_dense(c.factor_a()), p * gamma, what + " (A)");
+      damped[i][1] = damped_inverses(linalg::factor_dense(c.factor_g()), gamma / p, what + " (G)");
     }
     for (size_t i = 0; i < cross_a_.size(); ++i) {
       if (!coupled(i)) continue;

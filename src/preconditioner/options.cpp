@@ -67,6 +67,10 @@ const OptionTable<LayerOptions>& LayerOptions::table() {
                 "LayerNorm / BatchNorm blocks are the full 2d x 2d Fisher of (scale, shift) up to this many "
                 "features d, and its diagonal above",
                 bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, factor_full_max_dim),
+                "A Kronecker factor side (K-FAC, EKFAC) with more rows than this is diagonal: the exact diagonal of "
+                "the full factor, O(n) to store and refresh instead of O(n^2) and O(n^3); 0: always full",
+                bounded(at_least(0))),
        field<O>(KFAC_FIELD(O, exclude),
                 "Layers whose names match this regular expression (ECMAScript, found anywhere in the name) get the "
                 "fallback instead of a K-FAC block, e.g. 'embed|head' (the registration report lists them); empty: "

@@ -115,9 +115,11 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                              *layer.weight_sharing};
     auto own = layer.kind->make_curvature(context);
     curvatures_.push_back(own ? std::move(own) : make_curvature(options_.method(), std::move(context)));
-    const auto form = curvatures_.back()->form();
+    const auto& curvature = *curvatures_.back();
+    const auto form = curvature.form();
     registration_.blocks.push_back({layer.name, layer.kind->kind_name(),
-                                    form.empty() ? to_string(*layer.weight_sharing) : form});
+                                    form.empty() ? to_string(*layer.weight_sharing) : form, curvature.structure(),
+                                    curvature.memory_bytes(), curvature.diagonal_by_size()});
   }
   global_ = make_global_stage(options_);
   for (const auto& layer : layers_)  // both form Fisher-vector products from the Kronecker statistics

@@ -3,6 +3,7 @@
 #include <torch/nn/module.h>
 
 #include <algorithm>
+#include <iomanip>
 #include <map>
 #include <sstream>
 #include <utility>
@@ -67,6 +68,20 @@ std::vector<Registration::FallbackParameter> fallback_parameters(const std::vect
   return out;
 }
 
+namespace {
+// 272 B, 3.4 KiB, 340.0 MiB, 1.2 GiB.
+std::string bytes_text(int64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  int unit = 0;
+  for (; value >= 1024 && unit < 3; ++unit) value /= 1024;
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << value << " " << units[unit];
+  return s.str();
+}
+}  // namespace
+
 std::string Registration::summary() const {
   std::ostringstream s;
   // Blocks grouped by kind and form, in order of first appearance.
@@ -81,6 +96,17 @@ std::string Registration::summary() const {
   }
   s << "registered " << blocks.size() << (blocks.size() == 1 ? " block" : " blocks");
   for (size_t i = 0; i < groups.size(); ++i) s << (i == 0 ? ": " : ", ") << groups[i].second << " " << groups[i].first;
+  bool any_capped = false;
+  for (const auto& b : blocks) {
+    if (!b.diagonal_by_size) continue;
+    s << (any_capped ? ", '" : "; diagonal above factor_full_max_dim: '") << b.name << "' (" << b.structure << ")";
+    any_capped = true;
+  }
+  const auto largest = std::max_element(blocks.begin(), blocks.end(),
+                                        [](const auto& x, const auto& y) { return x.memory_bytes < y.memory_bytes; });
+  if (largest != blocks.end() && largest->memory_bytes >= kLargeBlockBytes)
+    s << "; largest block: '" << largest->name << "' (" << largest->structure << ", "
+      << bytes_text(largest->memory_bytes) << ")";
   if (fallback.empty()) {
     s << "; no fallback parameters";
   } else {
@@ -100,6 +126,14 @@ std::string Registration::summary() const {
     s << "; frozen: ";
     for (size_t i = 0; i < frozen.size(); ++i) s << (i == 0 ? "" : ", ") << frozen[i];
   }
+  return s.str();
+}
+
+std::string Registration::details() const {
+  std::ostringstream s;
+  for (const auto& b : blocks)
+    s << b.name << ": " << b.kind << (b.form.empty() ? "" : " (" + b.form + ")") << ", " << b.structure << ", "
+      << bytes_text(b.memory_bytes) << "\n";
   return s.str();
 }
 

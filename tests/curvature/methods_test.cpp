@@ -207,5 +207,45 @@ TEST(PerExample, ProjectedSecondMomentEqualsAnExplicitLoopInBothProductOrders) {
   }
 }
 
+TEST(PerExample, PerPositionMomentTreatsPositionsAsExamples) {
+  torch::manual_seed(82);
+  LayerStatistics s{torch::randn({5, 7, 4}, torch::kDouble), torch::randn({2, 5, 7, 3}, torch::kDouble)};
+  const auto q_a = std::get<0>(torch::linalg::qr(torch::randn({4, 4}, torch::kDouble)));
+  const auto q_g = std::get<0>(torch::linalg::qr(torch::randn({3, 3}, torch::kDouble)));
+  // diag(Uᵀ F_pos U), F_pos = (1/B) Σ_{s,b,t} vec(g āᵀ) vec(g āᵀ)ᵀ: each position's gradient squared in the basis.
+  auto expected = torch::zeros({3, 4}, torch::kDouble);
+  for (int64_t r = 0; r < 2; ++r)
+    for (int64_t b = 0; b < 5; ++b)
+      for (int64_t t = 0; t < 7; ++t) expected += q_g.t().mm(torch::outer(s.g[r][b][t], s.a[b][t])).mm(q_a).pow(2);
+  EXPECT_LT(max_abs_diff(projected_second_moment_per_position(s, q_a, q_g), expected / 5.0), 1e-10);
+  // One position: the per-example moment; undefined bases are the identity.
+  LayerStatistics one{s.a.narrow(1, 0, 1), s.g.narrow(2, 0, 1)};
+  EXPECT_LT(max_abs_diff(projected_second_moment_per_position(one, q_a, q_g), projected_second_moment(one, q_a, q_g)),
+            1e-12);
+  EXPECT_LT(max_abs_diff(projected_second_moment_per_position(one, {}, {}), projected_second_moment(one, {}, {})),
+            1e-12);
+}
+
+TEST(Ekfac, PerPositionSpectrumOptionSelectsThePerPositionMoment) {
+  // Exact statistics replacing the spectrum (ema_decay 0), per example and per position, from the same weights and
+  // data: equal on an MLP (one position), different on a conv map (the cross-position terms of each example).
+  auto spectrum = [](bool conv, bool per_position) {
+    torch::manual_seed(83);
+    auto model = conv ? cnn(3) : mlp({3, 4, 3});
+    const auto x = conv ? torch::randn({4, 2, 5, 5}, torch::kDouble) : torch::randn({6, 3}, torch::kDouble);
+    const auto y = torch::randint(0, 3, {x.size(0)});
+    Preconditioner p(*model, PreconditionerOptions()
+                                 .method("ekfac")
+                                 .fisher(FisherType::Exact)
+                                 .ema_decay(0)
+                                 .refresh_period(100)
+                                 .with(EigenCorrectedOptions().per_position_spectrum(per_position)));
+    for (int k = 0; k < 2; ++k) stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);
+    return dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.curvature(0)).spectrum().clone();
+  };
+  EXPECT_LT(max_abs_diff(spectrum(false, false), spectrum(false, true)), 1e-12);
+  EXPECT_GT(max_abs_diff(spectrum(true, false), spectrum(true, true)), 1e-6);
+}
+
 }  // namespace
 }  // namespace kfac::test

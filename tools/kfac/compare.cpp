@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "baselines.h"
 #include "kfac/errors.h"
 #include "runtime_report.h"
 
@@ -108,6 +109,7 @@ std::string run_compare(const CompareConfig& cfg) {
   for (const auto& method : cfg.methods) {
     TrainConfig c = cfg.base;
     c.method = method;
+    if (is_baseline(method)) c.fallback_lr.reset();  // the K-FAC methods' fallback group; a baseline has one rate
     if (!c.checkpoint.empty()) c.checkpoint = method_checkpoint(cfg.base.checkpoint, method);
     check_checkpoint_destination(c);
     configs.push_back(std::move(c));

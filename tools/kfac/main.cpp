@@ -22,6 +22,7 @@
 #include "kfac/runtime/setup.h"
 #include "runtime_report.h"
 #include "launch.h"
+#include "lr_schedule.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/preconditioner/options.h"
 #include "baselines.h"
@@ -98,6 +99,18 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(real_in(0, 1, false, /*high_open=*/true))
       ->default_str("auto");
   t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(real_in(0, kInf));
+  t->add_option("--lr-schedule", cfg.lr_schedule,
+                "Learning-rate schedule after the warm-up, for every method: constant, or cosine (a half cosine "
+                "from the rate to 0 at the last step)")
+      ->check(CLI::IsMember(kfac::tool::lr_schedule_names()));
+  t->add_option("--warmup-steps", cfg.warmup_steps, "Linear learning-rate warm-up over the first N steps")
+      ->check(whole_in(0, kMaxSteps));
+  t->add_option_function<double>(
+       "--fallback-lr", [&cfg](double v) { cfg.fallback_lr = v; },
+       "K-FAC methods: the rate of the fallback parameters (--exclude'd layers and parameters no layer kind "
+       "covers; with --fallback adam, e.g. Adam's 1e-3), a parameter group of its own")
+      ->check(real_in(0, kInf, /*low_open=*/true))
+      ->default_str("--lr");
   t->add_option_function<double>(
        "--kl-clip", [&cfg](double v) { cfg.kl_clip = v; },
        "KL-clip bound of K-FAC "

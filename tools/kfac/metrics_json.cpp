@@ -21,6 +21,9 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["steps"] = r.config.steps;
   j["batch_size"] = r.config.batch_size;
   j["lr"] = r.lr;
+  j["lr_schedule"] = r.config.lr_schedule;
+  j["warmup_steps"] = r.config.warmup_steps;
+  if (r.preconditioner_options) j["fallback_lr"] = r.fallback_lr;
   j["momentum"] = r.momentum;
   j["kl_clip"] = r.kl_clip;
   j["seed"] = r.config.seed;
@@ -41,6 +44,12 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["peak_rss_mib"] = r.peak_rss_mib;
   j["world_size"] = r.world_size;
   if (!r.registration.empty()) j["registration"] = r.registration;
+  for (const auto& b : r.blocks)
+    j["blocks"].push_back({{"name", b.name},
+                           {"kind", b.kind},
+                           {"form", b.form},
+                           {"structure", b.structure},
+                           {"memory_bytes", b.memory_bytes}});
   j["bytes_per_step"] = r.bytes_per_step;
   for (const auto& [name, seconds] : r.profile) {
     auto key = name;

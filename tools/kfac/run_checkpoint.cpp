@@ -32,7 +32,9 @@ std::string training_options(const TrainConfig& c) {
   std::ostringstream s;
   s << "dataset " << c.dataset << "\ndata-dir " << c.data_dir << "\nbatch-size " << c.batch_size << "\nbatch-growth "
     << c.batch_growth << "\nseed " << c.seed << "\nlr " << optional(c.lr) << "\nmomentum " << optional(c.momentum)
-    << "\nkl-clip " << optional(c.kl_clip) << "\nweight-decay " << number(c.weight_decay) << "\n";
+    << "\nkl-clip " << optional(c.kl_clip) << "\nweight-decay " << number(c.weight_decay) << "\nfallback-lr "
+    << optional(c.fallback_lr) << "\nwarmup-steps " << c.warmup_steps << "\nlr-schedule " << c.lr_schedule
+    << (c.lr_schedule == "cosine" ? " over " + std::to_string(c.steps) + " steps" : std::string()) << "\n";
   return s.str();
 }
 

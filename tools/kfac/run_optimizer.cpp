@@ -1,5 +1,7 @@
 #include "run_optimizer.h"
 
+#include <algorithm>
+
 #include "baselines.h"
 #include "kfac/errors.h"
 #include "kfac/fisher/likelihood.h"
@@ -14,9 +16,13 @@ RunOptimizer::RunOptimizer(const TrainConfig& cfg, Model& model, std::shared_ptr
   result.lr = cfg.lr.value_or(baseline ? baseline->default_lr(cfg.model) : default_lr(cfg.method, cfg.model));
   result.momentum = cfg.momentum.value_or(baseline ? baseline->default_momentum : default_momentum(cfg.method));
   result.kl_clip = cfg.kl_clip.value_or(default_kl_clip(cfg.model));
+  result.fallback_lr = cfg.fallback_lr.value_or(result.lr);
   auto params = model.net->parameters();
+  KFAC_CHECK(!baseline || !cfg.fallback_lr, "--fallback-lr sets the rate of a K-FAC method's fallback parameters; ",
+             cfg.method, " has none (use --lr)");
   if (baseline) {
     opt_ = baseline->build(params, {result.lr, result.momentum, cfg.weight_decay});
+    base_lr_ = {result.lr};
     return;
   }
   auto options = with_method(cfg.preconditioner, cfg.method);
@@ -25,14 +31,42 @@ RunOptimizer::RunOptimizer(const TrainConfig& cfg, Model& model, std::shared_ptr
   result.preconditioner_options = options;
   KFAC_CHECK(cfg.step_rule == "kl-clip" || cfg.step_rule == "qmodel", "unknown step rule '", cfg.step_rule,
              "'; valid: kl-clip, qmodel");
-  if (cfg.step_rule == "qmodel")
+  KFAC_CHECK(cfg.step_rule != "qmodel" || (cfg.lr_schedule == "constant" && cfg.warmup_steps == 0 && !cfg.fallback_lr),
+             "--step-rule qmodel chooses its own step sizes; --lr-schedule, --warmup-steps and --fallback-lr apply to "
+             "the kl-clip step rule");
+  if (cfg.step_rule == "qmodel") {
     qmodel_ = std::make_unique<QModelOptimizer>(precond_, cfg.qmodel);
-  else
-    opt_ = std::make_unique<KfacOptimizer>(params, precond_,
-                                           KfacOptimizerOptions(result.lr)
-                                               .momentum(result.momentum)
-                                               .weight_decay(cfg.weight_decay)
-                                               .kl_clip(result.kl_clip));
+    return;
+  }
+  const auto defaults =
+      KfacOptimizerOptions(result.lr).momentum(result.momentum).weight_decay(cfg.weight_decay).kl_clip(result.kl_clip);
+  // Group 0: everything but the fallback parameters (its rate is the one the KL clip reads); group 1: those, when
+  // they have a rate of their own.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  base_lr_ = {result.lr};
+  if (!cfg.fallback_lr || precond_->registration().fallback.empty()) {
+    groups.emplace_back(params);
+  } else {
+    const auto& fallback = precond_->registration().fallback;
+    std::vector<at::Tensor> layer_params, fallback_params;
+    for (const auto& p : params) {
+      const bool in_fallback = std::any_of(fallback.begin(), fallback.end(), [&](const auto& f) {
+        return parameter_storage(f.parameter) == parameter_storage(p);
+      });
+      (in_fallback ? fallback_params : layer_params).push_back(p);
+    }
+    groups.emplace_back(layer_params);
+    groups.emplace_back(fallback_params,
+                        std::make_unique<KfacOptimizerOptions>(KfacOptimizerOptions(defaults).lr(*cfg.fallback_lr)));
+    base_lr_.push_back(*cfg.fallback_lr);
+  }
+  opt_ = std::make_unique<KfacOptimizer>(std::move(groups), precond_, defaults);
+}
+
+void RunOptimizer::scale_lr(double factor) {
+  if (!opt_) return;  // the quadratic model has no rate
+  auto& groups = opt_->param_groups();
+  for (size_t i = 0; i < groups.size() && i < base_lr_.size(); ++i) groups[i].options().set_lr(base_lr_[i] * factor);
 }
 
 bool RunOptimizer::before_forward(const at::Tensor& x, const at::Tensor& y, StepProfile& profile) {

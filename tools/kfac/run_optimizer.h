@@ -29,6 +29,8 @@ class RunOptimizer {
   void after_backward(bool shared_forward, const at::Tensor& output, const at::Tensor& y, StepProfile& profile);
   /// Whether the backward must keep the graph (the quadratic model and a shared statistics forward reuse it).
   bool retains_graph(bool shared_forward) const { return qmodel_ != nullptr || shared_forward; }
+  /// Sets every parameter group's rate to its base rate (--lr, --fallback-lr) times `factor` (the schedule's).
+  void scale_lr(double factor);
   /// Whether the optimizer averages the gradients of a distributed run itself (K-FAC's step rules do).
   bool averages_gradients() const { return precond_ != nullptr; }
 
@@ -51,6 +53,7 @@ class RunOptimizer {
   std::unique_ptr<torch::optim::Optimizer> opt_;
   std::unique_ptr<QModelOptimizer> qmodel_;
   std::shared_ptr<Preconditioner> precond_;
+  std::vector<double> base_lr_;  ///< per parameter group
 };
 
 }  // namespace kfac::tool

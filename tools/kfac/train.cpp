@@ -22,6 +22,7 @@
 #include "data.h"
 #include "kfac/distributed/collectives.h"
 #include "kfac/kfac.h"
+#include "lr_schedule.h"
 #include "models.h"
 #include "progress.h"
 #include "run_checkpoint.h"
@@ -227,6 +228,12 @@ TrainResult train(const TrainConfig& cfg) {
   KFAC_CHECK(cfg.steps >= 1, "--steps must be >= 1, got ", cfg.steps);
   KFAC_CHECK(cfg.batch_size >= 1, "--batch-size must be >= 1, got ", cfg.batch_size);
   KFAC_CHECK(!cfg.lr || (std::isfinite(*cfg.lr) && *cfg.lr > 0), "--lr must be a finite number > 0, got ", *cfg.lr);
+  KFAC_CHECK(!cfg.fallback_lr || (std::isfinite(*cfg.fallback_lr) && *cfg.fallback_lr > 0),
+             "--fallback-lr must be a finite number > 0, got ", *cfg.fallback_lr);
+  KFAC_CHECK(std::count(lr_schedule_names().begin(), lr_schedule_names().end(), cfg.lr_schedule) == 1,
+             "unknown --lr-schedule '", cfg.lr_schedule, "'; valid: constant, cosine");
+  KFAC_CHECK(cfg.warmup_steps >= 0 && cfg.warmup_steps <= cfg.steps, "--warmup-steps must be in [0, --steps ",
+             cfg.steps, "], got ", cfg.warmup_steps);
   KFAC_CHECK(!cfg.momentum || (*cfg.momentum >= 0 && *cfg.momentum < 1), "--momentum must be in [0, 1), got ",
              *cfg.momentum);
   KFAC_CHECK(!cfg.kl_clip || (std::isfinite(*cfg.kl_clip) && *cfg.kl_clip >= 0),
@@ -273,6 +280,7 @@ TrainResult train(const TrainConfig& cfg) {
   auto* precond = optimizer.preconditioner();
   if (precond) {
     result.registration = precond->registration().summary();
+    result.blocks = precond->registration().blocks;
     if (!quiet) std::cerr << result.registration << "\n";
   }
 
@@ -342,6 +350,7 @@ TrainResult train(const TrainConfig& cfg) {
                  "; lower --lr, raise --damping, or check the data for NaN/inf values");
     }
     maybe_die_for_test(rank, step);
+    optimizer.scale_lr(lr_factor(cfg.lr_schedule, cfg.warmup_steps, step, cfg.steps));
     const auto outcome = optimizer.step(
         output, value, [&] { return kfac::loss(model.net->forward(x), y, model.loss).item<double>(); }, profile);
     const auto t1 = std::chrono::steady_clock::now();

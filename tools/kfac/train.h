@@ -10,6 +10,7 @@
 
 #include "kfac/optim/qmodel.h"
 #include "kfac/preconditioner/options.h"
+#include "kfac/preconditioner/registration.h"
 #include "history.h"
 #include "kfac/runtime/runtime_info.h"
 
@@ -24,6 +25,11 @@ struct TrainConfig {
   std::optional<double> lr;        ///< unset = the method's default (default_lr)
   std::optional<double> momentum;  ///< unset = the method's default (default_momentum)
   double weight_decay = 0;
+  std::string lr_schedule = "constant";  ///< lr_schedule.h: constant or cosine, after warmup_steps of linear warm-up
+  int64_t warmup_steps = 0;
+  /// K-FAC methods: the rate of the fallback parameters (excluded layers and parameters no layer kind covers), a
+  /// parameter group of its own; unset = --lr.
+  std::optional<double> fallback_lr;
   std::optional<double> kl_clip;  ///< unset = the model's default (default_kl_clip); 0 disables
   uint64_t seed = 0;
   PreconditionerOptions preconditioner;
@@ -53,15 +59,17 @@ struct TrainConfig {
 struct TrainResult {
   TrainConfig config;
   double lr = 0, momentum = 0, kl_clip = 0;  ///< the values used (defaults resolved)
+  double fallback_lr = 0;                    ///< the fallback parameters' rate (K-FAC methods; = lr unless set)
   double train_loss = 0;                     ///< loss on the first eval_examples training examples after training
   double test_loss = 0;                      ///< loss on the first eval_examples test examples after training
   double train_squared_error = NAN;  ///< autoencoders: Σ‖σ(z) − x‖² per example (the K-FAC paper's metric)
   double seconds_per_step = 0;       ///< step_timing(history).mean
   StepTiming timing;
   int64_t skipped_steps = 0;
-  double peak_rss_mib = 0;    ///< peak resident memory of the process (training only, before evaluation)
-  int world_size = 1;         ///< ranks of a data-parallel run
-  std::string registration;   ///< what the preconditioner registered and what got the fallback (K-FAC methods)
+  double peak_rss_mib = 0;   ///< peak resident memory of the process (training only, before evaluation)
+  int world_size = 1;        ///< ranks of a data-parallel run
+  std::string registration;  ///< what the preconditioner registered and what got the fallback (K-FAC methods)
+  std::vector<Registration::Block> blocks;  ///< each block's kind, factor structure and memory (K-FAC methods)
   double bytes_per_step = 0;  ///< bytes this rank passed to collectives per timed step (0 with one process)
   /// Mean seconds per timed step of each phase: statistics pass, forward + backward, optimizer step and, inside it,
   /// the preconditioner's factor update, refresh, preconditioning and global stage.

@@ -54,6 +54,10 @@ class Curvature {
   /// How the block is formed, for the registration report ("full", "diagonal"); "" (the default): the layer's
   /// weight-sharing flavour is reported.
   virtual std::string form() const { return ""; }
+  /// The factors' sizes and structures for the registration report, e.g. "A 9217 diagonal x G 128".
+  virtual std::string structure() const;
+  /// Whether a factor side is diagonal because it exceeds the option factor_full_max_dim.
+  virtual bool diagonal_by_size() const { return false; }
   /// Folds in one statistics step: new = decay·old + (1 − decay)·batch.
   virtual void update(const LayerStatistics& stats, double decay) = 0;
   /// Recomputes the decompositions. Throws NumericalError and keeps the previous state on failure.

@@ -9,6 +9,9 @@
 // once a basis exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when reset_spectrum
 // is set (default), so right after such a refresh the method equals its base in the
 // exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
+// per_position_spectrum estimates S with the T positions of a sequence or conv map as examples, dropping the
+// cross-position terms of each example's gradient: one product instead of per-example gradients (docs/design.md §4).
+// A diagonal factor (kfac/linalg/factor.h) has the identity basis: its Q is undefined and its side is not rotated.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,7 +21,7 @@
 #include <string>
 
 #include "kfac/curvature/per_example.h"
-#include "kfac/linalg/psd.h"
+#include "kfac/linalg/factor.h"
 
 namespace kfac {
 
@@ -27,6 +30,7 @@ struct EigenCorrectedOptions {
   static const OptionTable<EigenCorrectedOptions>& table();
   TORCH_ARG(int64_t, spectrum_period) = 1;
   TORCH_ARG(bool, reset_spectrum) = true;
+  TORCH_ARG(bool, per_position_spectrum) = false;
 };
 
 template <class Base>
@@ -41,23 +45,27 @@ class EigenCorrected : public Base {
 
   void update(const LayerStatistics& stats, double decay) override {
     Base::update(stats, decay);
-    if (!q_a_.defined() || this->updates_ % options_.spectrum_period() != 0) return;
-    spectrum_.mul_(decay).add_(projected_second_moment(stats, q_a_, q_g_), 1.0 - decay);
+    if (!spectrum_.defined() || this->updates_ % options_.spectrum_period() != 0) return;
+    const auto moment = options_.per_position_spectrum() ? projected_second_moment_per_position(stats, q_a_, q_g_)
+                                                         : projected_second_moment(stats, q_a_, q_g_);
+    spectrum_.mul_(decay).add_(moment, 1.0 - decay);
   }
 
   void refresh(double damping) override {
     const double floor = this->context_.numerics.eigenvalue_floor();
-    auto el = linalg::eigh_psd(this->input_factor(), this->what("input factor"), floor);
-    auto er = linalg::eigh_psd(this->output_factor(), this->what("output factor"), floor);
-    const bool first = !q_a_.defined();
+    auto el = linalg::factor_eig(this->input_factor(), this->what("input factor"), floor);
+    auto er = linalg::factor_eig(this->output_factor(), this->what("output factor"), floor);
+    const bool first = !spectrum_.defined();
     q_a_ = el.vectors, q_g_ = er.vectors;
     if (first || options_.reset_spectrum()) spectrum_ = at::outer(er.values, el.values) * this->kronecker_scale();
     this->mark_ready();
   }
 
   at::Tensor to_dense() const override {
-    if (!q_a_.defined()) return Base::to_dense();
-    const auto u = at::kron(q_a_, q_g_);
+    if (!spectrum_.defined()) return Base::to_dense();
+    const auto& options = this->tensor_options();
+    const auto u = at::kron(linalg::basis_dense(q_a_, this->shape().dim_a, options),
+                            linalg::basis_dense(q_g_, this->shape().dim_g, options));
     return at::matmul(u * spectrum_.t().reshape({1, -1}), u.t());
   }
 
@@ -77,9 +85,13 @@ class EigenCorrected : public Base {
 
   /// The basis vector with the smallest corrected eigenvalue.
   at::Tensor lowest_mode() const override {
-    if (!q_a_.defined()) return Base::lowest_mode();
+    if (!spectrum_.defined()) return Base::lowest_mode();
     const int64_t k = spectrum_.argmin().item<int64_t>();
-    return at::outer(q_g_.select(1, k / spectrum_.size(1)), q_a_.select(1, k % spectrum_.size(1)));
+    const auto column = [&](const at::Tensor& q, int64_t n, int64_t i) {
+      return q.defined() ? q.select(1, i) : at::eye(n, this->tensor_options()).select(1, i);
+    };
+    return at::outer(column(q_g_, this->shape().dim_g, k / spectrum_.size(1)),
+                     column(q_a_, this->shape().dim_a, k % spectrum_.size(1)));
   }
 
   const at::Tensor& spectrum() const { return spectrum_; }
@@ -88,8 +100,9 @@ class EigenCorrected : public Base {
 
  protected:
   at::Tensor precondition_impl(const at::Tensor& v, double damping) const override {
-    const auto v_kfe = q_g_.t().mm(v).mm(q_a_);
-    return q_g_.mm(v_kfe / (spectrum_ + this->spectrum_damping(damping))).mm(q_a_.t());
+    const auto v_kfe = linalg::right_multiply(linalg::left_multiply_t(q_g_, v), q_a_);
+    const auto scaled = v_kfe / (spectrum_ + this->spectrum_damping(damping));
+    return linalg::left_multiply(q_g_, linalg::right_multiply_t(scaled, q_a_));
   }
 
   std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override {

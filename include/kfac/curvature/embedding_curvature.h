@@ -20,6 +20,9 @@ class EmbeddingCurvature final : public Curvature {
  public:
   explicit EmbeddingCurvature(CurvatureContext context);
   std::string method() const override { return corrected_ ? "ekfac" : "kfac"; }
+  std::string structure() const override {
+    return "A " + std::to_string(shape().dim_a) + " diagonal x G " + std::to_string(shape().dim_g);
+  }
   void update(const LayerStatistics& stats, double decay) override;
   void refresh(double damping) override;
   /// [V·d]²: only for small vocabularies (tests).

@@ -6,6 +6,8 @@
 //   Factored (D1): |T|(A + πγ I) ⊗ (G + γ/π I), γ = √(λ/|T|), π = √((tr A/d_A)/(tr G/d_G)) (1 if degenerate);
 //                  inverses formed at refresh with the damping of that moment.
 //   Eigen (D2):    (|T| A ⊗ G + λI)⁻¹ applied exactly in the Kronecker eigenbasis with the current λ.
+// A side with more rows than the option factor_full_max_dim is diagonal (kfac/linalg/factor.h): its factor is the
+// full factor's diagonal, and the same formulas hold with its identity eigenbasis.
 #pragma once
 
 #include "kfac/curvature/kronecker.h"
@@ -25,7 +27,11 @@ class KfacCurvature : public KroneckerCurvature {
   const at::Tensor& input_factor() const override { return a_; }
   const at::Tensor& output_factor() const override { return g_; }
   double kronecker_scale() const override { return static_cast<double>(locations_); }
-  std::vector<std::pair<at::Tensor*, bool>> running_statistics() override { return {{&a_, true}, {&g_, true}}; }
+  std::vector<std::pair<at::Tensor*, bool>> running_statistics() override {
+    return {{&a_, a_.dim() == 2}, {&g_, g_.dim() == 2}};
+  }
+  std::string structure() const override;
+  bool diagonal_by_size() const override { return a_.dim() == 1 || g_.dim() == 1; }
   /// π of the factored damping, 1 when a trace is zero or not finite.
   double pi() const;
 

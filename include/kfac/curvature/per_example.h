@@ -16,8 +16,14 @@ namespace kfac {
 
 constexpr int64_t kPerExampleChunkBytes = int64_t{64} << 20;  // 64 MiB
 
+/// E[(Q_Gᵀ ∇ Q_A)^∘2] over the examples, [d_G, d_A]; an undefined Q is the identity (a diagonal factor).
 at::Tensor projected_second_moment(const LayerStatistics& stats, const at::Tensor& q_a, const at::Tensor& q_g,
                                    int64_t chunk_bytes = kPerExampleChunkBytes);
+
+/// The same with the positions as examples (docs/design.md §4, "EKFAC's spectrum over positions"):
+/// (1/B) Σ_{s,b,t} (Q_Gᵀ g_sbt)^∘2 ((Q_Aᵀ ā_bt)^∘2)ᵀ, one product; equal to projected_second_moment when T = 1.
+at::Tensor projected_second_moment_per_position(const LayerStatistics& stats, const at::Tensor& q_a,
+                                                const at::Tensor& q_g);
 
 at::Tensor gradient_sq_norms(const LayerStatistics& stats, int64_t chunk_bytes = kPerExampleChunkBytes);
 

@@ -14,6 +14,9 @@ class ScaleShiftCurvature final : public Curvature {
   explicit ScaleShiftCurvature(CurvatureContext context);
   std::string method() const override { return "scale-shift"; }
   std::string form() const override { return full_ ? "full" : "diagonal"; }
+  std::string structure() const override {
+    return "(scale, shift) " + std::to_string(2 * shape().dim_g) + (full_ ? "" : " diagonal");
+  }
   void update(const LayerStatistics& stats, double decay) override;
   void refresh(double damping) override;
   at::Tensor to_dense() const override;

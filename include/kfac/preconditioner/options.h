@@ -102,6 +102,7 @@ struct LayerOptions {
   static const OptionTable<LayerOptions>& table();
   TORCH_ARG(WeightSharing, weight_sharing) = WeightSharing::Expand;
   TORCH_ARG(int64_t, norm_full_max_features) = 256;
+  TORCH_ARG(int64_t, factor_full_max_dim) = 2048;
   TORCH_ARG(std::string, exclude) = "";
 };
 
@@ -199,6 +200,7 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(fisher_options, bool, retain_statistics)
   KFAC_FLAT_OPTION(layer_options, WeightSharing, weight_sharing)
   KFAC_FLAT_OPTION(layer_options, int64_t, norm_full_max_features)
+  KFAC_FLAT_OPTION(layer_options, int64_t, factor_full_max_dim)
   KFAC_FLAT_OPTION(layer_options, std::string, exclude)
   KFAC_FLAT_OPTION(damping_options, double, damping)
   KFAC_FLAT_OPTION(damping_options, DampingMode, damping_mode)

@@ -1,8 +1,9 @@
 // What a preconditioner registered from a model, and what it did with the rest: every parameter of the model is
 // either in a layer-kind block or in the fallback (kfac/preconditioner/fallback.h), and the report says which.
 //
-//   registered 5 blocks: 4 Linear (expand), 1 Conv2d; fallback (identity) for 2 parameters: pos_embedding,
-//   attn.in_proj_weight (use kfac::nn::MultiheadAttention)
+//   registered 5 blocks: 4 Linear (expand), 1 Conv2d (expand); diagonal above factor_full_max_dim: 'fc1' (A 9217
+//   diagonal x G 128); fallback (identity) for 2 parameters: pos_embedding, attn.in_proj_weight (use
+//   kfac::nn::MultiheadAttention)
 //
 // A parameter used by two modules (tied weights) is refused when one of them is a registered layer: its block
 // would see only one of the uses. Untie the weights, or register neither module.
@@ -23,9 +24,12 @@ namespace kfac {
 
 struct Registration {
   struct Block {
-    std::string name;  ///< the layer's name
-    std::string kind;  ///< its layer kind, e.g. "Linear"
-    std::string form;  ///< how its statistics are formed, e.g. "expand"
+    std::string name;               ///< the layer's name
+    std::string kind;               ///< its layer kind, e.g. "Linear"
+    std::string form;               ///< how its statistics are formed, e.g. "expand"
+    std::string structure;          ///< its factors' sizes and structures, e.g. "A 9217 diagonal x G 128"
+    int64_t memory_bytes = 0;       ///< its curvature state at registration (a refresh adds about as much again)
+    bool diagonal_by_size = false;  ///< a factor side is diagonal because it exceeds factor_full_max_dim
   };
   struct FallbackParameter {
     std::string name;         ///< as in model.named_parameters()
@@ -39,8 +43,13 @@ struct Registration {
   std::vector<std::string> excluded;  ///< layers the option exclude sent to the fallback
   std::string fallback_kind = "identity";
 
-  /// One line: the blocks by kind and form, the fallback parameters (with hints), then the frozen ones.
+  /// One line: the blocks by kind and form, the blocks with a side made diagonal by factor_full_max_dim, the largest
+  /// block when it holds kLargeBlockBytes or more, the fallback parameters (with hints), the excluded layers, then
+  /// the frozen ones.
   std::string summary() const;
+  /// One line per block: name, kind (form), factor sizes and structure, memory.
+  std::string details() const;
+  static constexpr int64_t kLargeBlockBytes = int64_t{64} << 20;
 };
 
 /// What identifies a parameter for tie detection: its storage (shared by tied weights, set_data included).

@@ -1,0 +1,67 @@
+#include "kfac/linalg/factor.h"
+
+#include <ATen/ATen.h>
+
+namespace kfac::linalg {
+
+at::Tensor zero_factor(int64_t n, bool full, const at::TensorOptions& options) {
+  return full ? at::zeros({n, n}, options) : at::zeros({n}, options);
+}
+
+void factor_update_(at::Tensor& f, const at::Tensor& x, double beta, double alpha) {
+  if (!is_diagonal_factor(f)) return gram_update_(f, x, beta, alpha);
+  const auto rows = x.reshape({-1, f.size(0)});
+  f.mul_(beta).add_(rows.square().sum(0).to(f.scalar_type()), alpha);
+}
+
+double factor_mean_eigenvalue(const at::Tensor& f) {
+  return (is_diagonal_factor(f) ? f.sum() : f.trace()).item<double>() / static_cast<double>(f.size(0));
+}
+
+SymEig factor_eig(const at::Tensor& f, const std::string& what, double floor) {
+  if (!is_diagonal_factor(f)) return eigh_psd(f, what, floor);
+  check_finite(f, what);
+  return {f.clamp_min(floor), at::Tensor()};
+}
+
+at::Tensor factor_damped_inverse(const at::Tensor& f, double shift, bool cholesky, double floor,
+                                 const std::string& what) {
+  if (is_diagonal_factor(f)) return factor_eig(f, what, floor).values.add(shift).reciprocal_();
+  return cholesky ? cholesky_inverse_psd(f, shift, what) : inverse_from_eig(eigh_psd(f, what, floor), shift);
+}
+
+at::Tensor factor_lowest_eigenvector(const at::Tensor& f, const std::string& what) {
+  if (!is_diagonal_factor(f)) return eigh_psd(f, what).vectors.select(1, 0);
+  check_finite(f, what);
+  auto e = at::zeros_like(f);
+  e[f.argmin().item<int64_t>()] = 1;
+  return e;
+}
+
+at::Tensor factor_dense(const at::Tensor& f) { return is_diagonal_factor(f) ? at::diag(f) : f; }
+
+at::Tensor basis_dense(const at::Tensor& q, int64_t n, const at::TensorOptions& options) {
+  return q.defined() ? q.contiguous() : at::eye(n, options);
+}
+
+at::Tensor left_multiply(const at::Tensor& m, const at::Tensor& v) {
+  if (!m.defined()) return v;
+  return is_diagonal_factor(m) ? v * m.unsqueeze(1) : m.mm(v);
+}
+
+at::Tensor left_multiply_t(const at::Tensor& m, const at::Tensor& v) {
+  if (!m.defined()) return v;
+  return is_diagonal_factor(m) ? v * m.unsqueeze(1) : m.t().mm(v);
+}
+
+at::Tensor right_multiply(const at::Tensor& v, const at::Tensor& m) {
+  if (!m.defined()) return v;
+  return is_diagonal_factor(m) ? v * m.unsqueeze(0) : v.mm(m);
+}
+
+at::Tensor right_multiply_t(const at::Tensor& v, const at::Tensor& m) {
+  if (!m.defined()) return v;
+  return is_diagonal_factor(m) ? v * m.unsqueeze(0) : v.mm(m.t());
+}
+
+}  // namespace kfac::linalg
