@@ -5,11 +5,13 @@ seed and batches. Prints one table per model, sorted by seconds to AdamW's final
     /usr/bin/python3 bench/sweep_transformers.py [--models char-lm,vit] [--steps 300] [--out reports/sweep]
 
 Each run is `kfac train` with --metrics-json; a run already in the report folder is read, not run again, so the sweep
-can be extended or resumed. Timings are ratios taken in this one sweep on this machine (no other load).
+can be extended or resumed. Timings are ratios taken in this one sweep on this machine (no other load), with the
+OpenBLAS kernel the tool chooses (OPENBLAS_CORETYPE is removed from the runs' environment).
 """
 import argparse
 import itertools
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from transformers_summary import first_reaching, smoothed  # noqa: E402
 KFAC = pathlib.Path(__file__).resolve().parent.parent / "build" / "tools" / "kfac" / "kfac"
 MODELS = {"char-lm": ["--dataset", "kjv", "--batch-size", "32"], "vit": ["--batch-size", "128"]}
 ADAMW_LRS = ["1e-3", "3e-3"]
-# The K-FAC grid: (method, stats period, refresh period, lr, extra flags). Warm-up over the first 10% of the steps
+# The K-FAC grid: method, statistics period, refresh period, lr; EKFAC also with the per-position spectrum. Warm-up over the first 10% of the steps
 # and the cosine decay are tried on the best cost setting only (the schedule is orthogonal to the cost levers).
 GRID = {
     "method": ["kfac", "ekfac"],
@@ -37,7 +39,9 @@ def run(out, model, name, flags, steps):
         cmd = [str(KFAC), "train", "--model", model, *MODELS[model], "--steps", str(steps), "--seed", "0",
                "--eval-examples", "1000", "--quiet", "--metrics-json", str(path), *flags]
         print(" ".join(cmd), file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        # The tool picks OpenBLAS's best kernel for this CPU unless OPENBLAS_CORETYPE forces one: let it choose.
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     r = json.loads(path.read_text())
     r["name"] = name
     r["final"] = smoothed(r["history"], len(r["history"]) - 1)
@@ -68,7 +72,11 @@ def main():
     ap.add_argument("--models", default="char-lm,vit")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--out", default="reports/sweep")
+    for key, values in GRID.items():
+        ap.add_argument("--" + key.replace("_", "-"), default=",".join(values), help="comma-separated grid values")
     args = ap.parse_args()
+    for key in GRID:
+        GRID[key] = getattr(args, key).split(",")
     out = pathlib.Path(args.out)
     for model in args.models.split(","):
         adamw = [run(out, model, f"adamw-lr{lr}", ["--method", "adamw", "--lr", lr], args.steps) for lr in ADAMW_LRS]
@@ -78,9 +86,12 @@ def main():
             name = f"{method}-stats{stats}-refresh{refresh}-lr{lr}"
             flags = ["--method", method, "--stats-period", stats, "--refresh-period", refresh, "--lr", lr]
             runs.append(run(out, model, name, flags, args.steps))
+            if method == "ekfac":  # the spectrum over positions: one product instead of per-example gradients
+                runs.append(run(out, model, name.replace("ekfac", "ekfac_pos"), flags + ["--per-position-spectrum"],
+                                args.steps))
         rows = table(model, runs, reference)
         best = rows[0][1]
-        flags = ["--method", best["method"], "--stats-period", best["name"].split("stats")[1].split("-")[0],
+        flags = ["--method", best["method"], *(["--per-position-spectrum"] if "_pos" in best["name"] else []), "--stats-period", best["name"].split("stats")[1].split("-")[0],
                  "--refresh-period", best["name"].split("refresh")[1].split("-")[0], "--lr", f"{best['lr']:g}"]
         warm = str(max(1, args.steps // 10))
         schedule = [run(out, model, f"{best['name']}-warmup", flags + ["--warmup-steps", warm], args.steps),

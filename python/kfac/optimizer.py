@@ -120,6 +120,9 @@ class QModelOptimizer(_state.CoreOwned):
 
     def __init__(self, model, loss, preconditioner=None, communicator=None, **options):
         mine, rest = _options.split(options, "qmodel")
+        if preconditioner is not None and rest:
+            raise ValueError(f"kfac.QModelOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
+                             "set them when building it")
         self.preconditioner = preconditioner or Preconditioner(model, loss=loss, communicator=communicator, **rest)
         self.loss = _options.loss_name(loss)
         self._core = _kfac.QModelCore(self.preconditioner.core, mine)

@@ -257,6 +257,12 @@ def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
     assert stats.lambda_ != 1.0 and opt.lambda_ == stats.lambda_
     with pytest.raises(ValueError, match="unknown option 'lambda_perod'; did you mean 'lambda_period'"):
         kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_perod=1)
+    # Keywords of the preconditioner with a preconditioner passed in would be ignored: refused, by name.
+    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy")
+    with pytest.raises(ValueError, match=r"options \['damping'\] belong to the preconditioner passed in"):
+        kfac.QModelOptimizer(model, loss="softmax-cross-entropy", preconditioner=pre, damping=0.5)
+    with pytest.raises(ValueError, match=r"options \['damping'\] belong to the preconditioner passed in"):
+        kfac.KFACOptimizer(model, loss="softmax-cross-entropy", preconditioner=pre, damping=0.5)
 
 
 def test_a_huge_factor_side_is_diagonal_and_the_report_says_so():

@@ -96,7 +96,8 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
              kFormatVersion, ")");
   option_changes_ = saved_option_changes(archive, options_);
   for (auto& change : option_changes_)  // λ is state (step rules adapt it): the checkpoint's value is restored below
-    if (change.rfind("damping:", 0) == 0) change += "; the saved damping stays in effect until set_damping()";
+    if (change.rfind("damping:", 0) == 0)
+      change += "; the saved damping is restored (call set_damping() to use the new one; the kfac tool does)";
   for (const auto& change : option_changes_) TORCH_WARN("resuming with a changed option: ", change);
   archive.read("layers", v);
   const int64_t count = v.toInt();

@@ -1,4 +1,6 @@
 // The decisions of the runtime report: what in a RuntimeInfo costs speed, and the fix for each.
+#include <cerrno>
+#include <cstdlib>
 #include <string>
 
 #include "kfac/runtime/openblas_kernel.h"
@@ -6,8 +8,21 @@
 
 namespace kfac::runtime {
 
+bool valid_thread_count(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  return !text.empty() && end == text.c_str() + text.size() && errno == 0 && n >= 1 && n <= (1 << 20);
+}
+
 std::vector<Warning> diagnose(const RuntimeInfo& r) {
   std::vector<Warning> w;
+  if (!r.threads.omp_env.empty() && !valid_thread_count(r.threads.omp_env))
+    w.push_back({"omp-num-threads",
+                 "OMP_NUM_THREADS='" + r.threads.omp_env +
+                     "' is not a whole number >= 1: OpenMP and LibTorch ignore it (LibTorch prints a backtrace) and "
+                     "choose their own thread counts",
+                 "unset OMP_NUM_THREADS or set it to the number of cores to use, e.g. OMP_NUM_THREADS=2"});
   if (r.blas.library == "OpenBLAS") {
     const int chosen = openblas_kernel_level(r.blas.kernel);
     const auto best = best_openblas_kernel(r.cpu);

@@ -146,7 +146,9 @@ RuntimeInfo runtime_info() {
   info.threads.intra_op = at::get_num_threads();
   info.threads.inter_op = at::get_num_interop_threads();
   if (auto omp = symbol<int (*)()>("omp_get_max_threads")) info.threads.openmp = omp();
-  info.threads.requested = std::getenv("OMP_NUM_THREADS") != nullptr;
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  info.threads.omp_env = omp ? omp : "";
+  info.threads.requested = omp != nullptr && valid_thread_count(omp);
   if (const char* local = std::getenv("LOCAL_WORLD_SIZE")) info.threads.local_ranks = std::max(1, std::atoi(local));
   info.flush_denormal = flush_denormal_on();
   info.warnings = diagnose(info);

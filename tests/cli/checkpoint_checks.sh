@@ -18,6 +18,9 @@ expect "already exists; continue that run with --resume, or replace it with --ov
 expect "is at step 4, beyond --steps 2; give --steps 4 or more" "$KFAC" "${run[@]}" --steps 2 --checkpoint "$OUT/a.pt" --resume
 expect "--lr: default in the checkpoint, 0.5 now" "$KFAC" "${run[@]}" --steps 6 --lr 0.5 --checkpoint "$OUT/a.pt" --resume
 expect "--seed: 0 in the checkpoint, 7 now" "$KFAC" "${run[@]}" --steps 6 --seed 7 --checkpoint "$OUT/a.pt" --resume
+# Numbers in the shortest form that reads back (0.05, not 0.050000000000000003).
+"$KFAC" "${run[@]}" --steps 4 --lr 0.05 --checkpoint "$OUT/n.pt" > /dev/null || { echo "FAIL: --lr 0.05 run"; exit 1; }
+expect "--lr: 0.05 in the checkpoint, 0.1 now" "$KFAC" "${run[@]}" --steps 6 --lr 0.1 --checkpoint "$OUT/n.pt" --resume
 
 # One flipped bit in the middle of the file (inside a tensor record).
 cp "$OUT/a.pt" "$OUT/b.pt"

@@ -21,4 +21,18 @@ check 0.0001 --preset koroko --model cnn
 check 0.0001 --model cnn --preset koroko
 check 1e-05 --preset koroko --model mlp
 check 0.003 --model cnn --preset koroko --damping 0.003
+# The transformer presets: their model, method and schedule, and a warm-up of a tenth of the final --steps.
+field_of() {  # python expression over the metrics JSON m, flags...
+  local expr=$1
+  shift
+  "$KFAC" train "$@" --batch-size 8 --eval-examples 16 --quiet --metrics-json "$DIR/t.json" >/dev/null || return 1
+  /usr/bin/python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(repr(($expr,)))" "$DIR/t.json"
+}
+got=$(field_of 'm["model"], m["method"], m["preconditioner_options"]["schedule"]["stats_period"], m["warmup_steps"]' \
+  --preset char-lm-kfac --steps 20)
+[ "$got" = "('char-lm', 'ekfac', 5, 2)" ] || { echo "FAIL: --preset char-lm-kfac --steps 20 recorded $got"; exit 1; }
+got=$(field_of 'm["warmup_steps"]' --steps 20 --preset char-lm-kfac --warmup-steps 0)
+[ "$got" = "(0,)" ] || { echo "FAIL: an explicit --warmup-steps 0 gave $got"; exit 1; }
+got=$(field_of 'm["model"], m["method"], m["kl_clip"]' --preset vit-kfac --steps 2)
+[ "$got" = "('vit', 'kfac', 0.0003)" ] || { echo "FAIL: --preset vit-kfac recorded $got"; exit 1; }
 echo "PASS: preset follows the model"

@@ -35,7 +35,13 @@ struct Pair {
   at::Tensor y = torch::randint(0, 3, {9});
   std::unique_ptr<Preconditioner> full, capped;
   Pair(const std::string& method, DampingMode mode) {
-    auto o = PreconditionerOptions().method(method).damping(0.03).damping_mode(mode).fisher(FisherType::Exact).ema_decay(0).refresh_period(100);
+    auto o = PreconditionerOptions()
+                 .method(method)
+                 .damping(0.03)
+                 .damping_mode(mode)
+                 .fisher(FisherType::Exact)
+                 .ema_decay(0)
+                 .refresh_period(100);
     full = std::make_unique<Preconditioner>(*model, PreconditionerOptions(o).factor_full_max_dim(0));
     capped = std::make_unique<Preconditioner>(*model, PreconditionerOptions(o).factor_full_max_dim(5));
     for (int k = 0; k < 2; ++k)
@@ -97,8 +103,8 @@ INSTANTIATE_TEST_SUITE_P(Methods, DiagonalSide,
 TEST(FactorStructure, EkfacSpectrumIsTheExactBlocksDiagonalInTheIdentityTimesGBasis) {
   torch::manual_seed(93);
   Pair p("ekfac", DampingMode::Eigen);
-  const auto exact = exact_fisher([&](const at::Tensor& in) { return p.model->forward(in); }, p.capped->layers(),
-                                  p.x, LossKind::SoftmaxCrossEntropy, true);
+  const auto exact = exact_fisher([&](const at::Tensor& in) { return p.model->forward(in); }, p.capped->layers(), p.x,
+                                  LossKind::SoftmaxCrossEntropy, true);
   const auto& e = dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.capped->curvature(0));
   EXPECT_FALSE(e.basis_input().defined());  // the identity
   const auto u = torch::kron(torch::eye(6, torch::kDouble), e.basis_output().contiguous());
@@ -123,7 +129,8 @@ TEST(FactorStructure, RegistrationReportsDiagonalFactorsAndTheLargestBlock) {
       << summary;
   EXPECT_EQ(summary.find("largest block"), std::string::npos) << summary;  // below kLargeBlockBytes
   EXPECT_EQ(p.registration().blocks[0].memory_bytes, (6 + 16) * 8);
-  EXPECT_EQ(p.registration().details(), "0: Linear (expand), A 6 diagonal x G 4, 176 B\n2: Linear (expand), A 5 x G 3, 272 B\n");
+  EXPECT_EQ(p.registration().details(),
+            "0: Linear (expand), A 6 diagonal x G 4, 176 B\n2: Linear (expand), A 5 x G 3, 272 B\n");
   // A full float64 side of 2897 rows holds 64.0 MiB, kLargeBlockBytes: named as the largest block.
   auto wide = mlp({2896, 2});
   const auto big = Preconditioner(*wide, PreconditionerOptions().factor_full_max_dim(0)).registration().summary();

@@ -30,10 +30,12 @@ TEST(OptionsCheckpoint, AResumeWithChangedOptionsNamesEachChange) {
   changed.with(EigenCorrectedOptions().reset_spectrum(false));
   Preconditioner q(*model, changed);
   torch::load(q, bytes);
-  EXPECT_THAT(q.option_changes(),
-              ::testing::UnorderedElementsAre(
-                  "damping: 0.01 (saved) -> 0.05 (now); the saved damping stays in effect until set_damping()",
-                  "refresh_period: 10 (saved) -> 20 (now)", "reset_spectrum: true (saved) -> false (now)"));
+  EXPECT_THAT(
+      q.option_changes(),
+      ::testing::UnorderedElementsAre(
+          "damping: 0.01 (saved) -> 0.05 (now); the saved damping is restored (call set_damping() to use the new "
+          "one; the kfac tool does)",
+          "refresh_period: 10 (saved) -> 20 (now)", "reset_spectrum: true (saved) -> false (now)"));
   // The state is the checkpoint's all the same: the damping in effect is the saved one until set_damping.
   EXPECT_EQ(q.damping(), 1e-2);
   EXPECT_EQ(q.steps(), 1);

@@ -138,6 +138,19 @@ TEST(RuntimeInfo, BlasThreadsBelowLibTorchsWarn) {
   EXPECT_FALSE(has_warning(r, "blas-threads"));
 }
 
+TEST(RuntimeInfo, AnInvalidOmpNumThreadsWarnsByName) {
+  auto r = healthy();
+  for (const char* bad : {"-3", "0", "two", "2x", " "}) {
+    r.threads.omp_env = bad;
+    EXPECT_NE(warning_text(r, "omp-num-threads").find(std::string("OMP_NUM_THREADS='") + bad + "'"), std::string::npos)
+        << bad;
+  }
+  for (const char* good : {"1", "16"}) {
+    r.threads.omp_env = good;
+    EXPECT_FALSE(has_warning(r, "omp-num-threads")) << good;
+  }
+}
+
 TEST(RuntimeInfo, KeptSubnormalsWarn) {
   auto r = healthy();
   r.flush_denormal = false;

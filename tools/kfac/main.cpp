@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -17,6 +18,8 @@
 #include "cli_checks.h"
 #include "compare.h"
 #include "fisher_lab.h"
+#include "flag_effects.h"
+#include "kfac/errors.h"
 #include "kfac/util/text.h"
 #include "kfac/distributed/communicator.h"
 #include "kfac/runtime/setup.h"
@@ -81,8 +84,8 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   // Applied as soon as it is read, before the other flags' values (which CLI11 stores after parsing) override it.
   t->add_option_function<std::string>(
        "--preset", [&cfg](const std::string& name) { kfac::tool::apply_preset(name, cfg); },
-       "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, koroko: the "
-       "papers' and reference codes' setups); explicit flags override it")
+       "Apply a named preset first (kfac-paper, pytorch-kfac, ekfac-paper, koroko: the papers' and reference codes' "
+       "setups; char-lm-kfac, vit-kfac: the transformer sweep's settings); explicit flags override it")
       ->check(CLI::IsMember(kfac::tool::preset_names()))
       ->trigger_on_parse();
   t->add_option("--steps", cfg.steps, "Training steps")->check(whole_in(1, kMaxSteps));
@@ -181,6 +184,14 @@ bool is_rank0() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // LibTorch answers an invalid OMP_NUM_THREADS with a backtrace at its first thread query: refused first, by name.
+  if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && !kfac::runtime::valid_thread_count(omp)) {
+    std::fprintf(stderr,
+                 "error: kfac: OMP_NUM_THREADS='%s' is not a whole number >= 1; unset it, set it to the number of "
+                 "cores to use (e.g. OMP_NUM_THREADS=2), or use --threads\n",
+                 omp);
+    return 2;
+  }
   CLI::App app{"kfac: Kronecker-factored natural-gradient optimizers for LibTorch"};
   app.require_subcommand(1);
   app.set_config("--config", "",
@@ -216,7 +227,11 @@ int main(int argc, char** argv) {
   auto* cmp = app.add_subcommand("compare", "Run several methods on the same data and seed; write a report folder "
                                             "(metrics, PNG plots, summary.md)");
   add_training_flags(cmp, cfg, raw, /*with_method=*/false);
-  cmp->add_option("--methods", compare.methods, "Methods to compare")->delimiter(',');
+  cmp->add_option("--methods", compare.methods,
+                  "Methods to compare, e.g. adamw,kfac,ekfac (spaces around names are "
+                  "ignored)")
+      ->delimiter(',')
+      ->transform([](std::string name) { return CLI::detail::trim_copy(name); });
   cmp->add_option("--out", compare.out_dir, "Report folder");
 
   kfac::tool::FisherLabConfig lab;
@@ -277,18 +292,32 @@ int main(int argc, char** argv) {
       std::printf("%s", kfac::tool::fisher_lab_table(kfac::tool::run_fisher_lab(lab)).c_str());
       return stdout_checked();
     }
-    kfac::tool::finish_preset(cfg, (cmp->parsed() ? cmp : train)->get_option("--damping")->count() > 0);
+    const auto* sub = cmp->parsed() ? cmp : train;
+    kfac::tool::finish_preset(cfg, [sub](const std::string& flag) { return sub->get_option(flag)->count() > 0; });
     finish_config(cfg);
     const auto model_dtype =
         c10::typeMetaToScalarType(torch::get_default_dtype());  // the tool's models are built in it
     if (cmp->parsed()) {
-      for (const auto& method : compare.methods) kfac::tool::check_values_fit(cfg, method, model_dtype);
+      // Every method is checked before the first one trains.
+      std::vector<std::string> seen;
+      for (const auto& method : compare.methods) {
+        KFAC_CHECK(std::find(seen.begin(), seen.end(), method) == seen.end(), "--methods names '", method,
+                   "' twice; each method runs once (its files are named after it)");
+        seen.push_back(method);
+        for (const auto& w : kfac::tool::ineffective_flags(*cmp, cfg, method))
+          std::fprintf(stderr, "kfac: warning: %s\n", w.c_str());
+        if (!kfac::tool::is_baseline(method)) kfac::validate(kfac::tool::with_method(cfg.preconditioner, method));
+        kfac::tool::check_values_fit(cfg, method, model_dtype);
+      }
       compare.base = cfg;
       std::printf("%s", kfac::tool::run_compare(compare).c_str());
       return stdout_checked();
     }
     if (!kfac::tool::is_baseline(cfg.method)) kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
     kfac::tool::check_values_fit(cfg, cfg.method, model_dtype);
+    if (is_rank0())
+      for (const auto& w : kfac::tool::ineffective_flags(*train, cfg, cfg.method))
+        std::fprintf(stderr, "kfac: warning: %s\n", w.c_str());
     if (is_rank0()) {  // the outputs, before training (the checkpoint's own checks are train()'s)
       kfac::tool::check_distinct_outputs({{"--checkpoint", cfg.checkpoint}, {"--metrics-json", metrics_json}});
       kfac::tool::check_output_path(metrics_json, "--metrics-json", /*allow_stdout=*/true);

@@ -3,6 +3,7 @@
 #include <torch/serialize/archive.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -17,11 +18,26 @@ namespace kfac::tool {
 namespace {
 std::string identity(const TrainConfig& c) { return c.model + "/" + c.method + "/" + c.step_rule; }
 
+// The shortest text that reads back as v (0.05, not 0.050000000000000003).
 std::string number(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
+  std::string text;
+  for (int p = 1; p <= 17; ++p) {
+    std::ostringstream s;
+    s.precision(p);
+    s << v;
+    text = s.str();
+    if (std::strtod(text.c_str(), nullptr) == v) break;
+  }
+  return text;
+}
+
+// Two recorded values agree when their texts do, or when both are numbers that read back equal (records written
+// with 17 digits before the shortest form).
+bool same_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  char *end_a = nullptr, *end_b = nullptr;
+  const double x = std::strtod(a.c_str(), &end_a), y = std::strtod(b.c_str(), &end_b);
+  return !a.empty() && !b.empty() && *end_a == '\0' && *end_b == '\0' && x == y;
 }
 
 // The tool's options that shape the trajectory, as "name value" lines: a resumed run must ask for the same ones.
@@ -111,7 +127,7 @@ RunState load_run(const std::string& path, const TrainConfig& config, torch::nn:
     std::string changed;
     for (const auto& [name, value] : now) {
       const auto it = saved.find(name);
-      if (it != saved.end() && it->second != value)
+      if (it != saved.end() && !same_value(it->second, value))
         changed.append("\n  --")
             .append(name)
             .append(": ")

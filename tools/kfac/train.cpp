@@ -19,9 +19,13 @@
 
 #include <unistd.h>
 
+#include "baselines.h"
 #include "data.h"
+#include "kfac/curvature/registry.h"
 #include "kfac/distributed/collectives.h"
 #include "kfac/kfac.h"
+#include "kfac/util/enum_names.h"
+#include "kfac/util/text.h"
 #include "lr_schedule.h"
 #include "models.h"
 #include "progress.h"
@@ -36,6 +40,14 @@ PreconditionerOptions with_method(PreconditionerOptions options, const std::stri
   for (size_t start = 0, plus = 0; plus != std::string::npos; start = plus + 1) {
     plus = spec.find('+', start);
     parts.push_back(spec.substr(start, plus == std::string::npos ? plus : plus - start));
+  }
+  if (!is_registered_method(parts[0])) {
+    auto valid = baseline_names();
+    for (const auto& m : registered_methods()) valid.push_back(m);
+    const auto close = closest_spelling(parts[0], valid);
+    KFAC_CHECK(false, "unknown method '", spec, "'; valid methods: ", join(valid),
+               " (a curvature method may add a global stage: METHOD+SPACE)",
+               close.empty() ? "" : "; did you mean '" + close + "'?");
   }
   options.method(parts[0]);
   auto stage = options.global_options();
@@ -53,69 +65,6 @@ double default_lr(const std::string& method, const std::string& model) { return 
 
 double default_momentum(const std::string& method) { return 0.5; }
 double default_kl_clip(const std::string& model) { return model == "autoencoder" ? 0.1 : 0.01; }
-
-std::vector<std::string> preset_names() { return {"kfac-paper", "pytorch-kfac", "ekfac-paper", "koroko"}; }
-
-namespace {
-// Koroko et al. 2023's damping: 1e-5 for their MLP, 1e-4 for their CNN (and the tool's other convolutional models).
-double koroko_damping(const std::string& model) {
-  return model == "cnn" || model == "cuda-convnet" || model == "resnet" ? 1e-4 : 1e-5;
-}
-}  // namespace
-
-void apply_preset(const std::string& name, TrainConfig& c) {
-  c.preset = name;
-  if (name == "kfac-paper") {
-    // Martens & Grosse 2015: the MNIST-architecture autoencoder, quadratic-model step with adaptive λ and γ,
-    // statistics on 1/8 of the batch, refresh every T3 = 20, η = 1e-5, batches growing from 1000.
-    c.model = "autoencoder";
-    c.method = "kfac";
-    c.step_rule = "qmodel";
-    c.batch_size = 1000;
-    c.batch_growth = true;
-    c.preconditioner = presets::kfac_paper();
-    c.qmodel = QModelOptions();
-  } else if (name == "pytorch-kfac") {
-    // The widely used PyTorch ports (alecwang/kfac-pytorch): KL clip 1e-3, momentum 0.9, exact Tikhonov damping
-    // 1e-3, statistics every 10 steps, inverses every 100.
-    c.method = "kfac";
-    c.step_rule = "kl-clip";
-    c.kl_clip = 1e-3;
-    c.momentum = 0.9;
-    c.preconditioner = presets::pytorch_ports();
-  } else if (name == "ekfac-paper") {
-    // George et al. 2018 as coded by a co-author (thrandis): EKFAC in front of momentum SGD, damping 0.1 added in
-    // the eigenbasis, eigenbasis every 100 steps, spectrum reset at each refresh; no KL clipping.
-    c.method = "ekfac";
-    c.step_rule = "kl-clip";
-    c.kl_clip = 0;
-    c.momentum = 0.9;
-    c.lr = 0.01;
-    c.preconditioner = PreconditionerOptions().damping(0.1).damping_mode(DampingMode::Eigen).refresh_period(100);
-  } else if (name == "koroko") {
-    // Koroko et al. 2023's runs: statistics on B/4 every 100 steps, EMA 0.95, KL clip 1e-2 without the lr²
-    // factor (here: with it), momentum 0.9, weight decay 1e-3, damping 1e-5 (MLP) / 1e-4 (CNN).
-    c.method = "kfac";
-    c.step_rule = "kl-clip";
-    c.kl_clip = 1e-2;
-    c.momentum = 0.9;
-    c.weight_decay = 1e-3;
-    c.preconditioner = PreconditionerOptions()
-                           .damping(koroko_damping(c.model))  // finish_preset: the final --model's
-                           .damping_mode(DampingMode::Eigen)
-                           .stats_fraction(0.25)
-                           .stats_period(100)
-                           .refresh_period(100);
-  } else {
-    std::string valid;
-    for (const auto& n : preset_names()) valid += (valid.empty() ? "" : ", ") + n;
-    KFAC_CHECK(false, "unknown preset '", name, "'; valid presets: ", valid);
-  }
-}
-
-void finish_preset(TrainConfig& c, bool damping_given) {
-  if (c.preset == "koroko" && !damping_given) c.preconditioner.damping(koroko_damping(c.model));
-}
 
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset) {
   const double f = std::min(static_cast<double>(step) / 499.0, 1.0);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -95,9 +96,10 @@ double default_kl_clip(const std::string& model);
 std::vector<std::string> preset_names();
 /// Applies a named preset to a config (explicit flags are applied over it by the caller).
 void apply_preset(const std::string& name, TrainConfig& config);
-/// After parsing: a preset's values that depend on other flags (koroko's damping on --model, which may come after
-/// --preset on the command line or in a config file) follow their final values, unless given explicitly.
-void finish_preset(TrainConfig& c, bool damping_given);
+/// After parsing: a preset's values that depend on other flags (koroko's damping on --model, the transformer
+/// presets' warm-up on --steps, which may come after --preset on the command line or in a config file) follow their
+/// final values, unless given explicitly (`given("--damping")`).
+void finish_preset(TrainConfig& c, const std::function<bool(const std::string&)>& given);
 /// The paper's batch size at `step`: ⌊m1 (N/m1)^min(step/499, 1)⌋, rounded down to a multiple of 50.
 int64_t grown_batch_size(int64_t step, int64_t initial, int64_t dataset);
 TrainResult train(const TrainConfig& config);

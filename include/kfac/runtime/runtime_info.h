@@ -49,10 +49,12 @@ struct Threads {
   int local_ranks = 1;  ///< processes sharing this machine's cores (LOCAL_WORLD_SIZE)
   /// The count was asked for (OMP_NUM_THREADS, or configure_runtime with threads > 0): no warning about it.
   bool requested = false;
+  std::string omp_env;  ///< OMP_NUM_THREADS as set ("" when unset)
 };
 
 struct Warning {
-  std::string id;    ///< stable name: "blas-kernel", "blas-coretype-ignored", "threads", "blas-threads", "subnormals"
+  std::string
+      id;  ///< stable name: "blas-kernel", "blas-coretype-ignored", "omp-num-threads", "threads", "blas-threads", "subnormals"
   std::string what;  ///< what is wrong and what it costs
   std::string fix;   ///< what to do
 };
@@ -72,6 +74,9 @@ RuntimeInfo runtime_info();
 
 /// The warnings for a report, each with its fix. Pure: depends on nothing but `info`.
 std::vector<Warning> diagnose(const RuntimeInfo& info);
+
+/// Whether an OMP_NUM_THREADS value is a whole number >= 1 (what OpenMP and LibTorch accept).
+bool valid_thread_count(const std::string& text);
 
 /// Human-readable report: one "key: value" line per fact, then the warnings.
 std::ostream& operator<<(std::ostream& out, const RuntimeInfo& info);

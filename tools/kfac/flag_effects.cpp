@@ -1,0 +1,67 @@
+#include "flag_effects.h"
+
+#include <algorithm>
+
+#include "baselines.h"
+#include "kfac/curvature/registry.h"
+#include "kfac/global/global_stage_options.h"
+
+namespace kfac::tool {
+
+namespace {
+bool given(const CLI::App& cmd, const std::string& flag) {
+  const auto* option = cmd.get_option_no_throw(flag);
+  return option != nullptr && option->count() > 0;
+}
+
+// The flags of a table field: --NAME, and --no-NAME for a flag field.
+std::vector<std::string> flags_of(const OptionSpec& spec) {
+  std::vector<std::string> out{"--" + spec.cli_name()};
+  if (spec.type == OptionType::Flag) out.push_back("--no-" + spec.cli_name());
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfig& cfg, const std::string& method) {
+  std::vector<std::string> out;
+  const auto note = [&](const std::string& flag, const std::string& why) {
+    if (given(cmd, flag)) out.push_back(flag + " has no effect on " + method + ": " + why);
+  };
+  const auto note_table = [&](const OptionTableBase& table, const std::string& why) {
+    for (const auto& spec : table.specs())
+      if (spec.name != "method" && spec.name != "seed")
+        for (const auto& flag : flags_of(spec)) note(flag, why);
+  };
+  if (is_baseline(method)) {
+    for (const auto& block : option_blocks(cfg.preconditioner, /*every_method=*/true))
+      note_table(*block.table, "it is a preconditioner option of the K-FAC methods");
+    for (const char* flag : {"--kl-clip", "--step-rule", "--initial-lambda", "--l2"})
+      note(flag, "it applies to the K-FAC methods");
+    if (method != "sgd") note("--momentum", "Adam's first moment has its own decay (0.9); --momentum is SGD's");
+    return out;
+  }
+  const auto options = with_method(cfg.preconditioner, method);
+  // The blocks of the other registered methods (EKFAC's spectrum_period on kfac).
+  const auto mine = option_blocks(options);
+  for (const auto& block : option_blocks(options, /*every_method=*/true)) {
+    const bool used = std::any_of(mine.begin(), mine.end(), [&](const auto& b) { return b.table == block.table; });
+    if (!used) note_table(*block.table, "it is an option of the " + block.table->name() + " block of other methods");
+  }
+  if (options.global_options().global_stage() == GlobalStageKind::None)
+    for (const auto& spec : GlobalStageOptions::table().specs())
+      if (spec.name != "global_stage")
+        for (const auto& flag : flags_of(spec)) note(flag, "there is no global stage (--global-stage, METHOD+SPACE)");
+  if (cfg.step_rule == "qmodel") {
+    for (const char* flag : {"--lr", "--momentum", "--kl-clip", "--weight-decay"})
+      note(flag, "the quadratic model (--step-rule qmodel) chooses its own step (use --l2 for weight decay)");
+  } else {
+    for (const char* flag : {"--initial-lambda", "--l2"}) note(flag, "it sets the quadratic model (--step-rule qmodel)");
+  }
+  if (options.fallback() == FallbackKind::Identity)
+    for (const char* flag : {"--fallback-beta2", "--fallback-epsilon"}) note(flag, "it sets --fallback adam");
+  if (options.method() == "kfac" && inverts_by_cholesky(options.damping_options(), options.numerics_options()))
+    note("--eigenvalue-floor", "the Cholesky inverse has no eigenvalues to floor (use --inverse eigen)");
+  return out;
+}
+
+}  // namespace kfac::tool
