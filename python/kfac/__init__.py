@@ -14,7 +14,7 @@
 torch.nn.MultiheadAttention (whose projections no hook can see) for an equal module K-FAC can precondition. Every option of the C++ library is a keyword
 with the same name, default and range: ``kfac.option_specs()`` lists them.
 """
-from ._kfac import (Communicator, Registration, StepStats, configure_runtime,  # noqa: F401
+from ._kfac import (Communicator, Registration, StepStats, __version__, configure_runtime,  # noqa: F401
                     connect_from_environment, loss)
 from . import nn  # noqa: F401
 from ._options import option_specs  # noqa: F401

@@ -144,6 +144,7 @@ PYBIND11_MODULE(_kfac, m) {
   namespace py = pybind11;
   using namespace kfac::python;
   m.doc() = "kfac's C++ core (use the kfac package)";
+  m.attr("__version__") = KFAC_VERSION;  // the project's version (CMakeLists.txt), as the C++ package's
   // The core's errors keep their messages: bad input is RuntimeError (ValueError where the binding says so).
   py::register_exception_translator([](std::exception_ptr p) {
     try {

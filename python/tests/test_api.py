@@ -35,6 +35,13 @@ def test_bad_keywords_raise_value_error_naming_them(keywords, message):
         kfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", **keywords)
 
 
+def test_the_version_is_the_projects():
+    import pathlib
+    import re
+    cmake = (pathlib.Path(__file__).parents[2] / "CMakeLists.txt").read_text()
+    assert kfac.__version__ == re.search(r"project\(kfac VERSION ([0-9.]+)", cmake).group(1)
+
+
 def test_keywords_take_the_tables_types():
     opt = kfac.KFACOptimizer(mlp(), loss="softmax_cross_entropy", factor_dtype=torch.float64, refresh_period=3,
                              damping=1, fisher_samples=2, background_refresh=False, coarse_damping=None)

@@ -55,7 +55,8 @@ std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfi
     for (const char* flag : {"--lr", "--momentum", "--kl-clip", "--weight-decay"})
       note(flag, "the quadratic model (--step-rule qmodel) chooses its own step (use --l2 for weight decay)");
   } else {
-    for (const char* flag : {"--initial-lambda", "--l2"}) note(flag, "it sets the quadratic model (--step-rule qmodel)");
+    for (const char* flag : {"--initial-lambda", "--l2"})
+      note(flag, "it sets the quadratic model (--step-rule qmodel)");
   }
   if (options.fallback() == FallbackKind::Identity)
     for (const char* flag : {"--fallback-beta2", "--fallback-epsilon"}) note(flag, "it sets --fallback adam");
