@@ -117,9 +117,16 @@ void Curvature::load(torch::serialize::InputArchive& archive) {
       *t = at::Tensor();
       continue;
     }
+    // A factor saved full where this one is diagonal (or the reverse): another factor_full_max_dim, same model.
+    const bool structure = t->defined() && t->dim() != loaded.dim() && t->dim() <= 2 && loaded.dim() <= 2 &&
+                           t->size(0) == loaded.size(0);
     KFAC_CHECK(!t->defined() || t->sizes() == loaded.sizes(), "checkpoint of layer '", layer_name(), "': ", name,
                " has shape ", loaded.sizes(), " but this model needs ", t->sizes(),
-               "; the checkpoint was written for a different model");
+               structure ? std::string("; the checkpoint's factor is ") + (loaded.dim() == 1 ? "diagonal" : "full") +
+                               " where this one is " + (t->dim() == 1 ? "diagonal" : "full") +
+                               ": it was written with another factor_full_max_dim (set the value it was written "
+                               "with; 0: always full)"
+                         : std::string("; the checkpoint was written for a different model"));
     *t = loaded.to(context_.tensor_options);
   }
 }
