@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -147,6 +149,10 @@ Dataset load_csv(const std::string& path, bool train) {
 
 std::string default_kjv_path() { return "/usr/local/share/kfac-data/kjv.txt"; }
 
+// The largest share of a corpus's bytes outside char-lm's vocabulary that is still read (as spaces): a CRLF file has
+// about 2%, a text with some UTF-8 letters a few percent; random bytes 63%.
+constexpr double kMaxOutsideVocabulary = 0.1;
+
 Dataset load_text_windows(const std::string& path, bool train) {
   std::ifstream in(path, std::ios::binary);
   KFAC_CHECK(in.good(), "cannot read the text corpus '", path,
@@ -157,6 +163,18 @@ Dataset load_text_windows(const std::string& path, bool train) {
   const int64_t windows = (static_cast<int64_t>(text.size()) - 1) / kWindow;
   KFAC_CHECK(windows >= 10, "the text corpus '", path, "' has ", text.size(), " characters; need at least ",
              10 * kWindow + 1);
+  // char-lm's vocabulary is printable ASCII and newline; anything else (UTF-8 letters, carriage returns, NUL bytes,
+  // binary data) becomes a space. A file that is mostly outside it is not a text to learn from: refused.
+  const auto outside = std::count_if(text.begin(), text.end(), [](char c) { return c != '\n' && (c < 32 || c > 126); });
+  const double share = static_cast<double>(outside) / static_cast<double>(text.size());
+  KFAC_CHECK(share <= kMaxOutsideVocabulary, "the text corpus '", path, "' is not text char-lm can learn: ", outside,
+             " of its ", text.size(), " bytes (", static_cast<int>(share * 100 + 0.5),
+             "%) are outside its vocabulary (printable ASCII and newline); give a plain-text file");
+  if (outside > 0 && train)
+    std::fprintf(stderr,
+                 "kfac: warning: %lld of the %zu bytes of the text corpus '%s' (%.2f%%) are outside char-lm's "
+                 "vocabulary (printable ASCII and newline) and are read as spaces\n",
+                 static_cast<long long>(outside), text.size(), path.c_str(), 100 * share);
   std::vector<int64_t> ids(text.size());
   for (size_t i = 0; i < text.size(); ++i) ids[i] = char_id(text[i]);
   const auto all = at::tensor(ids, at::kLong);
