@@ -5,6 +5,7 @@
 #include "baselines.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/global/global_stage_options.h"
+#include "option_flags.h"
 
 namespace kfac::tool {
 
@@ -29,7 +30,7 @@ std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfi
   };
   const auto note_table = [&](const OptionTableBase& table, const std::string& why) {
     for (const auto& spec : table.specs())
-      if (spec.name != "method" && spec.name != "seed")
+      if (!set_by_the_tool(spec))
         for (const auto& flag : flags_of(spec)) note(flag, why);
   };
   if (is_baseline(method)) {

@@ -10,13 +10,12 @@
 
 namespace kfac::tool {
 
+bool set_by_the_tool(const OptionSpec& spec) { return spec.name == "method" || spec.name == "seed"; }
+
 namespace {
 // Earlier spellings of some flags, still accepted.
 const std::map<std::string, std::string> kAliases{{"inverse-method", "--inverse"},
                                                   {"no-reset-spectrum", "--keep-spectrum"}};
-
-// Options the tool sets from its own flags (--method with a global stage, --seed for everything).
-bool set_by_the_tool(const OptionSpec& spec) { return spec.name == "method" || spec.name == "seed"; }
 
 std::string names_of(const std::string& flag) {
   const auto alias = kAliases.find(flag);

@@ -16,6 +16,9 @@
 
 namespace kfac::tool {
 
+/// Options the tool sets from its own flags (--method with a global stage, --seed for everything): no flag of their own.
+bool set_by_the_tool(const OptionSpec& spec);
+
 /// One flag per option of every block (every registered method's included) except `method` and `seed`, which the
 /// tool's own --method and --seed set. Values are checked against the tables and written into `options`.
 void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options);
