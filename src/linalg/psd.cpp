@@ -122,6 +122,14 @@ SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor) {
   return eig;
 }
 
+RefinedBasis refine_eigenbasis(const at::Tensor& m, const at::Tensor& q, const std::string& what) {
+  check_finite(m, what);
+  const auto quotients = (q * at::matmul(m, q)).sum(0);  // diag(qᵀ m q)
+  auto order = at::argsort(quotients, /*dim=*/0, /*descending=*/true);
+  auto [vectors, r] = at::linalg_qr(at::matmul(m, q.index_select(1, order)));
+  return {vectors, order};
+}
+
 at::Tensor cholesky_inverse_psd(const at::Tensor& m, double shift, const std::string& what) {
   check_finite(m, what);
   const auto damped = symmetrize(m) + shift * at::eye(m.size(0), m.options());

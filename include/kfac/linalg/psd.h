@@ -19,6 +19,15 @@ struct SymEig {
 /// Eigendecomposition of a symmetric PSD matrix under the policy above. `what` names it in error messages.
 SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor = 0.0);
 
+/// One step of subspace iteration refining an eigenbasis q of m (Vyas et al. 2025, SOAP's refresh): q's columns
+/// sorted by their Rayleigh quotients diag(qᵀ m q), largest first (`order`, the permutation applied), then the Q of
+/// QR(m q[:, order]). One product and one QR instead of an O(n³) eigendecomposition with its large constant.
+struct RefinedBasis {
+  at::Tensor vectors;  ///< [n, n], orthonormal columns
+  at::Tensor order;    ///< [n] int64: new column j continues old column order[j]
+};
+RefinedBasis refine_eigenbasis(const at::Tensor& m, const at::Tensor& q, const std::string& what);
+
 /// (m + shift·I)⁻¹ by Cholesky under the same policy.
 ///
 /// It factors m + shift·I = UᵀU (the upper factor) and inverts with LAPACK's xPOTRI on 'U', never on 'L': with uplo
