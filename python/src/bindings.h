@@ -7,6 +7,7 @@
 //   layers.cpp          layers of a Python model: each holds a kfac::Layer whose slot the hooks tap
 //   preconditioner.cpp  Preconditioner, StepStats, Registration, the communicator
 //   optimizers.cpp      KfacOptimizer and QModelOptimizer
+//   matrix_optimizers.cpp  Muon, Shampoo and SOAP (ParameterwiseOptimizer), Muon's parameter split
 //   reference.cpp       the same runs through the C++ API, for the tests' bitwise comparisons
 #pragma once
 
@@ -70,6 +71,7 @@ void load_state_bytes(T& object, const std::string& bytes) {
 void bind_layers(py::module_& m);
 void bind_preconditioner(py::module_& m);
 void bind_optimizers(py::module_& m);
+void bind_matrix_optimizers(py::module_& m);
 void bind_reference(py::module_& m);
 
 }  // namespace kfac::python

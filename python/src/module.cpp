@@ -2,7 +2,10 @@
 
 #include "bindings.h"
 #include "kfac/optim/kfac_optimizer.h"
+#include "kfac/optim/muon.h"
 #include "kfac/optim/qmodel.h"
+#include "kfac/optim/shampoo.h"
+#include "kfac/optim/soap.h"
 #include "kfac/runtime/setup.h"
 #include "kfac/util/enum_names.h"
 
@@ -10,9 +13,11 @@ namespace kfac::python {
 
 namespace {
 
-/// The tables whose fields are Python keywords besides the preconditioner's: the step rules'.
+/// The tables whose fields are Python keywords besides the preconditioner's: the step rules' and the other
+/// optimizers'.
 std::vector<const OptionTableBase*> step_rule_tables() {
-  return {&KfacOptimizerOptions::table(), &QModelOptions::table()};
+  return {&KfacOptimizerOptions::table(), &QModelOptions::table(), &MuonOptions::table(), &ShampooOptions::table(),
+          &SoapOptions::table()};
 }
 
 std::vector<std::string> every_option_name() {
@@ -113,6 +118,9 @@ Block block_options(const py::dict& keywords) {
 }
 template KfacOptimizerOptions block_options<KfacOptimizerOptions>(const py::dict&);
 template QModelOptions block_options<QModelOptions>(const py::dict&);
+template MuonOptions block_options<MuonOptions>(const py::dict&);
+template ShampooOptions block_options<ShampooOptions>(const py::dict&);
+template SoapOptions block_options<SoapOptions>(const py::dict&);
 
 void PythonLayer::tap(const at::Tensor& input, const at::Tensor& output, const c10::optional<at::Tensor>& running_mean,
                       const c10::optional<at::Tensor>& running_var) const {
@@ -183,7 +191,24 @@ PYBIND11_MODULE(_kfac, m) {
         return out;
       },
       py::arg("table") = "preconditioner",
-      "The options of a table (preconditioner, optimizer or qmodel): name, block, doc, type, default, range");
+      "The options of a table (preconditioner, optimizer, qmodel, muon, shampoo or soap): name, block, doc, type, "
+      "default, range");
+  m.def(
+      "block_defaults",
+      [](const std::string& table, const py::dict& kw) {
+        const auto values = [&](const auto& block) {
+          using B = std::decay_t<decltype(block)>;
+          py::dict d;
+          const auto& t = B::table();
+          for (size_t i = 0; i < t.specs().size(); ++i) d[py::str(t.specs()[i].name)] = python_value(t.get(&block, i));
+          return d;
+        };
+        if (table == "muon") return values(block_options<kfac::MuonOptions>(kw));
+        if (table == "shampoo") return values(block_options<kfac::ShampooOptions>(kw));
+        if (table == "soap") return values(block_options<kfac::SoapOptions>(kw));
+        throw py::value_error("kfac: no option table '" + table + "'");
+      },
+      py::arg("table"), py::arg("keywords"), "A table's values from keywords (defaults filled in), validated");
   m.def(
       "optimizer_options",
       [](const py::dict& kw) {
@@ -224,5 +249,6 @@ PYBIND11_MODULE(_kfac, m) {
   bind_layers(m);
   bind_preconditioner(m);
   bind_optimizers(m);
+  bind_matrix_optimizers(m);
   bind_reference(m);
 }

@@ -7,6 +7,9 @@
 #include "kfac/nn/layers.h"
 #include "kfac/nn/normalization.h"
 #include "kfac/optim/kfac_optimizer.h"
+#include "kfac/optim/muon.h"
+#include "kfac/optim/shampoo.h"
+#include "kfac/optim/soap.h"
 #include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac::python {
@@ -54,9 +57,46 @@ torch::nn::Sequential build(const std::vector<std::string>& spec) {
   return model;
 }
 
+void set_parameters(torch::nn::Sequential& model, const std::vector<at::Tensor>& parameters) {
+  at::NoGradGuard no_grad;
+  auto own = model->parameters();
+  KFAC_CHECK(own.size() == parameters.size(), "reference model has ", own.size(), " parameters, got ",
+             parameters.size());
+  for (size_t i = 0; i < own.size(); ++i) own[i].set_data(parameters[i].detach().clone());
+}
+
 }  // namespace
 
 void bind_reference(py::module_& m) {
+  m.def(
+      "reference_parameterwise_run",
+      [](const std::vector<std::string>& spec, const std::vector<at::Tensor>& parameters, const at::Tensor& inputs,
+         const at::Tensor& targets, const std::string& loss, const std::string& method, const py::dict& options,
+         double adamw_lr, int64_t steps) {
+        auto model = build(spec);
+        set_parameters(model, parameters);
+        std::unique_ptr<ParameterwiseOptimizer> opt;
+        if (method == "muon")
+          opt = std::make_unique<Muon>(muon_groups(muon_split(*model), block_options<MuonOptions>(options), adamw_lr));
+        else if (method == "shampoo")
+          opt = std::make_unique<Shampoo>(model->parameters(), block_options<ShampooOptions>(options));
+        else
+          opt = std::make_unique<Soap>(model->parameters(), block_options<SoapOptions>(options));
+        py::gil_scoped_release release;
+        const auto kind = LossKind::named(loss);
+        for (int64_t k = 0; k < steps; ++k) {
+          opt->zero_grad();
+          kfac::loss(model->forward(inputs), targets, kind).backward();
+          opt->step();
+        }
+        std::vector<at::Tensor> out;
+        for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+        return out;
+      },
+      py::arg("spec"), py::arg("parameters"), py::arg("inputs"), py::arg("targets"), py::arg("loss"),
+      py::arg("method"), py::arg("options"), py::arg("adamw_lr"), py::arg("steps"),
+      "Trains the spec'd model with kfac::Muon (split by kfac::muon_split), kfac::Shampoo or kfac::Soap through "
+      "the C++ API: its parameters after `steps` steps (test support)");
   m.def(
       "reference_run",
       [](const std::vector<std::string>& spec, const std::vector<at::Tensor>& parameters, const at::Tensor& inputs,
@@ -64,13 +104,7 @@ void bind_reference(py::module_& m) {
          const py::dict& optimizer, int64_t steps) {
         py::gil_scoped_release release;
         auto model = build(spec);
-        {
-          at::NoGradGuard no_grad;
-          auto own = model->parameters();
-          KFAC_CHECK(own.size() == parameters.size(), "reference model has ", own.size(), " parameters, got ",
-                     parameters.size());
-          for (size_t i = 0; i < own.size(); ++i) own[i].set_data(parameters[i].detach().clone());
-        }
+        set_parameters(model, parameters);
         const auto kind = LossKind::named(loss);
         const bool empirical = options.fisher() == FisherType::Empirical;
         auto pre = std::make_shared<Preconditioner>(*model, options);

@@ -55,45 +55,49 @@ at::Tensor newton_schulz_orthogonalize(const at::Tensor& g, int64_t steps) {
   return x.reshape(g.sizes()).to(g.scalar_type());
 }
 
-MuonSplit muon_split(const torch::nn::Module& model) {
+MuonSplit muon_split(const std::vector<MuonParameter>& params) {
   MuonSplit split;
-  std::vector<std::string> embeddings, vectors;
-  std::string head;
-  // The head: the last module (in registration order) that holds a matrix.
-  std::shared_ptr<const torch::nn::Module> head_module;
-  for (const auto& item : model.named_modules("", /*include_self=*/true))
-    for (const auto& p : item.value()->named_parameters(/*recurse=*/false))
-      if (p.value().dim() >= 2) head_module = item.value();
-  std::vector<std::string> matrices;
-  for (const auto& item : model.named_modules("", true)) {
-    const auto& module = item.value();
-    const bool embedding = dynamic_cast<const torch::nn::EmbeddingImpl*>(module.get()) != nullptr;
-    for (const auto& p : module->named_parameters(false)) {
-      const auto name = (item.key().empty() ? "" : item.key() + ".") + p.key();
-      if (!p.value().requires_grad()) continue;
-      if (p.value().dim() < 2) {
-        vectors.push_back(name);
-      } else if (embedding) {
-        embeddings.push_back(name);
-      } else if (module == head_module) {
-        head = name;
-      } else {
-        matrices.push_back(name);
-        split.orthogonalized.push_back(p.value());
-        continue;
-      }
-      split.adamw.push_back(p.value());
+  int64_t head = -1;  // the last module holding a matrix
+  for (const auto& p : params)
+    if (p.value.dim() >= 2) head = std::max(head, p.module);
+  std::vector<std::string> matrices, embeddings, heads;
+  size_t vectors = 0;
+  for (const auto& p : params) {
+    if (!p.value.requires_grad()) continue;
+    if (p.value.dim() < 2) {
+      ++vectors;
+    } else if (p.in_embedding) {
+      embeddings.push_back(p.name);
+    } else if (p.module == head) {
+      heads.push_back(p.name);
+    } else {
+      matrices.push_back(p.name);
+      split.orthogonalized.push_back(p.value);
+      continue;
     }
+    split.adamw.push_back(p.value);
   }
   std::ostringstream r;
   r << "Muon orthogonalizes " << matrices.size() << " matri" << (matrices.size() == 1 ? "x" : "ces");
   if (!matrices.empty()) r << " (" << join(matrices) << ")";
   r << "; AdamW takes " << split.adamw.size() << " parameter" << (split.adamw.size() == 1 ? "" : "s") << ":";
   if (!embeddings.empty()) r << " embeddings " << join(embeddings) << ";";
-  if (!head.empty()) r << " the output head " << head << ";";
-  r << " " << vectors.size() << " biases and gains";
+  if (!heads.empty()) r << " the output head " << join(heads) << ";";
+  r << " " << vectors << " biases and gains";
   split.report = r.str();
   return split;
+}
+
+MuonSplit muon_split(const torch::nn::Module& model) {
+  std::vector<MuonParameter> params;
+  int64_t index = 0;
+  for (const auto& item : model.named_modules("", /*include_self=*/true)) {
+    const bool embedding = dynamic_cast<const torch::nn::EmbeddingImpl*>(item.value().get()) != nullptr;
+    for (const auto& p : item.value()->named_parameters(/*recurse=*/false))
+      params.push_back({(item.key().empty() ? "" : item.key() + ".") + p.key(), p.value(), embedding, index});
+    ++index;
+  }
+  return muon_split(params);
 }
 
 std::vector<torch::optim::OptimizerParamGroup> muon_groups(const MuonSplit& split, const MuonOptions& options,

@@ -109,7 +109,8 @@ std::string run_compare(const CompareConfig& cfg) {
   for (const auto& method : cfg.methods) {
     TrainConfig c = cfg.base;
     c.method = method;
-    if (is_baseline(method)) c.fallback_lr.reset();  // the K-FAC methods' fallback group; a baseline has one rate
+    // The K-FAC methods' fallback group; a baseline has one rate, but Muon's AdamW group
+    if (is_baseline(method) && !find_baseline(method)->has_fallback_group) c.fallback_lr.reset();
     if (!c.checkpoint.empty()) c.checkpoint = method_checkpoint(cfg.base.checkpoint, method);
     check_checkpoint_destination(c);
     configs.push_back(std::move(c));
@@ -129,30 +130,43 @@ std::string run_compare(const CompareConfig& cfg) {
   title << base.model << ", batch " << base.batch_size << ", " << base.steps << " steps, seed " << base.seed;
   write_plots(cfg.out_dir, runs, title.str());
 
-  // Target: Adam's final minibatch loss when Adam ran, else the worst final loss of the runs.
+  // The reference: AdamW when it ran (what a user would pick instead), else Adam, else none; the target is its final
+  // minibatch loss, or the worst final loss of the runs.
+  const TrainResult* reference = nullptr;
+  for (const char* name : {"adam", "adamw"})
+    for (const auto& r : runs)
+      if (r.config.method == name) reference = &r;
   double target = -INFINITY;
-  std::string target_from = "the worst final loss";
   for (const auto& r : runs) target = std::max(target, final_minibatch_loss(r));
-  for (const auto& r : runs)
-    if (r.config.method == "adam") target = final_minibatch_loss(r), target_from = "Adam's final loss";
-  double sgd = NAN;
-  for (const auto& r : runs)
-    if (r.config.method == "sgd") sgd = r.seconds_per_step;
+  const std::string ref = reference ? reference->config.method : "";
+  const std::string ref_name = ref == "adamw" ? "AdamW" : "Adam";
+  if (reference) target = final_minibatch_loss(*reference);
+  const double ref_seconds = reference ? seconds_to_loss(reference->history, target) : NAN;
+  const int64_t ref_steps = reference ? steps_to_loss(reference->history, target) : 0;
+  const auto ratio = [](double v, double of) {
+    char b[32];
+    std::snprintf(b, sizeof(b), " (%.2f)", v / of);
+    return std::isfinite(v / of) ? std::string(b) : std::string();
+  };
 
   std::ostringstream md;
   md << "# kfac compare: " << title.str() << "\n\n"
-     << "| method | lr | final train loss | test loss | s/step | median | refresh steps | step time / SGD | s to "
-     << target_from << " (" << target << ") |\n|---|---|---|---|---|---|---|---|---|\n";
+     << "| method | lr | final train loss | test loss | s/step | median | refresh steps | step time / "
+     << (reference ? ref_name : "–") << " | steps to " << (reference ? ref_name + "'s final loss" : "the worst final loss")
+     << " (" << target << ") | seconds to it |\n|---|---|---|---|---|---|---|---|---|---|\n";
   char buf[512];
   for (const auto& r : runs) {
     const double t = seconds_to_loss(r.history, target);
-    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | %s |\n", r.config.method.c_str(),
-                  r.lr, r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
-                  std::isnan(r.timing.refresh_mean) ? "–"
-                                                    : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
-                  std::isnan(sgd) ? "–" : (std::to_string(r.seconds_per_step / sgd).substr(0, 4)).c_str(),
-                  std::isnan(t) ? "not reached" : (std::to_string(t).substr(0, 5)).c_str());
-    md << buf;
+    const int64_t n = steps_to_loss(r.history, target);
+    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | ", r.config.method.c_str(), r.lr,
+                  r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
+                  std::isnan(r.timing.refresh_mean) ? "–" : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
+                  reference ? (std::to_string(r.seconds_per_step / reference->seconds_per_step).substr(0, 4)).c_str()
+                            : "–");
+    md << buf << (n ? std::to_string(n) + ratio(static_cast<double>(n), static_cast<double>(ref_steps)) : "not reached")
+       << " | ";
+    std::snprintf(buf, sizeof(buf), "%.1f", t);
+    md << (std::isnan(t) ? "not reached" : buf + ratio(t, ref_seconds)) << " |\n";
   }
   md << "\nFinal losses are on the first " << base.eval_examples << " training and test examples after training. "
      << "s/step is the mean wall time of every step from step " << kTimingWarmup << " on, refresh steps included "

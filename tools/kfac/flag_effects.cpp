@@ -33,12 +33,26 @@ std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfi
       if (!set_by_the_tool(spec))
         for (const auto& flag : flags_of(spec)) note(flag, why);
   };
+  // The flags of the baselines' own tables that `method` has no field for.
+  const auto* own = is_baseline(method) ? find_baseline(method)->table : nullptr;
+  std::vector<std::string> noted;
+  for (const auto& b : baselines())
+    if (b.table && b.table != own)
+      for (const auto& spec : b.table->specs())
+        if (!set_by_the_tool_flags(spec) && (!own || own->find(spec.name) == own->specs().size()) &&
+            std::find(noted.begin(), noted.end(), spec.name) == noted.end()) {
+          noted.push_back(spec.name);
+          for (const auto& flag : flags_of(spec)) note(flag, "it is an option of " + b.name);
+        }
   if (is_baseline(method)) {
     for (const auto& block : option_blocks(cfg.preconditioner, /*every_method=*/true))
       note_table(*block.table, "it is a preconditioner option of the K-FAC methods");
     for (const char* flag : {"--kl-clip", "--step-rule", "--initial-lambda", "--l2"})
       note(flag, "it applies to the K-FAC methods");
-    if (method != "sgd") note("--momentum", "Adam's first moment has its own decay (0.9); --momentum is SGD's");
+    if (method != "sgd" && method != "muon")
+      note("--momentum", "its first moment has its own decay (--beta1); --momentum is SGD's and Muon's");
+    if (!find_baseline(method)->has_fallback_group)
+      note("--fallback-lr", "it has one rate (--lr); --fallback-lr is the K-FAC methods' and Muon's");
     return out;
   }
   const auto options = with_method(cfg.preconditioner, method);

@@ -38,4 +38,10 @@ double seconds_to_loss(const std::vector<HistoryPoint>& history, double target) 
   return NAN;
 }
 
+int64_t steps_to_loss(const std::vector<HistoryPoint>& history, double target) {
+  for (size_t i = 0; i < history.size(); ++i)
+    if (smoothed_loss(history, i) <= target) return history[i].step + 1;
+  return 0;
+}
+
 }  // namespace kfac::tool

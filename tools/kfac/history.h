@@ -35,5 +35,7 @@ StepTiming step_timing(const std::vector<HistoryPoint>& history);
 double smoothed_loss(const std::vector<HistoryPoint>& history, size_t i, size_t window = 10);
 /// The first wall time at which the smoothed loss is at or below `target`; NaN if never.
 double seconds_to_loss(const std::vector<HistoryPoint>& history, double target);
+/// The first step (1-based count of steps taken) at which the smoothed loss is at or below `target`; 0 if never.
+int64_t steps_to_loss(const std::vector<HistoryPoint>& history, double target);
 
 }  // namespace kfac::tool

@@ -93,12 +93,12 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   // Unset = the method's default: values, never sentinels, so a NaN is an error and not a default in disguise.
   t->add_option_function<double>(
        "--lr", [&cfg](double v) { cfg.lr = v; },
-       "Learning rate; default sgd 0.01, adam "
-       "1e-3, K-FAC methods 0.1 on the autoencoder; 0.05, 1e-3, 0.05 otherwise")
+       "Learning rate; default sgd 0.01 on the autoencoder, 0.05 otherwise; adam, adamw and shampoo 1e-3; muon "
+       "0.02; soap 3e-3; K-FAC methods 0.1 on the autoencoder, 0.05 otherwise")
       ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("auto");
   t->add_option_function<double>(
-       "--momentum", [&cfg](double v) { cfg.momentum = v; }, "Momentum; default sgd 0.9, K-FAC methods 0.5")
+       "--momentum", [&cfg](double v) { cfg.momentum = v; }, "Momentum; default sgd 0.9, muon 0.95, K-FAC methods 0.5 (Adam, Shampoo and SOAP: --beta1)")
       ->check(real_in(0, 1, false, /*high_open=*/true))
       ->default_str("auto");
   t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(real_in(0, kInf));
@@ -111,7 +111,8 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   t->add_option_function<double>(
        "--fallback-lr", [&cfg](double v) { cfg.fallback_lr = v; },
        "K-FAC methods: the rate of the fallback parameters (--exclude'd layers and parameters no layer kind "
-       "covers; with --fallback adam, e.g. Adam's 1e-3), a parameter group of its own")
+       "covers; with --fallback adam, e.g. Adam's 1e-3), a parameter group of its own; muon: its AdamW group's "
+       "(default 1e-3)")
       ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("--lr");
   t->add_option_function<double>(
@@ -121,6 +122,7 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(real_in(0, kInf))
       ->default_str("auto");
   kfac::tool::add_preconditioner_flags(t, cfg.preconditioner);
+  kfac::tool::add_block_flags(t, kfac::tool::baseline_blocks(cfg), kfac::tool::set_by_the_tool_flags);
   t->add_option("--step-rule", cfg.step_rule,
                 "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
                 "K-FAC paper's quadratic model with adaptive λ and γ)")

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "atomic_file.h"
+#include "baselines.h"
 #include "option_flags.h"
 #include "runtime_report.h"
 #include "train.h"
@@ -23,12 +24,19 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
   j["lr"] = r.lr;
   j["lr_schedule"] = r.config.lr_schedule;
   j["warmup_steps"] = r.config.warmup_steps;
-  if (r.preconditioner_options) j["fallback_lr"] = r.fallback_lr;
+  const auto* baseline = find_baseline(r.config.method);
+  if (r.preconditioner_options || (baseline && baseline->has_fallback_group)) j["fallback_lr"] = r.fallback_lr;
   j["momentum"] = r.momentum;
   j["kl_clip"] = r.kl_clip;
   j["seed"] = r.config.seed;
   j["step_rule"] = r.config.step_rule;
   if (r.preconditioner_options) j["preconditioner_options"] = options_json(*r.preconditioner_options);
+  if (baseline && baseline->table) {  // the method's own options, as its table names them
+    auto& o = j["optimizer_options"] = nlohmann::json::object();
+    const auto& specs = baseline->table->specs();
+    for (size_t i = 0; i < specs.size(); ++i)
+      if (!set_by_the_tool_flags(specs[i])) o[specs[i].name] = option_json(baseline->table->get(baseline->block(r.config), i));
+  }
   j["train_loss"] = r.train_loss;
   if (!std::isnan(r.train_squared_error)) j["train_squared_error"] = r.train_squared_error;
   j["test_loss"] = r.test_loss;

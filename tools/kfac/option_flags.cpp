@@ -2,11 +2,13 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
 
 #include "cli_checks.h"
+#include "kfac/util/text.h"
 
 namespace kfac::tool {
 
@@ -39,7 +41,9 @@ CLI::Validator bounds_check(const OptionSpec& spec) {
   return real_in(b.has_low ? b.low : -kInf, b.has_high ? b.high : kInf, b.low_open, b.high_open);
 }
 
-nlohmann::json to_json(const OptionValue& v) {
+}  // namespace
+
+nlohmann::json option_json(const OptionValue& v) {
   struct Visit {
     nlohmann::json operator()(std::monostate) const { return nullptr; }
     nlohmann::json operator()(bool b) const { return b; }
@@ -49,6 +53,8 @@ nlohmann::json to_json(const OptionValue& v) {
   };
   return std::visit(Visit{}, v);
 }
+
+namespace {
 
 OptionValue from_json(const nlohmann::json& j) {
   if (j.is_null()) return std::monostate{};
@@ -100,13 +106,62 @@ void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options) {
       ->default_str("none");
 }
 
+void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTableBase*, void*>>& blocks,
+                     bool (*skip)(const OptionSpec&)) {
+  std::vector<std::string> done;
+  for (const auto& [table, _] : blocks)
+    for (const auto& spec : table->specs()) {
+      if (skip(spec) || std::find(done.begin(), done.end(), spec.name) != done.end()) continue;
+      done.push_back(spec.name);
+      // Where the name is, and each block's default, for the help.
+      std::vector<std::pair<const OptionTableBase*, void*>> owners;
+      std::vector<std::string> defaults;
+      for (const auto& block : blocks) {
+        const auto field = block.first->find(spec.name);
+        if (field == block.first->specs().size()) continue;
+        owners.push_back(block);
+        defaults.push_back(block.first->name() + " " + format_value(spec, block.first->specs()[field].default_value));
+      }
+      const auto set = [owners, spec](const OptionValue& value) {
+        try {
+          check_value(spec, value);
+          for (const auto& [t, data] : owners) t->set(data, t->find(spec.name), value);
+        } catch (const c10::Error& e) {
+          throw CLI::ValidationError("--" + spec.cli_name(), e.what_without_backtrace());
+        }
+      };
+      const auto help = spec.doc + " (default: " + join(defaults) + ")";
+      if (spec.type == OptionType::Flag) {
+        app->add_flag_callback("--" + spec.cli_name(), [set] { set(true); }, help);
+        app->add_flag_callback("--no-" + spec.cli_name(), [set] { set(false); }, "Turn off --" + spec.cli_name());
+        continue;
+      }
+      auto* o = app->add_option_function<std::string>(
+          "--" + spec.cli_name(),
+          [set, spec](const std::string& text) {
+            OptionValue value;
+            try {
+              value = parse_value(spec, text);
+            } catch (const c10::Error& e) {
+              throw CLI::ValidationError("--" + spec.cli_name(), e.what_without_backtrace());
+            }
+            set(value);
+          },
+          help);
+      if (!spec.choices.empty())
+        o->check(CLI::IsMember(spec.choices));
+      else if (spec.bounds)
+        o->check(bounds_check(spec));
+    }
+}
+
 nlohmann::json options_json(const PreconditionerOptions& options) {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& r : option_records(options)) {
     if (r.block.empty())
-      out[r.name] = to_json(r.value);
+      out[r.name] = option_json(r.value);
     else
-      out[r.block][r.name] = to_json(r.value);
+      out[r.block][r.name] = option_json(r.value);
   }
   return out;
 }

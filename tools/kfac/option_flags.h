@@ -23,6 +23,14 @@ bool set_by_the_tool(const OptionSpec& spec);
 /// tool's own --method and --seed set. Values are checked against the tables and written into `options`.
 void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options);
 
+/// One flag per field of several blocks whose same-named fields mean the same (Muon's, Shampoo's and SOAP's beta1):
+/// giving it sets the field in every block that has one. Fields for which `skip` is true get no flag.
+void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTableBase*, void*>>& blocks,
+                     bool (*skip)(const OptionSpec&));
+
+/// An option value as JSON (null, bool, number or string).
+nlohmann::json option_json(const OptionValue& value);
+
 /// The options in effect, nested by block (the root fields at the top).
 nlohmann::json options_json(const PreconditionerOptions& options);
 /// Sets every option named in `json` (the form options_json writes); unknown names throw naming the closest.

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "atomic_file.h"
+#include "baselines.h"
 #include "kfac/errors.h"
 #include "zip_check.h"
 
@@ -50,7 +51,8 @@ std::string training_options(const TrainConfig& c) {
     << c.batch_growth << "\nseed " << c.seed << "\nlr " << optional(c.lr) << "\nmomentum " << optional(c.momentum)
     << "\nkl-clip " << optional(c.kl_clip) << "\nweight-decay " << number(c.weight_decay) << "\nfallback-lr "
     << optional(c.fallback_lr) << "\nwarmup-steps " << c.warmup_steps << "\nlr-schedule " << c.lr_schedule
-    << (c.lr_schedule == "cosine" ? " over " + std::to_string(c.steps) + " steps" : std::string()) << "\n";
+    << (c.lr_schedule == "cosine" ? " over " + std::to_string(c.steps) + " steps" : std::string()) << "\n"
+    << baseline_options_text(c, c.method);
   return s.str();
 }
 

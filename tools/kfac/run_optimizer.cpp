@@ -6,6 +6,7 @@
 #include "kfac/errors.h"
 #include "kfac/fisher/likelihood.h"
 #include "kfac/optim/kfac_optimizer.h"
+#include "kfac/optim/parameterwise_optimizer.h"
 
 namespace kfac::tool {
 
@@ -16,15 +17,19 @@ RunOptimizer::RunOptimizer(const TrainConfig& cfg, Model& model, std::shared_ptr
   result.lr = cfg.lr.value_or(baseline ? baseline->default_lr(cfg.model) : default_lr(cfg.method, cfg.model));
   result.momentum = cfg.momentum.value_or(baseline ? baseline->default_momentum : default_momentum(cfg.method));
   result.kl_clip = cfg.kl_clip.value_or(default_kl_clip(cfg.model));
-  result.fallback_lr = cfg.fallback_lr.value_or(result.lr);
   auto params = model.net->parameters();
-  KFAC_CHECK(!baseline || !cfg.fallback_lr, "--fallback-lr sets the rate of a K-FAC method's fallback parameters; ",
-             cfg.method, " has none (use --lr)");
   if (baseline) {
-    opt_ = baseline->build(params, {result.lr, result.momentum, cfg.weight_decay});
-    base_lr_ = {result.lr};
+    KFAC_CHECK(baseline->has_fallback_group || !cfg.fallback_lr,
+               "--fallback-lr sets the rate of a K-FAC method's fallback parameters and of Muon's AdamW group; ",
+               cfg.method, " has one rate (use --lr)");
+    result.fallback_lr = cfg.fallback_lr.value_or(find_baseline("adamw")->default_lr(cfg.model));
+    auto built = baseline->build(*model.net, {result.lr, result.momentum, cfg.weight_decay, result.fallback_lr, &cfg});
+    opt_ = std::move(built.optimizer);
+    result.registration = std::move(built.report);
+    base_lr_ = std::move(built.base_lr);
     return;
   }
+  result.fallback_lr = cfg.fallback_lr.value_or(result.lr);
   auto options = with_method(cfg.preconditioner, cfg.method);
   options.seed(cfg.seed);
   precond_ = std::make_shared<Preconditioner>(*model.net, options, std::move(comm));
@@ -99,6 +104,10 @@ RunOptimizer::Outcome RunOptimizer::step(const at::Tensor& output, double loss, 
   const auto start = std::chrono::steady_clock::now();
   opt_->step();
   profile.lap(StepProfile::OptimizerStep, start);
+  if (const auto* matrix = dynamic_cast<const ParameterwiseOptimizer*>(opt_.get())) {
+    const auto& st = matrix->last_stats();
+    return {st.skipped, st.refreshed, st.skipped && !st.messages.empty() ? st.messages.back() : ""};
+  }
   if (!precond_) return {};
   const auto& st = static_cast<KfacOptimizer&>(*opt_).last_stats();
   profile.add(StepProfile::FactorUpdate, st.seconds_statistics);

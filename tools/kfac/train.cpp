@@ -231,6 +231,8 @@ TrainResult train(const TrainConfig& cfg) {
     result.registration = precond->registration().summary();
     result.blocks = precond->registration().blocks;
     if (!quiet) std::cerr << result.registration << "\n";
+  } else if (!result.registration.empty() && !quiet) {
+    std::cerr << result.registration << "\n";  // Muon's parameter split
   }
 
   Batches batches(train_set.size(), cfg.seed);

@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "kfac/optim/muon.h"
 #include "kfac/optim/qmodel.h"
+#include "kfac/optim/shampoo.h"
+#include "kfac/optim/soap.h"
 #include "kfac/preconditioner/options.h"
 #include "kfac/preconditioner/registration.h"
 #include "history.h"
@@ -29,11 +32,16 @@ struct TrainConfig {
   std::string lr_schedule = "constant";  ///< lr_schedule.h: constant or cosine, after warmup_steps of linear warm-up
   int64_t warmup_steps = 0;
   /// K-FAC methods: the rate of the fallback parameters (excluded layers and parameters no layer kind covers), a
-  /// parameter group of its own; unset = --lr.
+  /// parameter group of its own; unset = --lr. Muon: its AdamW group's rate; unset = AdamW's default.
   std::optional<double> fallback_lr;
   std::optional<double> kl_clip;  ///< unset = the model's default (default_kl_clip); 0 disables
   uint64_t seed = 0;
   PreconditionerOptions preconditioner;
+  /// The options of the baselines that have a table (baselines.h): lr, momentum (Muon's) and weight_decay come from
+  /// the flags above, the rest from the flags generated from the tables.
+  MuonOptions muon;
+  ShampooOptions shampoo;
+  SoapOptions soap;
   std::string step_rule = "kl-clip";  ///< K-FAC methods: kl-clip (KfacOptimizer) or qmodel (QModelOptimizer)
   QModelOptions qmodel;
   /// The K-FAC paper's exponentially growing batch: batch_size at step 0 up to the whole training set at step 500.
@@ -69,7 +77,7 @@ struct TrainResult {
   int64_t skipped_steps = 0;
   double peak_rss_mib = 0;   ///< peak resident memory of the process (training only, before evaluation)
   int world_size = 1;        ///< ranks of a data-parallel run
-  std::string registration;  ///< what the preconditioner registered and what got the fallback (K-FAC methods)
+  std::string registration;  ///< what the preconditioner registered and what got the fallback (K-FAC methods; Muon's split)
   std::vector<Registration::Block> blocks;  ///< each block's kind, factor structure and memory (K-FAC methods)
   double bytes_per_step = 0;  ///< bytes this rank passed to collectives per timed step (0 with one process)
   /// Mean seconds per timed step of each phase: statistics pass, forward + backward, optimizer step and, inside it,

@@ -47,12 +47,21 @@ struct MuonOptions : public torch::optim::OptimizerCloneableOptions<MuonOptions>
 at::Tensor newton_schulz_orthogonalize(const at::Tensor& g, int64_t steps = 5);
 
 /// A model's parameters split the way Muon recipes split them: hidden weight matrices (dim ≥ 2) are orthogonalized;
-/// embeddings (torch::nn::Embedding and subclasses), the output head (the last module holding a matrix) and every
-/// parameter of dim < 2 go to AdamW. `report` says which went where.
+/// embeddings, the output head (the last module holding a matrix) and every parameter of dim < 2 go to AdamW.
+/// `report` says which went where. The rule is written once, over this description of a model's parameters, which
+/// the C++ module walk below and the Python package (kfac.Muon(model)) both build.
+struct MuonParameter {
+  std::string name;     ///< "0.weight"
+  at::Tensor value;
+  bool in_embedding;    ///< held by an embedding module
+  int64_t module;       ///< index of the module holding it, in registration order
+};
 struct MuonSplit {
   std::vector<at::Tensor> orthogonalized, adamw;
   std::string report;
 };
+MuonSplit muon_split(const std::vector<MuonParameter>& params);
+/// Over a C++ model: embeddings are torch::nn::Embedding and subclasses (kfac::nn::Embedding).
 MuonSplit muon_split(const torch::nn::Module& model);
 /// The split as two parameter groups: the orthogonalized ones with `options`, the rest with AdamW at `adamw_lr`.
 std::vector<torch::optim::OptimizerParamGroup> muon_groups(const MuonSplit& split, const MuonOptions& options,
