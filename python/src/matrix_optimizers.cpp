@@ -66,7 +66,8 @@ void bind_matrix_optimizers(py::module_& m) {
       "muon_split",
       [](const std::vector<std::tuple<std::string, at::Tensor, bool, int64_t>>& params) {
         std::vector<MuonParameter> described;
-        for (const auto& [name, value, embedding, module] : params) described.push_back({name, value, embedding, module});
+        for (const auto& [name, value, embedding, module] : params)
+          described.push_back({name, value, embedding, module});
         const auto split = muon_split(described);
         return py::make_tuple(split.orthogonalized, split.adamw, split.report);
       },

@@ -93,8 +93,8 @@ void bind_reference(py::module_& m) {
         for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
         return out;
       },
-      py::arg("spec"), py::arg("parameters"), py::arg("inputs"), py::arg("targets"), py::arg("loss"),
-      py::arg("method"), py::arg("options"), py::arg("adamw_lr"), py::arg("steps"),
+      py::arg("spec"), py::arg("parameters"), py::arg("inputs"), py::arg("targets"), py::arg("loss"), py::arg("method"),
+      py::arg("options"), py::arg("adamw_lr"), py::arg("steps"),
       "Trains the spec'd model with kfac::Muon (split by kfac::muon_split), kfac::Shampoo or kfac::Soap through "
       "the C++ API: its parameters after `steps` steps (test support)");
   m.def(

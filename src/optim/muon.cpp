@@ -144,8 +144,8 @@ ParameterUpdate Muon::update(const at::Tensor& param, const at::Tensor& grad, co
   auto buffer = at::lerp(it == state.end() ? at::zeros_like(grad) : it->second, grad, 1 - o.momentum());
   const auto look = o.nesterov() ? at::lerp(grad, buffer, o.momentum()) : buffer;
   const double rows = static_cast<double>(param.size(0)), cols = static_cast<double>(param.numel()) / rows;
-  const double scale =
-      o.adjust_lr() == "original" ? std::sqrt(std::max(1.0, rows / cols)) : 0.2 * std::sqrt(std::max(rows, cols));
+  const double scale = o.adjust_lr() == "original" ? std::sqrt(std::max(1.0, rows / cols))
+                                                   : 0.2 * std::sqrt(std::max(rows, cols));
   u.value = decayed - (o.lr() * scale) * newton_schulz_orthogonalize(look, o.ns_steps());
   u.state["momentum_buffer"] = std::move(buffer);
   return u;

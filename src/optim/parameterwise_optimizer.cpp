@@ -75,8 +75,8 @@ at::Tensor ParameterwiseOptimizer::step(LossClosure closure) {
   if (const auto bad = first_non_finite(); !bad.empty()) {
     last_.skipped = true;
     last_.step = step_;
-    last_.messages.push_back("step " + std::to_string(step_ + 1) + ": non-finite gradient in " + bad + "; " +
-                             method_ + " skipped the step, weights and state unchanged");
+    last_.messages.push_back("step " + std::to_string(step_ + 1) + ": non-finite gradient in " + bad + "; " + method_ +
+                             " skipped the step, weights and state unchanged");
     return loss;
   }
   sums.clear();
@@ -140,8 +140,8 @@ void ParameterwiseOptimizer::load(torch::serialize::InputArchive& archive) {
     for (size_t i = 0; i < params.size(); ++i) {
       KFAC_CHECK(archive.try_read("shape." + key(g, i), shape), "the checkpoint has no state for ",
                  parameter_name(g, i, params[i]), ": it was saved with other parameter groups");
-      KFAC_CHECK(shape.toStringRef() == shape_text(params[i]), "the checkpoint's ",
-                 parameter_name(g, i, params[i]), " has shape ", shape.toStringRef(), ": it is another model's");
+      KFAC_CHECK(shape.toStringRef() == shape_text(params[i]), "the checkpoint's ", parameter_name(g, i, params[i]),
+                 " has shape ", shape.toStringRef(), ": it is another model's");
       state[g].emplace_back();
       const auto entries = read_value(archive, "entries." + key(g, i)).toStringRef();
       for (const auto& name : split_names(entries)) {

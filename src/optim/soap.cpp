@@ -119,8 +119,8 @@ ParameterUpdate Soap::update(const at::Tensor& param, const at::Tensor& grad, co
   };
   const auto m = at::lerp(zeros_or("exp_avg"), g, 1 - o.beta1());
   auto v = at::lerp(zeros_or("exp_avg_sq"), rotate(g, false).square(), 1 - o.beta2());
-  const double step_size =
-      o.lr() * std::sqrt(1 - std::pow(o.beta2(), static_cast<double>(k))) / (1 - std::pow(o.beta1(), static_cast<double>(k)));
+  const double step_size = o.lr() * std::sqrt(1 - std::pow(o.beta2(), static_cast<double>(k))) /
+                           (1 - std::pow(o.beta1(), static_cast<double>(k)));
   auto direction = rotate(rotate(m, false) / (v.sqrt() + o.eps()), true);
   if (o.normalize_grads()) direction = direction / (direction.square().mean().sqrt() + 1e-30);
   auto value = param - step_size * direction.reshape(param.sizes());

@@ -8,7 +8,7 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 fail() { echo "FAIL: $*"; exit 1; }
 COMMON=(--model mlp --steps 1 --batch-size 16 --eval-examples 32 --quiet --out "$DIR/report")
 if "$KFAC" compare --methods sgd,kfac,bogus "${COMMON[@]}" >/dev/null 2>"$DIR/err"; then fail "bogus was accepted"; fi
-grep -qF "unknown method 'bogus'; valid methods: sgd, adam, adamw, kfac, ekfac, tkfac, tekfac" "$DIR/err" ||
+grep -qF "unknown method 'bogus'; valid methods: sgd, adam, adamw, muon, shampoo, soap, kfac, ekfac, tkfac, tekfac" "$DIR/err" ||
   { cat "$DIR/err"; fail "the message does not list every method"; }
 [ ! -e "$DIR/report/sgd.json" ] || fail "sgd trained before the unknown method was refused"
 if "$KFAC" compare --methods "sgd,kfac+residul" "${COMMON[@]}" >/dev/null 2>"$DIR/err"; then fail "residul accepted"; fi

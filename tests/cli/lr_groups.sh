@@ -39,8 +39,14 @@ other=$(loss_of --method kfac --exclude '^fc1$' --lr 0.05 --fallback-lr 0.01) ||
 /usr/bin/python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); assert (m["lr"], m["fallback_lr"]) == (0.05, 0.01), m' \
   "$DIR/m.json" || fail "the metrics JSON does not record the fallback rate"
 
-refused "--fallback-lr sets the rate of a K-FAC method's fallback parameters; sgd has none" --method sgd \
-  --fallback-lr 0.1
+refused "--fallback-lr sets the rate of a K-FAC method's fallback parameters and of Muon's AdamW group; sgd has one \
+rate (use --lr)" --method sgd --fallback-lr 0.1
+# Muon: --fallback-lr is its AdamW group's rate (embeddings, the head, vectors), 1e-3 unless given.
+same=$(loss_of --method muon --fallback-lr 1e-3) || fail "muon fallback-lr 1e-3"
+plain=$(loss_of --method muon) || fail "muon"
+[ "$same" = "$plain" ] || fail "muon: --fallback-lr 1e-3 gave $same, the default $plain"
+other=$(loss_of --method muon --fallback-lr 1e-2) || fail "muon fallback-lr 1e-2"
+[ "$other" != "$plain" ] || fail "muon: --fallback-lr 1e-2 left the loss unchanged ($plain)"
 refused "--step-rule qmodel chooses its own step sizes" --method kfac --step-rule qmodel --lr-schedule cosine
 refused "--warmup-steps must be in [0, --steps 3], got 5" --method sgd --warmup-steps 5
 echo "PASS: lr schedule and groups"

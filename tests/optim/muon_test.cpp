@@ -28,8 +28,8 @@ void expect_polar_within_band(const at::Tensor& g) {
 
 TEST(Muon, NewtonSchulzIsThePolarFactorWithinThePublishedBand) {
   torch::manual_seed(1);
-  expect_polar_within_band(torch::randn({24, 40}, torch::kDouble));  // wide
-  expect_polar_within_band(torch::randn({40, 24}, torch::kDouble));  // tall: iterated on the transpose
+  expect_polar_within_band(torch::randn({24, 40}, torch::kDouble));      // wide
+  expect_polar_within_band(torch::randn({40, 24}, torch::kDouble));      // tall: iterated on the transpose
   expect_polar_within_band(torch::randn({8, 3, 3, 3}, torch::kDouble));  // a conv weight, as [8, 27]
   // Scale invariance: the input is normalized first.
   const auto g = torch::randn({10, 12}, torch::kDouble);

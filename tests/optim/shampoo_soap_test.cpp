@@ -42,10 +42,10 @@ TEST(Shampoo, PreconditionedGradientIsTheDenseInverseFourthRoots) {
           const auto gt = g.slice(0, r0, r1).slice(1, c0, c1);
           left[key] = left.count(key) ? 0.8 * left[key] + 0.2 * gt.mm(gt.t()) : 0.2 * gt.mm(gt.t());
           right[key] = right.count(key) ? 0.8 * right[key] + 0.2 * gt.t().mm(gt) : 0.2 * gt.t().mm(gt);
-          expected.slice(0, r0, r1).slice(1, c0, c1).copy_(
-              dense_inverse_fourth_root(left[key] / correction, 1e-3)
-                  .mm(gt)
-                  .mm(dense_inverse_fourth_root(right[key] / correction, 1e-3)));
+          expected.slice(0, r0, r1).slice(1, c0, c1).copy_(dense_inverse_fourth_root(left[key] / correction, 1e-3)
+                                                               .mm(gt)
+                                                               .mm(dense_inverse_fourth_root(right[key] / correction,
+                                                                                             1e-3)));
         }
       EXPECT_LT(max_abs_diff(before - w.detach(), expected), 1e-9) << "tile " << tile << ", step " << t;
       EXPECT_TRUE(shampoo.last_stats().refreshed);
@@ -55,7 +55,8 @@ TEST(Shampoo, PreconditionedGradientIsTheDenseInverseFourthRoots) {
 
 TEST(Shampoo, GraftingGivesEachTileAdamsNormAndVectorsAdamsStep) {
   torch::manual_seed(4);
-  auto w = torch::randn({6, 5}, torch::kDouble).requires_grad_(), b = torch::randn({6}, torch::kDouble).requires_grad_();
+  auto w = torch::randn({6, 5}, torch::kDouble).requires_grad_(),
+       b = torch::randn({6}, torch::kDouble).requires_grad_();
   auto w_adam = w.detach().clone().requires_grad_(), b_adam = b.detach().clone().requires_grad_();
   Shampoo shampoo({w, b}, ShampooOptions(0.01).precondition_frequency(1).max_preconditioner_dim(3));
   Shampoo adam_only({w_adam, b_adam}, ShampooOptions(0.01).precondition_frequency(1000));  // no roots: Adam
@@ -98,8 +99,14 @@ TEST(Soap, RefreshedEveryStepItIsAdamInTheRotatedBasis) {
   torch::manual_seed(6);
   const double lr = 0.1, b1 = 0.9, b2 = 0.8, bs = 0.7, eps = 1e-8, wd = 0.05;
   auto w = torch::randn({5, 4}, torch::kDouble).requires_grad_();
-  Soap soap({w}, SoapOptions(lr).beta1(b1).beta2(b2).shampoo_beta(bs).eps(eps).weight_decay(wd)
-                     .precondition_frequency(1).basis_refresh("eigh"));
+  Soap soap({w}, SoapOptions(lr)
+                     .beta1(b1)
+                     .beta2(b2)
+                     .shampoo_beta(bs)
+                     .eps(eps)
+                     .weight_decay(wd)
+                     .precondition_frequency(1)
+                     .basis_refresh("eigh"));
   // The oracle: vec(Q_Lᵀ G Q_R) = (Q_Lᵀ ⊗ Q_Rᵀ) vec(G) (row-major vec); Adam on the 20 rotated coordinates.
   auto left = torch::zeros({5, 5}, torch::kDouble), right = torch::zeros({4, 4}, torch::kDouble);
   auto m = torch::zeros({20}, torch::kDouble), v = torch::zeros({20}, torch::kDouble);
@@ -142,7 +149,8 @@ TEST(Soap, PowerIterationRefreshConvergesToTheEigenbasis) {
 
 TEST(Soap, VectorsAndOversizedSidesStayUnrotated) {
   torch::manual_seed(8);
-  auto w = torch::randn({3, 7}, torch::kDouble).requires_grad_(), b = torch::randn({3}, torch::kDouble).requires_grad_();
+  auto w = torch::randn({3, 7}, torch::kDouble).requires_grad_(),
+       b = torch::randn({3}, torch::kDouble).requires_grad_();
   Soap soap({w, b}, SoapOptions().max_preconditioner_dim(5));
   w.mutable_grad() = torch::randn({3, 7}, torch::kDouble);
   b.mutable_grad() = torch::randn({3}, torch::kDouble);

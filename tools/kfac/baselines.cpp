@@ -36,13 +36,14 @@ const std::vector<Baseline>& baselines() {
       {"sgd", "SGD with heavy-ball momentum", sgd_lr, 0.9, nullptr, nullptr,
        [](torch::nn::Module& m, const BaselineSettings& s) {
          return single(std::make_unique<torch::optim::SGD>(
-                           trainable(m), torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay)),
+                           trainable(m),
+                           torch::optim::SGDOptions(s.lr).momentum(s.momentum).weight_decay(s.weight_decay)),
                        s.lr);
        }},
       {"adam", "Adam (weight decay as L2 in the gradient)", adam_lr, 0, nullptr, nullptr,
        [](torch::nn::Module& m, const BaselineSettings& s) {
-         return single(std::make_unique<torch::optim::Adam>(trainable(m),
-                                                            torch::optim::AdamOptions(s.lr).weight_decay(s.weight_decay)),
+         return single(std::make_unique<torch::optim::Adam>(
+                           trainable(m), torch::optim::AdamOptions(s.lr).weight_decay(s.weight_decay)),
                        s.lr);
        }},
       {"adamw", "AdamW (decoupled weight decay)", adam_lr, 0, nullptr, nullptr,
@@ -72,9 +73,9 @@ const std::vector<Baseline>& baselines() {
       {"soap", "SOAP: Adam in Shampoo's eigenbasis (kfac::Soap)", soap_lr, 0, &SoapOptions::table(),
        [](const TrainConfig& c) -> const void* { return &c.soap; },
        [](torch::nn::Module& m, const BaselineSettings& s) {
-         return single(
-             std::make_unique<Soap>(trainable(m), SoapOptions(s.config->soap).lr(s.lr).weight_decay(s.weight_decay)),
-             s.lr);
+         return single(std::make_unique<Soap>(trainable(m),
+                                              SoapOptions(s.config->soap).lr(s.lr).weight_decay(s.weight_decay)),
+                       s.lr);
        }},
   };
   return table;

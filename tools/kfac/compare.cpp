@@ -152,17 +152,18 @@ std::string run_compare(const CompareConfig& cfg) {
   std::ostringstream md;
   md << "# kfac compare: " << title.str() << "\n\n"
      << "| method | lr | final train loss | test loss | s/step | median | refresh steps | step time / "
-     << (reference ? ref_name : "–") << " | steps to " << (reference ? ref_name + "'s final loss" : "the worst final loss")
-     << " (" << target << ") | seconds to it |\n|---|---|---|---|---|---|---|---|---|---|\n";
+     << (reference ? ref_name : "–") << " | steps to "
+     << (reference ? ref_name + "'s final loss" : "the worst final loss") << " (" << target
+     << ") | seconds to it |\n|---|---|---|---|---|---|---|---|---|---|\n";
   char buf[512];
   for (const auto& r : runs) {
     const double t = seconds_to_loss(r.history, target);
     const int64_t n = steps_to_loss(r.history, target);
-    std::snprintf(buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | ", r.config.method.c_str(), r.lr,
-                  r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
-                  std::isnan(r.timing.refresh_mean) ? "–" : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
-                  reference ? (std::to_string(r.seconds_per_step / reference->seconds_per_step).substr(0, 4)).c_str()
-                            : "–");
+    std::snprintf(
+        buf, sizeof(buf), "| %s | %g | %.4g | %.4g | %.4f | %.4f | %s | %s | ", r.config.method.c_str(), r.lr,
+        r.train_loss, r.test_loss, r.seconds_per_step, r.timing.median,
+        std::isnan(r.timing.refresh_mean) ? "–" : (std::to_string(r.timing.refresh_mean).substr(0, 6)).c_str(),
+        reference ? (std::to_string(r.seconds_per_step / reference->seconds_per_step).substr(0, 4)).c_str() : "–");
     md << buf << (n ? std::to_string(n) + ratio(static_cast<double>(n), static_cast<double>(ref_steps)) : "not reached")
        << " | ";
     std::snprintf(buf, sizeof(buf), "%.1f", t);

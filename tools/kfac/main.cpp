@@ -98,7 +98,8 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("auto");
   t->add_option_function<double>(
-       "--momentum", [&cfg](double v) { cfg.momentum = v; }, "Momentum; default sgd 0.9, muon 0.95, K-FAC methods 0.5 (Adam, Shampoo and SOAP: --beta1)")
+       "--momentum", [&cfg](double v) { cfg.momentum = v; },
+       "Momentum; default sgd 0.9, muon 0.95, K-FAC methods 0.5 (Adam, Shampoo and SOAP: --beta1)")
       ->check(real_in(0, 1, false, /*high_open=*/true))
       ->default_str("auto");
   t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(real_in(0, kInf));

@@ -35,7 +35,8 @@ void write_metrics_json(const TrainResult& r, const std::string& path) {
     auto& o = j["optimizer_options"] = nlohmann::json::object();
     const auto& specs = baseline->table->specs();
     for (size_t i = 0; i < specs.size(); ++i)
-      if (!set_by_the_tool_flags(specs[i])) o[specs[i].name] = option_json(baseline->table->get(baseline->block(r.config), i));
+      if (!set_by_the_tool_flags(specs[i]))
+        o[specs[i].name] = option_json(baseline->table->get(baseline->block(r.config), i));
   }
   j["train_loss"] = r.train_loss;
   if (!std::isnan(r.train_squared_error)) j["train_squared_error"] = r.train_squared_error;

@@ -132,8 +132,10 @@ void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTabl
       };
       const auto help = spec.doc + " (default: " + join(defaults) + ")";
       if (spec.type == OptionType::Flag) {
-        app->add_flag_callback("--" + spec.cli_name(), [set] { set(true); }, help);
-        app->add_flag_callback("--no-" + spec.cli_name(), [set] { set(false); }, "Turn off --" + spec.cli_name());
+        app->add_flag_callback(
+            "--" + spec.cli_name(), [set] { set(true); }, help);
+        app->add_flag_callback(
+            "--no-" + spec.cli_name(), [set] { set(false); }, "Turn off --" + spec.cli_name());
         continue;
       }
       auto* o = app->add_option_function<std::string>(

@@ -75,9 +75,10 @@ struct TrainResult {
   double seconds_per_step = 0;       ///< step_timing(history).mean
   StepTiming timing;
   int64_t skipped_steps = 0;
-  double peak_rss_mib = 0;   ///< peak resident memory of the process (training only, before evaluation)
-  int world_size = 1;        ///< ranks of a data-parallel run
-  std::string registration;  ///< what the preconditioner registered and what got the fallback (K-FAC methods; Muon's split)
+  double peak_rss_mib = 0;  ///< peak resident memory of the process (training only, before evaluation)
+  int world_size = 1;       ///< ranks of a data-parallel run
+  std::string
+      registration;  ///< what the preconditioner registered and what got the fallback (K-FAC methods; Muon's split)
   std::vector<Registration::Block> blocks;  ///< each block's kind, factor structure and memory (K-FAC methods)
   double bytes_per_step = 0;  ///< bytes this rank passed to collectives per timed step (0 with one process)
   /// Mean seconds per timed step of each phase: statistics pass, forward + backward, optimizer step and, inside it,

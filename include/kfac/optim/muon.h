@@ -51,10 +51,10 @@ at::Tensor newton_schulz_orthogonalize(const at::Tensor& g, int64_t steps = 5);
 /// `report` says which went where. The rule is written once, over this description of a model's parameters, which
 /// the C++ module walk below and the Python package (kfac.Muon(model)) both build.
 struct MuonParameter {
-  std::string name;     ///< "0.weight"
+  std::string name;  ///< "0.weight"
   at::Tensor value;
-  bool in_embedding;    ///< held by an embedding module
-  int64_t module;       ///< index of the module holding it, in registration order
+  bool in_embedding;  ///< held by an embedding module
+  int64_t module;     ///< index of the module holding it, in registration order
 };
 struct MuonSplit {
   std::vector<at::Tensor> orthogonalized, adamw;

@@ -66,8 +66,7 @@ class ParameterwiseOptimizer : public torch::optim::Optimizer {
   /// The update of one parameter with a gradient at step t (1-based). `state` is read-only: what changes goes into
   /// the result. `name` ("parameter 2 of group 0 [64, 32]") is for messages.
   virtual ParameterUpdate update(const at::Tensor& param, const at::Tensor& grad, const TensorState& state,
-                                 const torch::optim::OptimizerOptions& options, int64_t t,
-                                 const std::string& name) = 0;
+                                 const torch::optim::OptimizerOptions& options, int64_t t, const std::string& name) = 0;
   /// Checks a group's options (called at construction and before every step).
   virtual void validate_group(const torch::optim::OptimizerOptions& options, size_t group) const = 0;
 
