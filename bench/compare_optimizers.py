@@ -85,7 +85,7 @@ def main():
         plot(out / model, best)
     first = next(iter(best.values()))["runtime"]
     print(f"\nRan with LibTorch {first['torch']['version']}, OpenBLAS kernel {first['blas']['kernel']}, "
-          f"{first['threads']['intra_op']} threads, on {first['cpu']['model']}.")
+          f"{first['threads']['intra_op']} threads, on {first['cpu']['model_name']} ({first['cpu']['logical_cores']} cores).")
 
 
 if __name__ == "__main__":

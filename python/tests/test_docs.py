@@ -21,7 +21,7 @@ def rows():
     return out
 
 
-@pytest.mark.parametrize("table", ["preconditioner", "optimizer", "qmodel"])
+@pytest.mark.parametrize("table", ["preconditioner", "optimizer", "qmodel", "muon", "shampoo", "soap"])
 def test_every_option_has_its_row(table):
     documented = rows()
     for spec in kfac.option_specs(table):

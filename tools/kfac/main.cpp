@@ -93,8 +93,9 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
   // Unset = the method's default: values, never sentinels, so a NaN is an error and not a default in disguise.
   t->add_option_function<double>(
        "--lr", [&cfg](double v) { cfg.lr = v; },
-       "Learning rate; default sgd 0.01 on the autoencoder, 0.05 otherwise; adam, adamw and shampoo 1e-3; muon "
-       "0.02; soap 3e-3; K-FAC methods 0.1 on the autoencoder, 0.05 otherwise")
+       "Learning rate; default sgd 0.01 on the autoencoder, 0.05 otherwise; adam and adamw 1e-3; muon 0.03 "
+       "(vit 0.01, models outside the comparison 0.02); shampoo 3e-3 (vit and others 1e-3); soap 3e-3; K-FAC "
+       "methods 0.1 on the autoencoder, 0.05 otherwise")
       ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("auto");
   t->add_option_function<double>(
