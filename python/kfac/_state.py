@@ -35,3 +35,24 @@ class CoreOwned:
         raise TypeError(f"kfac.{name} cannot be pickled, copied or torch.save'd as an object: its state lives in the "
                         f"C++ core, which would be lost. Save {name}.state_dict() and restore it with "
                         f"load_state_dict() on a new kfac.{name}")
+
+
+class CoreOptimizerState:
+    """state_dict() / load_state_dict() of a torch.optim.Optimizer whose state lives in a C++ core (self._core with
+    save() and load()): torch's own entries (the parameter groups) plus the core's bytes under 'kfac', checked
+    before anything changes."""
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["kfac"] = pack(self._core.save())
+        return state
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        name = type(self).__name__
+        blob = state_dict.pop("kfac", None)
+        if blob is None:
+            raise ValueError(f"kfac.{name}.load_state_dict: not a {name} state (no 'kfac' entry)")
+        blob = unpack(blob, name)
+        super().load_state_dict(state_dict)
+        self._core.load(blob)

@@ -17,7 +17,7 @@ import torch
 from . import _kfac, _options, _state
 
 
-class _CoreOptimizer(_state.CoreOwned, torch.optim.Optimizer):
+class _CoreOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Optimizer):
     _method = None  # the option table and the core's method: "muon", "shampoo", "soap"
 
     def __init__(self, params, defaults):
@@ -51,21 +51,6 @@ class _CoreOptimizer(_state.CoreOwned, torch.optim.Optimizer):
             self._core.set_group_options(i, self._group_options(group))
         self.last_stats = self._core.step()
         return loss
-
-    def state_dict(self):
-        state = super().state_dict()
-        state["kfac"] = _state.pack(self._core.save())
-        return state
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        name = type(self).__name__
-        blob = state_dict.pop("kfac", None)
-        if blob is None:
-            raise ValueError(f"kfac.{name}.load_state_dict: not a kfac.{name} state (no 'kfac' entry)")
-        blob = _state.unpack(blob, name)
-        super().load_state_dict(state_dict)
-        self._core.load(blob)
 
 
 def _values(options):

@@ -5,7 +5,7 @@ from . import _kfac, _options, _state
 from .preconditioner import Preconditioner
 
 
-class KFACOptimizer(_state.CoreOwned, torch.optim.Optimizer):
+class KFACOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Optimizer):
     """K-FAC as a torch.optim.Optimizer: the preconditioner's direction, KL-clipped (Ba, Grosse & Martens 2017),
     followed with heavy-ball momentum and weight decay; the update itself is the C++ core's kfac::KfacOptimizer::step,
     so a run equals the C++ API's bit for bit::
@@ -82,20 +82,6 @@ class KFACOptimizer(_state.CoreOwned, torch.optim.Optimizer):
             self._core.set_group_options(i, self._group_options(group))
         self.last_stats = self._core.step()
         return loss
-
-    def state_dict(self):
-        state = super().state_dict()
-        state["kfac"] = _state.pack(self._core.save())
-        return state
-
-    def load_state_dict(self, state_dict):
-        state_dict = dict(state_dict)
-        blob = state_dict.pop("kfac", None)
-        if blob is None:
-            raise ValueError("kfac.KFACOptimizer.load_state_dict: not a KFACOptimizer state (no 'kfac' entry)")
-        blob = _state.unpack(blob, "KFACOptimizer")  # checked before anything changes
-        super().load_state_dict(state_dict)
-        self._core.load(blob)
 
 
 KFACOptimizer.__doc__ += _options.docs(["optimizer", "preconditioner"])

@@ -133,3 +133,33 @@ def test_state_dict_saved_on_cuda_loads_on_cpu():
         o.preconditioner.step()
     for p, q in zip(model.parameters(), cpu_model.parameters()):
         assert (p.grad.cpu() - q.grad).abs().max().item() <= 1e-4 * max(q.grad.abs().max().item(), 1e-12)
+
+
+@needs_cuda
+@pytest.mark.parametrize("method", ["muon", "shampoo", "soap"])
+def test_muon_shampoo_soap_on_cuda_equal_the_cpu(method):
+    # Float64 on both devices; the state (moments, factors, bases, the CPU-held counters) follows the parameters, and
+    # a state_dict saved on CUDA loads on the CPU.
+    runs = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = mlp().double().to(device)
+        x = torch.randn(16, 6, dtype=torch.float64, device=device)
+        y = torch.randint(0, 3, (16,), device=device)
+        make = {"muon": lambda: kfac.Muon(model), "shampoo": lambda: kfac.Shampoo(model.parameters(),
+                                                                                  precondition_frequency=2),
+                "soap": lambda: kfac.SOAP(model.parameters(), precondition_frequency=2)}[method]
+        opt = make()
+        for _ in range(5):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            assert not opt.last_stats.skipped
+        runs[device] = ([p.detach().cpu() for p in model.parameters()], opt.state_dict())
+    scale = max(p.abs().max() for p in runs["cpu"][0])
+    for a, b in zip(*[runs[d][0] for d in ("cpu", "cuda")]):
+        assert (a - b).abs().max() <= TOLERANCE[torch.float64] * scale
+    cpu_model = mlp().double()
+    cpu_opt = kfac.Muon(cpu_model) if method == "muon" else {"shampoo": kfac.Shampoo, "soap": kfac.SOAP}[method](
+        cpu_model.parameters())
+    cpu_opt.load_state_dict(runs["cuda"][1])
