@@ -111,19 +111,14 @@ std::vector<torch::optim::OptimizerParamGroup> muon_groups(const MuonSplit& spli
   return groups;
 }
 
-Muon::Muon(std::vector<at::Tensor> params, const MuonOptions& options)
-    : Muon(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
-           options) {}
-
 Muon::Muon(std::vector<torch::optim::OptimizerParamGroup> groups, const MuonOptions& defaults)
-    : ParameterwiseOptimizer(std::move(groups), std::make_unique<MuonOptions>(defaults), "muon") {
-  for (size_t g = 0; g < param_groups_.size(); ++g) validate_group(param_groups_[g].options(), g);
+    : ParameterwiseOptimizerOf(std::move(groups), defaults, "muon") {
+  validate_groups();
 }
 
 void Muon::validate_group(const torch::optim::OptimizerOptions& options, size_t group) const {
-  const auto& o = static_cast<const MuonOptions&>(options);
-  MuonOptions::table().validate(o);
-  if (!o.orthogonalize()) return;
+  ParameterwiseOptimizerOf::validate_group(options, group);
+  if (!options_of(options).orthogonalize()) return;
   const auto& params = param_groups_[group].params();
   for (size_t i = 0; i < params.size(); ++i)
     KFAC_CHECK(params[i].dim() >= 2, "Muon orthogonalizes matrices, but ", parameter_name(group, i, params[i]),
@@ -133,7 +128,7 @@ void Muon::validate_group(const torch::optim::OptimizerOptions& options, size_t 
 
 ParameterUpdate Muon::update(const at::Tensor& param, const at::Tensor& grad, const TensorState& state,
                              const torch::optim::OptimizerOptions& options, int64_t t, const std::string&) {
-  const auto& o = static_cast<const MuonOptions&>(options);
+  const auto& o = options_of(options);
   ParameterUpdate u;
   const auto decayed = o.weight_decay() > 0 ? param * (1 - o.lr() * o.weight_decay()) : param;
   if (!o.orthogonalize()) {

@@ -40,6 +40,14 @@ ParameterwiseOptimizer::ParameterwiseOptimizer(std::vector<torch::optim::Optimiz
   for (const auto& group : param_groups_) state_.emplace_back(group.params().size());
 }
 
+void ParameterwiseOptimizer::validate_groups() const {
+  for (size_t g = 0; g < param_groups_.size(); ++g) validate_group(param_groups_[g].options(), g);
+}
+
+std::vector<torch::optim::OptimizerParamGroup> one_group(std::vector<at::Tensor> params) {
+  return {torch::optim::OptimizerParamGroup(std::move(params))};
+}
+
 at::Tensor ParameterwiseOptimizer::step(LossClosure closure) {
   at::NoGradGuard no_grad;
   at::Tensor loss;
@@ -47,7 +55,7 @@ at::Tensor ParameterwiseOptimizer::step(LossClosure closure) {
     at::AutoGradMode enable(true);
     loss = closure();
   }
-  for (size_t g = 0; g < param_groups_.size(); ++g) validate_group(param_groups_[g].options(), g);
+  validate_groups();
   last_ = {};
   last_.step = step_ + 1;
   struct Pending {
@@ -62,7 +70,7 @@ at::Tensor ParameterwiseOptimizer::step(LossClosure closure) {
     for (size_t i = 0; i < param_groups_[g].params().size(); ++i) {
       const auto& p = param_groups_[g].params()[i];
       if (!p.grad().defined()) continue;
-      sums.push_back(p.grad().sum().to(at::kDouble));
+      sums.push_back(p.grad().sum(at::kDouble));  // in double: large finite entries must not overflow
       names.push_back(parameter_name(g, i, p));
     }
   const auto first_non_finite = [&]() -> std::string {
@@ -88,7 +96,7 @@ at::Tensor ParameterwiseOptimizer::step(LossClosure closure) {
       if (!p.grad().defined()) continue;
       const auto name = parameter_name(g, i, p);
       auto u = update(p.detach(), p.grad(), state_[g][i], param_groups_[g].options(), step_ + 1, name);
-      sums.push_back(u.value.sum().to(at::kDouble));
+      sums.push_back(u.value.sum(at::kDouble));
       names.push_back(name);
       last_.refreshed = last_.refreshed || u.refreshed;
       last_.refresh_failures += u.refresh_failures;

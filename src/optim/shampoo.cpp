@@ -54,22 +54,14 @@ at::Tensor inverse_fourth_root(const at::Tensor& f, double correction, double ep
 
 }  // namespace
 
-Shampoo::Shampoo(std::vector<at::Tensor> params, const ShampooOptions& options)
-    : Shampoo(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
-              options) {}
-
 Shampoo::Shampoo(std::vector<torch::optim::OptimizerParamGroup> groups, const ShampooOptions& defaults)
-    : ParameterwiseOptimizer(std::move(groups), std::make_unique<ShampooOptions>(defaults), "shampoo") {
-  for (size_t g = 0; g < param_groups_.size(); ++g) validate_group(param_groups_[g].options(), g);
-}
-
-void Shampoo::validate_group(const torch::optim::OptimizerOptions& options, size_t) const {
-  ShampooOptions::table().validate(static_cast<const ShampooOptions&>(options));
+    : ParameterwiseOptimizerOf(std::move(groups), defaults, "shampoo") {
+  validate_groups();
 }
 
 ParameterUpdate Shampoo::update(const at::Tensor& param, const at::Tensor& grad, const TensorState& state,
                                 const torch::optim::OptimizerOptions& options, int64_t t, const std::string& name) {
-  const auto& o = static_cast<const ShampooOptions&>(options);
+  const auto& o = options_of(options);
   ParameterUpdate u;
   auto direction = adam_direction(grad, state, u.state, o.beta1(), o.beta2(), o.eps(), t);
   if (param.dim() >= 2) {

@@ -46,22 +46,14 @@ at::Tensor descending_eigenbasis(const at::Tensor& f, const std::string& what) {
 
 }  // namespace
 
-Soap::Soap(std::vector<at::Tensor> params, const SoapOptions& options)
-    : Soap(std::vector<torch::optim::OptimizerParamGroup>{torch::optim::OptimizerParamGroup(std::move(params))},
-           options) {}
-
 Soap::Soap(std::vector<torch::optim::OptimizerParamGroup> groups, const SoapOptions& defaults)
-    : ParameterwiseOptimizer(std::move(groups), std::make_unique<SoapOptions>(defaults), "soap") {
-  for (size_t g = 0; g < param_groups_.size(); ++g) validate_group(param_groups_[g].options(), g);
-}
-
-void Soap::validate_group(const torch::optim::OptimizerOptions& options, size_t) const {
-  SoapOptions::table().validate(static_cast<const SoapOptions&>(options));
+    : ParameterwiseOptimizerOf(std::move(groups), defaults, "soap") {
+  validate_groups();
 }
 
 ParameterUpdate Soap::update(const at::Tensor& param, const at::Tensor& grad, const TensorState& state,
                              const torch::optim::OptimizerOptions& options, int64_t, const std::string& name) {
-  const auto& o = static_cast<const SoapOptions&>(options);
+  const auto& o = options_of(options);
   ParameterUpdate u;
   const auto g = param.dim() >= 2 ? grad.reshape({grad.size(0), -1}) : grad;
   // The sides with a basis: dimension 0 (left, rows) and 1 (right, columns) of a matrix up to the size cap.

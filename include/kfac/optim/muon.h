@@ -67,10 +67,10 @@ MuonSplit muon_split(const torch::nn::Module& model);
 std::vector<torch::optim::OptimizerParamGroup> muon_groups(const MuonSplit& split, const MuonOptions& options,
                                                            double adamw_lr);
 
-class Muon : public ParameterwiseOptimizer {
+class Muon : public ParameterwiseOptimizerOf<MuonOptions> {
  public:
   /// Every parameter orthogonalized (each must have dim ≥ 2).
-  Muon(std::vector<at::Tensor> params, const MuonOptions& options = {});
+  Muon(std::vector<at::Tensor> params, const MuonOptions& options = {}) : Muon(one_group(std::move(params)), options) {}
   /// Groups with their own options (orthogonalize = false: AdamW); a group without options takes `defaults`.
   Muon(std::vector<torch::optim::OptimizerParamGroup> groups, const MuonOptions& defaults = {});
 

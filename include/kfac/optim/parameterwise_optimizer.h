@@ -69,6 +69,8 @@ class ParameterwiseOptimizer : public torch::optim::Optimizer {
                                  const torch::optim::OptimizerOptions& options, int64_t t, const std::string& name) = 0;
   /// Checks a group's options (called at construction and before every step).
   virtual void validate_group(const torch::optim::OptimizerOptions& options, size_t group) const = 0;
+  /// validate_group for every group: the derived constructors call it (a base constructor cannot).
+  void validate_groups() const;
 
  private:
   std::string method_;
@@ -76,6 +78,23 @@ class ParameterwiseOptimizer : public torch::optim::Optimizer {
   int64_t step_ = 0;
   ParameterwiseStats last_;
 };
+
+/// What every method shares given its options block `Options` (a TORCH_ARG struct with a table()): the constructor,
+/// the options of a group, and their check against the table.
+template <class Options>
+class ParameterwiseOptimizerOf : public ParameterwiseOptimizer {
+ protected:
+  ParameterwiseOptimizerOf(std::vector<torch::optim::OptimizerParamGroup> groups, const Options& defaults,
+                           std::string method)
+      : ParameterwiseOptimizer(std::move(groups), std::make_unique<Options>(defaults), std::move(method)) {}
+  static const Options& options_of(const torch::optim::OptimizerOptions& o) { return static_cast<const Options&>(o); }
+  void validate_group(const torch::optim::OptimizerOptions& options, size_t) const override {
+    Options::table().validate(options_of(options));
+  }
+};
+
+/// Every parameter in one group (the optimizers' single-list constructors).
+std::vector<torch::optim::OptimizerParamGroup> one_group(std::vector<at::Tensor> params);
 
 /// "parameter I of group G [shape]": how messages name a parameter.
 std::string parameter_name(size_t group, size_t index, const at::Tensor& param);

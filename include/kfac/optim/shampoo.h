@@ -39,15 +39,15 @@ struct ShampooOptions : public torch::optim::OptimizerCloneableOptions<ShampooOp
 /// [begin, end) ranges cutting n into pieces of at most `size` (the last may be shorter).
 std::vector<std::pair<int64_t, int64_t>> block_ranges(int64_t n, int64_t size);
 
-class Shampoo : public ParameterwiseOptimizer {
+class Shampoo : public ParameterwiseOptimizerOf<ShampooOptions> {
  public:
-  Shampoo(std::vector<at::Tensor> params, const ShampooOptions& options = {});
+  Shampoo(std::vector<at::Tensor> params, const ShampooOptions& options = {})
+      : Shampoo(one_group(std::move(params)), options) {}
   Shampoo(std::vector<torch::optim::OptimizerParamGroup> groups, const ShampooOptions& defaults = {});
 
  protected:
   ParameterUpdate update(const at::Tensor& param, const at::Tensor& grad, const TensorState& state,
                          const torch::optim::OptimizerOptions& options, int64_t t, const std::string& name) override;
-  void validate_group(const torch::optim::OptimizerOptions& options, size_t group) const override;
 };
 
 }  // namespace kfac

@@ -37,15 +37,14 @@ struct SoapOptions : public torch::optim::OptimizerCloneableOptions<SoapOptions>
   void set_lr(const double lr) override { this->lr(lr); }
 };
 
-class Soap : public ParameterwiseOptimizer {
+class Soap : public ParameterwiseOptimizerOf<SoapOptions> {
  public:
-  Soap(std::vector<at::Tensor> params, const SoapOptions& options = {});
+  Soap(std::vector<at::Tensor> params, const SoapOptions& options = {}) : Soap(one_group(std::move(params)), options) {}
   Soap(std::vector<torch::optim::OptimizerParamGroup> groups, const SoapOptions& defaults = {});
 
  protected:
   ParameterUpdate update(const at::Tensor& param, const at::Tensor& grad, const TensorState& state,
                          const torch::optim::OptimizerOptions& options, int64_t t, const std::string& name) override;
-  void validate_group(const torch::optim::OptimizerOptions& options, size_t group) const override;
 };
 
 }  // namespace kfac
