@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kfac/errors.h"
+#include "gradient_factor_fields.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
@@ -13,28 +14,22 @@ const OptionTable<ShampooOptions>& ShampooOptions::table() {
   using O = ShampooOptions;
   static const OptionTable<O> t(
       "shampoo", "Shampoo (kfac::Shampoo, Python's kfac.Shampoo) with Adam grafting, as Distributed Shampoo runs it",
-      {field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),
-       field<O>(KFAC_FIELD(O, beta1), "Adam's first-moment decay (Shampoo: of the gradient it preconditions)",
-                bounded(between(0, 1, false, true))),
-       field<O>(KFAC_FIELD(O, beta2), "Adam's second-moment decay (Shampoo: of the grafted Adam step)",
-                bounded(between(0, 1, false, true))),
-       field<O>(KFAC_FIELD(O, eps), "Adam's ε in m̂ / (√v̂ + ε)", bounded(positive())),
-       field<O>(KFAC_FIELD(O, weight_decay), "Decoupled weight decay λ: W ← W(1 − ηλ) before the update",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, shampoo_beta), "Decay of the gradient's Kronecker factors L = E[G Gᵀ], R = E[Gᵀ G]",
-                bounded(between(0, 1, false, true))),
-       field<O>(KFAC_FIELD(O, root_epsilon), "ε added to each factor's eigenvalues before the inverse fourth root",
-                bounded(positive())),
-       field<O>(KFAC_FIELD(O, precondition_frequency),
-                "Steps between refreshes of the factors' decompositions (Shampoo's roots, SOAP's eigenbases)",
-                bounded(at_least(1))),
-       field<O>(KFAC_FIELD(O, max_preconditioner_dim),
-                "Largest factor side: Shampoo cuts larger weights into tiles of this many rows and columns; SOAP "
-                "leaves a larger side unrotated",
-                bounded(at_least(1))),
-       field<O>(KFAC_FIELD(O, grafting),
-                "Size of Shampoo's step: adam (each tile's direction scaled to Adam's norm there) or none",
-                {std::nullopt, "", {"adam", "none"}})});
+      detail::with_gradient_factor_fields<O>(
+          {
+              field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),
+              field<O>(KFAC_FIELD(O, beta1), "Adam's first-moment decay (Shampoo: of the gradient it preconditions)",
+                       bounded(between(0, 1, false, true))),
+              field<O>(KFAC_FIELD(O, beta2), "Adam's second-moment decay (Shampoo: of the grafted Adam step)",
+                       bounded(between(0, 1, false, true))),
+              field<O>(KFAC_FIELD(O, eps), "Adam's ε in m̂ / (√v̂ + ε)", bounded(positive())),
+              field<O>(KFAC_FIELD(O, weight_decay), "Decoupled weight decay λ: W ← W(1 − ηλ) before the update",
+                       bounded(at_least(0))),
+          },
+          {field<O>(KFAC_FIELD(O, root_epsilon), "ε added to each factor's eigenvalues before the inverse fourth root",
+                    bounded(positive())),
+           field<O>(KFAC_FIELD(O, grafting),
+                    "Size of Shampoo's step: adam (each tile's direction scaled to Adam's norm there) or none",
+                    {std::nullopt, "", {"adam", "none"}})}));
   return t;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kfac/errors.h"
+#include "gradient_factor_fields.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
@@ -13,27 +14,21 @@ const OptionTable<SoapOptions>& SoapOptions::table() {
   using O = SoapOptions;
   static const OptionTable<O> t(
       "soap", "SOAP (kfac::Soap, Python's kfac.SOAP): Adam in the eigenbasis of Shampoo's factors",
-      {field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),
-       field<O>(KFAC_FIELD(O, beta1), "Adam's first-moment decay", bounded(between(0, 1, false, true))),
-       field<O>(KFAC_FIELD(O, beta2), "Adam's second-moment decay (SOAP: in the eigenbasis)",
-                bounded(between(0, 1, false, true))),
-       field<O>(KFAC_FIELD(O, eps), "Adam's ε in m̂ / (√v̂ + ε)", bounded(positive())),
-       field<O>(KFAC_FIELD(O, weight_decay), "Decoupled weight decay λ: W ← W(1 − ηλ) after the update",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, shampoo_beta), "Decay of the gradient's Kronecker factors L = E[G Gᵀ], R = E[Gᵀ G]",
-                bounded(between(0, 1, false, true))),
-       field<O>(KFAC_FIELD(O, precondition_frequency),
-                "Steps between refreshes of the factors' decompositions (Shampoo's roots, SOAP's eigenbases)",
-                bounded(at_least(1))),
-       field<O>(KFAC_FIELD(O, max_preconditioner_dim),
-                "Largest factor side: Shampoo cuts larger weights into tiles of this many rows and columns; SOAP "
-                "leaves a larger side unrotated",
-                bounded(at_least(1))),
-       field<O>(KFAC_FIELD(O, basis_refresh),
-                "How SOAP refreshes its eigenbases: qr (one power iteration and a QR from the previous basis, "
-                "published) or eigh (a full eigendecomposition)",
-                {std::nullopt, "", {"qr", "eigh"}}),
-       field<O>(KFAC_FIELD(O, normalize_grads), "Scale SOAP's direction to unit root-mean-square")});
+      detail::with_gradient_factor_fields<O>(
+          {
+              field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),
+              field<O>(KFAC_FIELD(O, beta1), "Adam's first-moment decay", bounded(between(0, 1, false, true))),
+              field<O>(KFAC_FIELD(O, beta2), "Adam's second-moment decay (SOAP: in the eigenbasis)",
+                       bounded(between(0, 1, false, true))),
+              field<O>(KFAC_FIELD(O, eps), "Adam's ε in m̂ / (√v̂ + ε)", bounded(positive())),
+              field<O>(KFAC_FIELD(O, weight_decay), "Decoupled weight decay λ: W ← W(1 − ηλ) after the update",
+                       bounded(at_least(0))),
+          },
+          {field<O>(KFAC_FIELD(O, basis_refresh),
+                    "How SOAP refreshes its eigenbases: qr (one power iteration and a QR from the previous basis, "
+                    "published) or eigh (a full eigendecomposition)",
+                    {std::nullopt, "", {"qr", "eigh"}}),
+           field<O>(KFAC_FIELD(O, normalize_grads), "Scale SOAP's direction to unit root-mean-square")}));
   return t;
 }
 
