@@ -233,19 +233,22 @@ PYBIND11_MODULE(_kfac, m) {
       py::arg("output"), py::arg("targets"), py::arg("kind"), "The likelihood's loss (the C++ core's kfac::loss)");
   m.def(
       "configure_runtime",
-      [](int threads, bool flush_subnormals) {
+      [](int threads, bool flush_subnormals, bool keep_freed_memory) {
         kfac::runtime::RuntimeSetup setup;
         setup.select_blas_kernel = false;  // a relaunch would restart the Python interpreter
         setup.threads = threads;
         setup.flush_denormal = flush_subnormals;
+        setup.keep_freed_memory = keep_freed_memory;
         std::ostringstream report;
         report << kfac::runtime::configure_runtime(setup);
         return report.str();
       },
-      py::arg("threads") = 0, py::arg("flush_subnormals") = true,
+      py::arg("threads") = 0, py::arg("flush_subnormals") = true, py::arg("keep_freed_memory") = true,
       "What the kfac tool does first: every available core (threads 0; > 0 exactly that many; < 0 leave torch's), "
       "subnormal floats flushed to zero on the OpenMP team too (torch.set_flush_denormal covers only the calling "
-      "thread). Returns the runtime report: LibTorch, BLAS and its kernel, CPU, threads, warnings");
+      "thread), and glibc's malloc told to keep freed memory for the next step instead of returning it to the "
+      "system (tensors then stop page-faulting in fresh pages every step). Returns the runtime report: LibTorch, BLAS "
+      "and its kernel, CPU, threads, warnings");
   bind_layers(m);
   bind_preconditioner(m);
   bind_optimizers(m);

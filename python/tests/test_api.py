@@ -357,3 +357,11 @@ def test_only_the_optimized_parameters_get_blocks():
     groups = kfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.01},
                                                {"params": list(model[2].parameters())}], loss="softmax-cross-entropy")
     assert [layer.name for layer in groups.preconditioner.layers] == ["0", "2"]
+
+
+def test_configure_runtime_reports_what_it_set():
+    # threads and subnormals left as they are: the other tests' numerics must not change
+    report = kfac.configure_runtime(threads=-1, flush_subnormals=False, keep_freed_memory=True)
+    assert "LibTorch:" in report and "Freed memory:" in report
+    if "not glibc" not in report:
+        assert "Freed memory:    kept for reuse" in report

@@ -2,6 +2,8 @@
 // the library to one BLAS or one OpenMP.
 #include "kfac/runtime/runtime_info.h"
 
+#include "kfac/runtime/setup.h"
+
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <dlfcn.h>
@@ -151,6 +153,10 @@ RuntimeInfo runtime_info() {
   info.threads.requested = omp != nullptr && valid_thread_count(omp);
   if (const char* local = std::getenv("LOCAL_WORLD_SIZE")) info.threads.local_ranks = std::max(1, std::atoi(local));
   info.flush_denormal = flush_denormal_on();
+  info.freed_memory_kept = freed_memory_kept();
+#if defined(__GLIBC__)
+  info.glibc = true;
+#endif
   info.warnings = diagnose(info);
   return info;
 }
@@ -181,7 +187,12 @@ std::ostream& operator<<(std::ostream& out, const RuntimeInfo& r) {
       << "Threads:         intra-op " << r.threads.intra_op << ", inter-op " << r.threads.inter_op << ", OpenMP "
       << count(r.threads.openmp) << ", BLAS " << count(r.blas.threads)
       << (r.threads.local_ranks > 1 ? ", " + std::to_string(r.threads.local_ranks) + " local ranks" : "") << "\n"
-      << "Subnormals:      " << (r.flush_denormal ? "flushed to zero" : "kept (not flushed)") << "\n";
+      << "Subnormals:      " << (r.flush_denormal ? "flushed to zero" : "kept (not flushed)") << "\n"
+      << "Freed memory:    "
+      << (!r.glibc              ? "the allocator's policy (not glibc)"
+          : r.freed_memory_kept ? "kept for reuse (glibc malloc: mmap threshold 32 MiB, no trimming)"
+                                : "returned to the system (glibc malloc's default)")
+      << "\n";
   if (r.warnings.empty()) out << "Warnings:        none\n";
   for (const auto& w : r.warnings) out << "warning [" << w.id << "]: " << w.what << "\n  fix: " << w.fix << "\n";
   return out;

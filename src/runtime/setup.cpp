@@ -3,12 +3,16 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "kfac/runtime/openblas_kernel.h"
 
@@ -26,6 +30,21 @@ bool set_flush_denormal(bool on) {
 #endif
   return ok;
 }
+
+namespace {
+bool kept = false;  // set once; glibc offers no query of its thresholds
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  constexpr int kLargestMmapThreshold = 32 << 20;  // glibc: HEAP_MAX_SIZE / 2 on 64-bit; mallopt refuses more
+  kept = kept || (::mallopt(M_MMAP_THRESHOLD, kLargestMmapThreshold) == 1 &&
+                  ::mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1);
+#endif
+  return kept;
+}
+
+bool freed_memory_kept() { return kept; }
 
 void relaunch_with_blas_kernel(const RuntimeInfo& info, char** argv) {
   const char* optout = std::getenv("KFAC_BLAS_AUTOSELECT");
@@ -54,6 +73,7 @@ RuntimeInfo configure_runtime(const RuntimeSetup& setup, char** argv) {
   else if (setup.threads == 0 && std::getenv("OMP_NUM_THREADS") == nullptr)
     at::set_num_threads(std::max(1, before.cpu.available_cores / std::max(1, before.threads.local_ranks)));
   if (setup.flush_denormal) set_flush_denormal(true);
+  if (setup.keep_freed_memory) keep_freed_memory();
   auto info = runtime_info();
   if (setup.threads > 0 && !info.threads.requested) {
     info.threads.requested = true;

@@ -5,6 +5,11 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -156,6 +161,34 @@ TEST(RuntimeInfo, KeptSubnormalsWarn) {
   r.flush_denormal = false;
   EXPECT_NE(warning_text(r, "subnormals").find("setFlushDenormal(true)"), std::string::npos);
 }
+
+TEST(RuntimeInfo, ReturnedFreedMemoryWarnsUnderGlibcOnly) {
+  auto r = healthy();
+  r.glibc = true;
+  r.freed_memory_kept = false;
+  EXPECT_NE(warning_text(r, "freed-memory").find("keep_freed_memory()"), std::string::npos);
+  r.glibc = false;
+  EXPECT_FALSE(has_warning(r, "freed-memory"));
+}
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+// A 20 MiB block after keep_freed_memory(): served from the heap (glibc would mmap it by default, as any block over
+// 128 KiB until its adaptive threshold grows), and still held by the process after free (no trim).
+TEST(RuntimeSetup, KeepFreedMemoryServesLargeBlocksFromTheHeapAndKeepsThem) {
+  ASSERT_TRUE(kfac::runtime::keep_freed_memory());
+  EXPECT_TRUE(kfac::runtime::runtime_info().freed_memory_kept);
+  EXPECT_FALSE(has_warning(kfac::runtime::runtime_info(), "freed-memory"));
+  constexpr size_t kBlock = 20u << 20;
+  const auto mapped_before = mallinfo2().hblkhd;
+  void* block = std::malloc(kBlock);
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, kBlock);
+  EXPECT_EQ(mallinfo2().hblkhd, mapped_before) << "the block was mmap'd";
+  const auto held = mallinfo2().arena;
+  std::free(block);
+  EXPECT_EQ(mallinfo2().arena, held) << "the heap was trimmed";
+}
+#endif
 
 TEST(RuntimeInfo, ProbeReportsThisProcess) {
   const auto r = kfac::runtime::runtime_info();

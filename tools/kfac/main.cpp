@@ -68,6 +68,10 @@ void add_runtime_flags(CLI::App* sub, kfac::runtime::RuntimeSetup& setup) {
   sub->add_flag_function(
       "--keep-subnormals", [&setup](int64_t) { setup.flush_denormal = false; },
       "Compute with subnormal floats instead of flushing them to zero (slower)");
+  sub->add_flag_function(
+      "--return-freed-memory", [&setup](int64_t) { setup.keep_freed_memory = false; },
+      "Let glibc's malloc return freed memory to the system as it does by default (slower: the next step's "
+      "tensors page-fault; default: keep it for reuse)");
 }
 
 // The training flags shared by `train` and `compare`.

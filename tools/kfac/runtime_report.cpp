@@ -32,6 +32,7 @@ nlohmann::json runtime_json(const runtime::RuntimeInfo& r) {
                   {"blas", r.blas.threads},
                   {"local_ranks", r.threads.local_ranks}};
   j["flush_denormal"] = r.flush_denormal;
+  j["freed_memory_kept"] = r.freed_memory_kept;
   j["warnings"] = nlohmann::json::array();
   for (const auto& w : r.warnings) j["warnings"].push_back({{"id", w.id}, {"what", w.what}, {"fix", w.fix}});
   return j;

@@ -66,6 +66,9 @@ struct RuntimeInfo {
   Threads threads;
   /// Subnormal floats flushed to zero on this thread (x86: MXCSR's FTZ and DAZ bits). False where unsupported.
   bool flush_denormal = false;
+  /// glibc's malloc keeps freed memory for reuse (kfac::runtime::keep_freed_memory). False without glibc.
+  bool freed_memory_kept = false;
+  bool glibc = false;             ///< the process allocates with glibc's malloc
   std::vector<Warning> warnings;  ///< diagnose() of the above
 };
 
