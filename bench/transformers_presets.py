@@ -5,6 +5,9 @@ loss, steps and seconds to AdamW's final training loss as ratios to AdamW's, the
 profile; draws loss against steps and against seconds (gnuplot) into the report folder.
 
     /usr/bin/python3 bench/transformers_presets.py [--horizons 300,1000] [--out reports/transformers-presets]
+        [--variant "--eigenbasis-iterations 1" ...]
+
+Each --variant is a row more: the preset with those flags added (same seed and batches).
 """
 import argparse
 import json
@@ -40,6 +43,7 @@ def main():
     ap.add_argument("--horizons", default="300,1000")
     ap.add_argument("--models", default="char-lm,vit")
     ap.add_argument("--out", default="reports/transformers-presets")
+    ap.add_argument("--variant", action="append", default=[], help="flags added to the preset, one row each")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
     for model in args.models.split(","):
@@ -48,6 +52,9 @@ def main():
             folder = out / f"{model}-{steps}"
             ref = run(folder / "adamw.json", ["--model", model, *adamw_flags, "--steps", str(steps)])
             kf = run(folder / f"{preset}.json", ["--preset", preset, "--steps", str(steps)])
+            variants = [(f"--preset {preset} {v}",
+                         run(folder / f"{preset}{v.replace(' ', '').replace('-', '_')}.json",
+                             ["--preset", preset, *v.split(), "--steps", str(steps)])) for v in args.variant]
             target = smoothed(ref["history"], len(ref["history"]) - 1)
             s0, t0 = first_reaching(ref["history"], target)
             s1, t1 = first_reaching(kf["history"], target)
@@ -58,14 +65,17 @@ def main():
             print("| run | final loss | validation | steps to target (x AdamW) | seconds to target (x AdamW) |"
                   " s/step (x AdamW) |")
             print("|---|---|---|---|---|---|")
-            for name, r, s, t in (("adamw", ref, s0, t0), (f"--preset {preset}", kf, s1, t1)):
+            rows = [("adamw", ref, s0, t0), (f"--preset {preset}", kf, s1, t1)]
+            rows += [(name, r, *first_reaching(r["history"], target)) for name, r in variants]
+            for name, r, s, t in rows:
                 reach = f"{s} ({s / s0:.2f}) | {t:.1f} ({t / t0:.2f})" if s else "not reached | -"
                 print(f"| {name} | {smoothed(r['history'], len(r['history']) - 1):.4f} | {r['test_loss']:.4f} | "
                       f"{reach} | {r['seconds_per_step'] * 1e3:.1f} ms "
                       f"({r['seconds_per_step'] / ref['seconds_per_step']:.2f}) |")
-            profile = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in kf.get("profile_seconds_per_step", {}).items())
-            print(f"\nprofile of the preset's step: {profile}")
-            plot(folder, {"adamw": ref, preset: kf})
+            for name, r in [(f"--preset {preset}", kf), *variants]:
+                profile = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r.get("profile_seconds_per_step", {}).items())
+                print(f"\nprofile of {name}: {profile}")
+            plot(folder, {"adamw": ref, preset: kf, **{name: r for name, r in variants}})
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ double KfacCurvature::pi() const {
 void KfacCurvature::refresh(double damping) {
   const double floor = context_.numerics.eigenvalue_floor();
   if (context_.damping.damping_mode() == DampingMode::Eigen) {
-    auto ea = linalg::factor_eig(a_, what("factor A"), floor);
-    auto eg = linalg::factor_eig(g_, what("factor G"), floor);
+    const int64_t k = context_.numerics.eigenbasis_iterations();
+    auto ea = linalg::factor_eig_refined(a_, a_vecs_, k, what("factor A"), floor);
+    auto eg = linalg::factor_eig_refined(g_, g_vecs_, k, what("factor G"), floor);
     a_vals_ = ea.values, a_vecs_ = ea.vectors, g_vals_ = eg.values, g_vecs_ = eg.vectors;
   } else {
     const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));

@@ -24,6 +24,19 @@ SymEig factor_eig(const at::Tensor& f, const std::string& what, double floor) {
   return {f.clamp_min(floor), at::Tensor()};
 }
 
+SymEig factor_eig_refined(const at::Tensor& f, const at::Tensor& q, int64_t iterations, const std::string& what,
+                          double floor) {
+  if (iterations <= 0 || !q.defined() || is_diagonal_factor(f)) return factor_eig(f, what, floor);
+  auto basis = q;
+  for (int64_t i = 0; i < iterations; ++i) {
+    auto refined = refine_eigenbasis(f, basis, what);
+    // refine_eigenbasis sorts the columns for the QR; put each back in the place of the column it continues.
+    basis = at::empty_like(refined.vectors).index_copy_(1, refined.order, refined.vectors);
+  }
+  auto values = (basis * at::matmul(f, basis)).sum(0).clamp_min(floor);
+  return {values, basis};
+}
+
 at::Tensor factor_damped_inverse(const at::Tensor& f, double shift, bool cholesky, double floor,
                                  const std::string& what) {
   if (is_diagonal_factor(f)) return factor_eig(f, what, floor).values.add(shift).reciprocal_();

@@ -104,6 +104,11 @@ const OptionTable<NumericsOptions>& NumericsOptions::table() {
                 "eigen or cholesky"),
        field<O>(KFAC_FIELD(O, eigenvalue_floor), "Eigenvalues below this are clamped to it (after a float64 retry)",
                 bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, eigenbasis_iterations),
+                "Eigenbases after the first (ekfac, tekfac, damping_mode eigen): 0 decomposes every refresh; k "
+                "refines the previous basis by k subspace-iteration steps and a QR each, with Rayleigh quotients "
+                "as eigenvalues (cheaper, approximate)",
+                bounded(between(0, 100))),
        field<O>(KFAC_FIELD(O, max_consecutive_failures),
                 "Consecutive failed refreshes of one layer tolerated before step() throws", bounded(at_least(1)))});
   return t;

@@ -5,7 +5,7 @@
 // and precondition with Q_R [(Q_Rᵀ V Q_L) ⊘ (S + λ')] Q_Lᵀ, λ' = base.spectrum_damping(λ).
 //   EKFAC  = EigenCorrected<KfacCurvature>   (basis of A, G)
 //   TEKFAC = EigenCorrected<TkfacCurvature>  (basis of Φ, Ψ)
-// Schedule: the basis is recomputed at each refresh; S is updated (EMA) every spectrum_period-th statistics update
+// Schedule: the basis is recomputed at each refresh (or refined from the previous one: eigenbasis_iterations); S is updated (EMA) every spectrum_period-th statistics update
 // once a basis exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when reset_spectrum
 // is set (default), so right after such a refresh the method equals its base in the
 // exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
@@ -53,8 +53,9 @@ class EigenCorrected : public Base {
 
   void refresh(double damping) override {
     const double floor = this->context_.numerics.eigenvalue_floor();
-    auto el = linalg::factor_eig(this->input_factor(), this->what("input factor"), floor);
-    auto er = linalg::factor_eig(this->output_factor(), this->what("output factor"), floor);
+    const int64_t k = this->context_.numerics.eigenbasis_iterations();
+    auto el = linalg::factor_eig_refined(this->input_factor(), q_a_, k, this->what("input factor"), floor);
+    auto er = linalg::factor_eig_refined(this->output_factor(), q_g_, k, this->what("output factor"), floor);
     const bool first = !spectrum_.defined();
     q_a_ = el.vectors, q_g_ = er.vectors;
     if (first || options_.reset_spectrum()) spectrum_ = at::outer(er.values, el.values) * this->kronecker_scale();

@@ -33,6 +33,15 @@ double factor_mean_eigenvalue(const at::Tensor& f);
 /// the floor, in coordinate order) and the vectors are undefined (the identity).
 SymEig factor_eig(const at::Tensor& f, const std::string& what, double floor);
 
+/// factor_eig, or with `iterations` > 0 and a previous basis `q` of a full factor: q refined by that many steps of
+/// subspace iteration (refine_eigenbasis), its columns kept in q's order (column j goes on tracking column j), with
+/// the Rayleigh quotients diag(Qᵀ f Q) clamped to the floor as the values. For a factor that moves slowly between
+/// refreshes (an EMA) the warm-started basis follows it at the cost of products and QRs instead of an eigh; the
+/// values are the exact diagonal of f in that basis, so the eigenvalue-corrected methods lose nothing beyond the
+/// basis's own error (docs/design.md §16).
+SymEig factor_eig_refined(const at::Tensor& f, const at::Tensor& q, int64_t iterations, const std::string& what,
+                          double floor);
+
 /// (f + shift·I)⁻¹, [n, n] or [n]: by Cholesky when `cholesky`, else from factor_eig.
 at::Tensor factor_damped_inverse(const at::Tensor& f, double shift, bool cholesky, double floor,
                                  const std::string& what);

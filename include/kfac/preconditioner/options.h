@@ -117,6 +117,7 @@ struct NumericsOptions {
   TORCH_ARG(c10::optional<c10::ScalarType>, factor_dtype) = c10::nullopt;
   TORCH_ARG(InverseMethod, inverse_method) = InverseMethod::Auto;
   TORCH_ARG(double, eigenvalue_floor) = 0.0;
+  TORCH_ARG(int64_t, eigenbasis_iterations) = 0;  ///< see linalg::factor_eig_refined
   TORCH_ARG(int64_t, max_consecutive_failures) = 3;
 };
 
@@ -207,6 +208,7 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(numerics_options, c10::optional<c10::ScalarType>, factor_dtype)
   KFAC_FLAT_OPTION(numerics_options, InverseMethod, inverse_method)
   KFAC_FLAT_OPTION(numerics_options, double, eigenvalue_floor)
+  KFAC_FLAT_OPTION(numerics_options, int64_t, eigenbasis_iterations)
   KFAC_FLAT_OPTION(numerics_options, int64_t, max_consecutive_failures)
   KFAC_FLAT_OPTION(distributed_options, double, grad_worker_fraction)
   KFAC_FLAT_OPTION(global_options, GlobalStageKind, global_stage)
