@@ -17,4 +17,12 @@ for method in sgd adam kfac; do
     [ -s "$OUT/$method.pt" ] || { echo "FAIL: $method lost the checkpoint of step $step"; exit 1; }
   fi
 done
+# Training ends with finite losses but the trained weights evaluate to NaN (the test seam poisons them): the result
+# and the JSON are still written, and the exit code says the run failed.
+KFAC_TEST_POISON_EVALUATION=1 "$KFAC" train --model mlp --method sgd --steps 2 --batch-size 16 --eval-examples 16 \
+  --quiet --metrics-json "$OUT/poisoned.json" > "$OUT/poisoned.out" 2> "$OUT/poisoned.err"
+rc=$?
+[ "$rc" -eq 2 ] || { echo "FAIL: a NaN evaluation exited $rc, expected 2"; cat "$OUT/poisoned.err"; exit 1; }
+grep -q "evaluation loss is not finite (train nan, test nan)" "$OUT/poisoned.err" || { echo "FAIL: NaN evaluation message"; cat "$OUT/poisoned.err"; exit 1; }
+[ -s "$OUT/poisoned.json" ] || { echo "FAIL: the metrics JSON was not written"; exit 1; }
 echo "PASS: non-finite loss stops the run"

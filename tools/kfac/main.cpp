@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -350,6 +351,14 @@ int main(int argc, char** argv) {
                      100.0 * seconds / result.seconds_per_step);
     }
     if (!metrics_json.empty()) kfac::tool::write_metrics_json(result, metrics_json);
+    if (!std::isfinite(result.train_loss) || !std::isfinite(result.test_loss)) {
+      std::fprintf(stderr,
+                   "error: the trained model's evaluation loss is not finite (train %g, test %g) although training "
+                   "ended normally: its weights or normalization statistics hold a NaN or an infinity, or its outputs "
+                   "overflow on the evaluation data; lower --lr, raise --damping, or check the data\n",
+                   result.train_loss, result.test_loss);
+      return 2;
+    }
   } catch (const kfac::tool::Interrupted& e) {
     if (is_rank0()) std::fprintf(stderr, "%s\n", e.what());  // rank 0 speaks for all
     return 130;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -348,6 +349,10 @@ TrainResult train(const TrainConfig& cfg) {
   model.net->eval();
   result.peak_rss_mib = peak_rss_mib();
   optimizer.use_averages_for_evaluation();
+  if (std::getenv("KFAC_TEST_POISON_EVALUATION")) {  // tests/cli/nonfinite.sh: weights that evaluate to NaN
+    torch::NoGradGuard no_grad;
+    model.net->parameters().front().fill_(std::numeric_limits<double>::quiet_NaN());
+  }
   std::tie(result.train_loss, result.train_squared_error) = evaluate(model, train_set, cfg.eval_examples, device);
   result.test_loss = evaluate(model, test_set, cfg.eval_examples, device).first;
   return result;
