@@ -69,8 +69,8 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     // every 10 reached AdamW's 300-step loss in 0.47x its steps; a 10% linear warm-up (finish_preset) kept the
     // first steps from overshooting. Momentum 0.5 and KL clip 0.01 are the tool's defaults. Then (2026-12-05,
     // bench/transformers_presets.py --variant): a refresh every 20 steps that refines the previous eigenbasis by one
-    // subspace iteration instead of an eigh gave 0.76x and 0.71x AdamW's seconds at 300 and 1000 steps, against
-    // 0.77x and 0.86x for a full eigh every 10.
+    // subspace iteration instead of an eigh gave 0.76-0.83x and 0.71-0.81x AdamW's seconds at 300 and 1000 steps in
+    // two runs, against 0.73-0.77x and 0.86-0.98x for an eigh every 10 (fewer steps to the loss at 1000: 556 vs 626).
     c.model = "char-lm";
     c.dataset = "kjv";
     c.batch_size = 32;

@@ -5,10 +5,10 @@
 // and precondition with Q_R [(Q_Rᵀ V Q_L) ⊘ (S + λ')] Q_Lᵀ, λ' = base.spectrum_damping(λ).
 //   EKFAC  = EigenCorrected<KfacCurvature>   (basis of A, G)
 //   TEKFAC = EigenCorrected<TkfacCurvature>  (basis of Φ, Ψ)
-// Schedule: the basis is recomputed at each refresh (or refined from the previous one: eigenbasis_iterations); S is updated (EMA) every spectrum_period-th statistics update
-// once a basis exists; at a refresh S is reset to the base method's eigenvalues (c · d_R d_Lᵀ) when reset_spectrum
-// is set (default), so right after such a refresh the method equals its base in the
-// exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
+// Schedule: the basis is recomputed at each refresh (or refined from the previous one: eigenbasis_iterations); S is
+// updated (EMA) every spectrum_period-th statistics update once a basis exists; at a refresh S is reset to the base
+// method's eigenvalues (c · d_R d_Lᵀ) when reset_spectrum is set (default), so right after such a refresh the method
+// equals its base in the exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
 // per_position_spectrum estimates S with the T positions of a sequence or conv map as examples, dropping the
 // cross-position terms of each example's gradient: one product instead of per-example gradients (docs/design.md §4).
 // A diagonal factor (kfac/linalg/factor.h) has the identity basis: its Q is undefined and its side is not rotated.

@@ -38,7 +38,7 @@ SymEig factor_eig(const at::Tensor& f, const std::string& what, double floor);
 /// the Rayleigh quotients diag(Qᵀ f Q) clamped to the floor as the values. For a factor that moves slowly between
 /// refreshes (an EMA) the warm-started basis follows it at the cost of products and QRs instead of an eigh; the
 /// values are the exact diagonal of f in that basis, so the eigenvalue-corrected methods lose nothing beyond the
-/// basis's own error (docs/design.md §16).
+/// basis's own error (docs/design.md §5, "Refined eigenbases").
 SymEig factor_eig_refined(const at::Tensor& f, const at::Tensor& q, int64_t iterations, const std::string& what,
                           double floor);
 
