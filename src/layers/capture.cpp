@@ -38,8 +38,10 @@ void Slot::tap(const at::Tensor& input, const at::Tensor& output) {
   Tap t{input.detach(), {}, {}};
   if (mode_ == Mode::RetainOutput) {
     KFAC_CHECK(output.requires_grad(), "layer '", name_,
-               "': its output does not require grad in a statistics pass; do not run the statistics forward under "
-               "torch::NoGradGuard");
+               "': its output does not require grad in a statistics pass, so its output gradients cannot be "
+               "captured. Either the forward ran with gradients off (Python torch.no_grad(), C++ "
+               "torch::NoGradGuard), or the layer's parameters were frozen (requires_grad False) after the optimizer "
+               "was built: build it after freezing, or leave the layer out with the option exclude");
     t.output = output;
   } else if (output.requires_grad()) {
     // The hook holds the slot's generation counter, not the slot: it writes only into the pass that armed it.
