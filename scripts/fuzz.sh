@@ -25,7 +25,9 @@ done
 SANITIZE=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 TORCH=(-I/usr/include/torch/csrc/api/include -Iinclude -D_GLIBCXX_USE_CXX11_ABI=1 -ltorch -ltorch_cpu -lc10 -lz)
 for harness in csv idx mnist_json checkpoint; do
+  max_len=65536
   if [ "$harness" = checkpoint ]; then
+    max_len=4194304  # the seed checkpoints' size
     clang++ "${SANITIZE[@]}" -fno-sanitize=vptr tests/fuzz/fuzz_checkpoint.cpp tools/kfac/zip_check.cpp \
       "${TORCH[@]}" -o "$OUT/fuzz_$harness"
   else
@@ -33,7 +35,7 @@ for harness in csv idx mnist_json checkpoint; do
     rm -rf "$OUT/corpus_$harness"; cp -r "tests/fuzz/corpus/$harness" "$OUT/corpus_$harness"
   fi
   echo "== fuzz_$harness for $SECONDS_EACH s"
-  if ! "$OUT/fuzz_$harness" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -max_len=$([ "$harness" = checkpoint ] && echo 4194304 || echo 65536) \
+  if ! "$OUT/fuzz_$harness" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -max_len="$max_len" \
        -artifact_prefix="$OUT/crash_${harness}_" "$OUT/corpus_$harness" > "$OUT/fuzz_$harness.log" 2>&1; then
     echo "FAIL: fuzz_$harness found a problem (see $OUT/fuzz_$harness.log and $OUT/crash_${harness}_*)"; status=1
   fi

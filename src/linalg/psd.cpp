@@ -124,9 +124,10 @@ SymEig eigh_psd(const at::Tensor& m, const std::string& what, double floor) {
 
 RefinedBasis refine_eigenbasis(const at::Tensor& m, const at::Tensor& q, const std::string& what) {
   check_finite(m, what);
-  const auto quotients = (q * at::matmul(m, q)).sum(0);  // diag(qᵀ m q)
+  const auto mq = at::matmul(m, q);        // the one product: the quotients and the QR's input both read it
+  const auto quotients = (q * mq).sum(0);  // diag(qᵀ m q)
   auto order = at::argsort(quotients, /*dim=*/0, /*descending=*/true);
-  auto [vectors, r] = at::linalg_qr(at::matmul(m, q.index_select(1, order)));
+  auto [vectors, r] = at::linalg_qr(mq.index_select(1, order));
   return {vectors, order};
 }
 
