@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-import kfac
+import kronfac
 
 
 class Block(torch.nn.Module):
@@ -35,7 +35,7 @@ def model_and_batch(name):
         model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Tanh(), torch.nn.Linear(256, 10))
         return model, torch.randn(128, 256, generator=g), torch.randint(0, 10, (128,), generator=g)
     model = Block()
-    kfac.nn.replace_attention(model)
+    kronfac.nn.replace_attention(model)
     return model, torch.randint(0, 96, (16, 64), generator=g), torch.randint(0, 96, (16, 64), generator=g)
 
 
@@ -43,7 +43,7 @@ def count(name, method, steps=12):
     torch.manual_seed(0)
     model, x, y = model_and_batch(name)
     model, x, y = model.cuda(), x.cuda(), y.cuda()
-    opt = kfac.KFACOptimizer(model, lr=0.05, loss="softmax-cross-entropy", method=method, stats_period=3,
+    opt = kronfac.KFACOptimizer(model, lr=0.05, loss="softmax-cross-entropy", method=method, stats_period=3,
                              refresh_period=6, kl_clip=1e-3)
     per_kind = {}
     for step in range(steps):

@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
-"""The Python front end's cost: seconds per K-FAC step through `import kfac` against the C++ tool's, measured in one
+"""The Python front end's cost: seconds per K-FAC step through `import kronfac` against the C++ tool's, measured in one
 run on the K-FAC paper's autoencoder (batch 1000, the main job's settings: statistics on 1/8 of the batch, refresh
 every 20 steps), with SGD's step beside each.
 
     /usr/bin/python3 bench/python_front_end.py [--steps 60] [--repeats 2]     (after scripts/build.sh)
 
-Rounds of four runs, each in a fresh process: `kfac train --method kfac`, the same in Python (kfac.KFACOptimizer on
+Rounds of four runs, each in a fresh process: `kfac train --method kfac`, the same in Python (kronfac.KFACOptimizer on
 a torch.nn.Sequential of the same shapes and sparse initialization, with the options the tool's run resolved, read
 from its metrics JSON), `kfac train --method sgd`, and torch.optim.SGD in Python. The loop is the tool's: batch
 selection, zero_grad, the statistics pass, forward, loss, backward, loss.item(), step. s/step is the mean over every
 step from step 2 on (refresh steps included), as the tool reports it; each configuration's fastest round counts (the
 noise of a shared machine only adds time). Both sides run on the same threads with subnormals flushed
-(kfac.configure_runtime, as the tool does). Prints a Markdown table with the BLAS kernel and thread counts.
+(kronfac.configure_runtime, as the tool does). Prints a Markdown table with the BLAS kernel and thread counts.
 """
 import argparse
 import json
@@ -57,11 +57,11 @@ def flat_options(nested):
 
 def worker(args):
     import torch
-    import kfac
-    from kfac.data import fashion_mnist
+    import kronfac
+    from kronfac.data import fashion_mnist
 
     tool = json.load(open(args.tool_json))
-    report = kfac.configure_runtime()
+    report = kronfac.configure_runtime()
     torch.manual_seed(0)
     layers = []
     for i in range(len(SIZES) - 1):
@@ -78,7 +78,7 @@ def worker(args):
     model = torch.nn.Sequential(*layers)
     images = fashion_mnist()[0].view(-1, 784)
     if args.worker == "kfac":
-        opt = kfac.KFACOptimizer(model, lr=tool["lr"], momentum=tool["momentum"], kl_clip=tool["kl_clip"],
+        opt = kronfac.KFACOptimizer(model, lr=tool["lr"], momentum=tool["momentum"], kl_clip=tool["kl_clip"],
                                  loss="sigmoid-cross-entropy", **flat_options(tool["preconditioner_options"]))
     else:
         opt = torch.optim.SGD(model.parameters(), lr=tool["lr"], momentum=tool["momentum"])
@@ -90,7 +90,7 @@ def worker(args):
         opt.zero_grad()
         if args.worker == "kfac":
             opt.update_statistics(x)
-        loss = kfac.loss(model(x), x, "sigmoid-cross-entropy")
+        loss = kronfac.loss(model(x), x, "sigmoid-cross-entropy")
         loss.backward()
         losses.append(loss.item())
         opt.step()

@@ -6,7 +6,7 @@ Faithful equivalents of pytorch/examples:
   word-lm     word_language_model's TransformerModel: Embedding(18328, 200), two nn.TransformerEncoderLayer (2 heads,
               feed-forward 200, dropout 0.2), Linear(200, 18328) over the WikiText-2 vocabulary (18,328 words), batch
               20 x bptt 35; token ids drawn uniformly (the step's cost does not depend on the words).
-Both train through the ordinary loop (kfac.KFACOptimizer in place of torch.optim.AdamW, nothing else changed). Each
+Both train through the ordinary loop (kronfac.KFACOptimizer in place of torch.optim.AdamW, nothing else changed). Each
 step is timed on its own; the report gives the mean over steps 3..N (refresh steps included), the refresh steps'
 mean, and the ratio to AdamW's mean, with the registration report (each block's structure and memory).
 
@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import kfac
-from kfac.data import fashion_mnist
+import kronfac
+from kronfac.data import fashion_mnist
 
 
 class MnistNet(nn.Module):  # pytorch/examples mnist/main.py
@@ -82,7 +82,7 @@ def timed_run(name, method, steps):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         report = ""
     else:
-        opt = kfac.KFACOptimizer(model, lr=0.05, loss="softmax-cross-entropy", method=method)
+        opt = kronfac.KFACOptimizer(model, lr=0.05, loss="softmax-cross-entropy", method=method)
         report = str(opt.preconditioner.registration) + "\n" + opt.preconditioner.registration.details()
     times, refreshed = [], []
     for x, y in batches(name, steps):
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--models", default="mnist-cnn,word-lm")
     ap.add_argument("--methods", default="kfac,ekfac")
     args = ap.parse_args()
-    kfac.configure_runtime()
+    kronfac.configure_runtime()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps (mean from step 3)\n")
     print("| model | method | s/step | refresh steps s/step | x AdamW | final loss |")
     print("|---|---|---|---|---|---|")

@@ -13,6 +13,7 @@ PACKAGES=(
   bible-kjv bible-kjv-text                   # the King James Bible (public domain text; GPL reader) for char-lm
   gnuplot-nox                                # plots for reports
   python3-torch pybind11-dev python3-dev python3-pytest  # the Python module (python/): same libtorch as libtorch-dev
+  python3-pip python3-venv python3-setuptools python3-wheel  # pip install --no-build-isolation . (pyproject.toml)
   clang-format-14 clang-tidy-14              # scripts/format.sh (checked in CI) and scripts/tidy.sh
 )
 

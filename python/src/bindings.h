@@ -1,6 +1,6 @@
-// The Python extension module kfac._kfac: pybind11 bindings over the C++ core, with LibTorch's tensor conversions
+// The Python extension module kronfac._kfac: pybind11 bindings over the C++ core, with LibTorch's tensor conversions
 // (torch/extension.h), so that a Python tensor and the core's at::Tensor are one object. Nothing here computes: each
-// binding forwards to the library, and the Python package (python/kfac/) adds only capture hooks and the
+// binding forwards to the library, and the Python package (python/kronfac/) adds only capture hooks and the
 // torch.optim.Optimizer shape.
 //
 //   module.cpp          the module, the error translation, the option tables as keywords

@@ -1,5 +1,5 @@
 // The optimizers a user would pick instead of K-FAC: kfac::Muon, kfac::Shampoo and kfac::Soap behind one core class
-// (kfac.Muon, kfac.Shampoo and kfac.SOAP are torch.optim.Optimizers whose groups are copied into it before every
+// (kronfac.Muon, kronfac.Shampoo and kronfac.SOAP are torch.optim.Optimizers whose groups are copied into it before every
 // step), and Muon's parameter split over a Python model's description.
 #include "bindings.h"
 #include "kfac/optim/muon.h"

@@ -32,7 +32,7 @@ std::vector<std::string> every_option_name() {
   const auto close = closest_spelling(name, every_option_name());
   throw py::value_error("kfac: unknown option '" + name + "'" + where +
                         (close.empty() ? "" : "; did you mean '" + close + "'?") +
-                        " (the options: kfac.option_specs())");
+                        " (the options: kronfac.option_specs())");
 }
 
 /// Runs `f`, turning the core's option errors into ValueError with the same message.
@@ -169,7 +169,7 @@ PYBIND11_MODULE(_kfac, m) {
   });
 
   py::class_<kfac::PreconditionerOptions>(m, "PreconditionerOptions",
-                                          "The preconditioner's options (build with kfac.Preconditioner's keywords)")
+                                          "The preconditioner's options (build with kronfac.Preconditioner's keywords)")
       .def(py::init(&preconditioner_options), py::arg("keywords"))
       .def("to_dict", [](const kfac::PreconditionerOptions& o) {
         py::dict d;

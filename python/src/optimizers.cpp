@@ -1,4 +1,4 @@
-// The step rules' cores: kfac::KfacOptimizer (behind kfac.KFACOptimizer, a torch.optim.Optimizer whose parameter
+// The step rules' cores: kfac::KfacOptimizer (behind kronfac.KFACOptimizer, a torch.optim.Optimizer whose parameter
 // groups are copied into it before every step) and kfac::QModelOptimizer.
 #include "bindings.h"
 #include "kfac/optim/kfac_optimizer.h"
@@ -23,7 +23,7 @@ std::shared_ptr<KfacOptimizer> make_optimizer(const std::vector<std::vector<at::
 
 void bind_optimizers(py::module_& m) {
   using K = KfacOptimizer;
-  py::class_<K, std::shared_ptr<K>>(m, "KfacOptimizerCore", "kfac::KfacOptimizer (use kfac.KFACOptimizer)")
+  py::class_<K, std::shared_ptr<K>>(m, "KfacOptimizerCore", "kfac::KfacOptimizer (use kronfac.KFACOptimizer)")
       .def(py::init(&make_optimizer), py::arg("groups"), py::arg("options"), py::arg("preconditioner"))
       .def(
           "set_group_options",
@@ -62,7 +62,7 @@ void bind_optimizers(py::module_& m) {
       .def_readonly("gamma_adapted", &QModelStats::gamma_adapted);
 
   using Q = QModelOptimizer;
-  py::class_<Q, std::shared_ptr<Q>>(m, "QModelCore", "kfac::QModelOptimizer (use kfac.QModelOptimizer)")
+  py::class_<Q, std::shared_ptr<Q>>(m, "QModelCore", "kfac::QModelOptimizer (use kronfac.QModelOptimizer)")
       .def(py::init([](std::shared_ptr<Preconditioner> p, const py::dict& options) {
              return std::make_shared<Q>(std::move(p), block_options<QModelOptions>(options));
            }),

@@ -1,4 +1,4 @@
-// kfac.Preconditioner's core, StepStats, Registration and the communicator. Calls that run autograd release the GIL
+// kronfac.Preconditioner's core, StepStats, Registration and the communicator. Calls that run autograd release the GIL
 // (autograd's device threads may need it for Python hooks); the forward callable takes it back while it runs.
 #include "bindings.h"
 #include "kfac/distributed/collectives.h"
@@ -33,6 +33,30 @@ std::string stats_repr(const StepStats& s) {
   return o.str();
 }
 
+// A communicator whose collectives are written in Python (kronfac.TorchDistributed, over torch.distributed): each
+// override takes the GIL, which the core's calls have released. The Python methods carry a leading underscore so that
+// the properties rank, size and backend stay properties.
+class PythonCommunicator : public Communicator {
+ public:
+  int rank() const override { PYBIND11_OVERRIDE_PURE_NAME(int, Communicator, "_rank", rank); }
+  int size() const override { PYBIND11_OVERRIDE_PURE_NAME(int, Communicator, "_size", size); }
+  void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
+    count(tensors);
+    PYBIND11_OVERRIDE_PURE_NAME(void, Communicator, "_all_reduce_sum", all_reduce_sum, tensors);
+  }
+  void broadcast(std::vector<at::Tensor>& tensors, int root) override {
+    count(tensors);
+    PYBIND11_OVERRIDE_PURE_NAME(void, Communicator, "_broadcast", broadcast, tensors, root);
+  }
+  void barrier() override { PYBIND11_OVERRIDE_PURE_NAME(void, Communicator, "_barrier", barrier); }
+  std::string backend() const override { PYBIND11_OVERRIDE_PURE_NAME(std::string, Communicator, "_backend", backend); }
+  at::Device device() const override {
+    py::gil_scoped_acquire gil;
+    const py::function device = py::get_override(static_cast<const Communicator*>(this), "_device");
+    return device ? at::Device(device().cast<std::string>()) : Communicator::device();
+  }
+};
+
 }  // namespace
 
 void bind_preconditioner(py::module_& m) {
@@ -49,14 +73,14 @@ void bind_preconditioner(py::module_& m) {
       .def_readonly("grad_dot_direction", &SS::grad_dot_direction, "sum over layers of <v, g>")
       .def_readonly("clip_factor", &SS::clip_factor, "scale applied by the step rule (KL clip)")
       .def_readonly("messages", &SS::messages, "reports of anything unusual")
-      .def_readonly("seconds_statistics", &SS::seconds_statistics)
-      .def_readonly("seconds_refresh", &SS::seconds_refresh)
-      .def_readonly("seconds_precondition", &SS::seconds_precondition)
-      .def_readonly("seconds_global", &SS::seconds_global)
+      .def_readonly("seconds_statistics", &SS::seconds_statistics, "seconds folding in the statistics")
+      .def_readonly("seconds_refresh", &SS::seconds_refresh, "seconds refreshing decompositions")
+      .def_readonly("seconds_precondition", &SS::seconds_precondition, "seconds preconditioning the gradients")
+      .def_readonly("seconds_global", &SS::seconds_global, "seconds in the global stage")
       .def("__repr__", &stats_repr);
 
   py::class_<Registration>(m, "Registration", "What the preconditioner registered, and the fallback parameters")
-      .def("summary", &Registration::summary)
+      .def("summary", &Registration::summary, "the one-line report: blocks by kind, and the fallback")
       .def("__str__", &Registration::summary)
       .def("details", &Registration::details,
            "one line per block: name, kind (form), factor sizes and structure, "
@@ -72,20 +96,30 @@ void bind_preconditioner(py::module_& m) {
           "(name, kind, form, structure, memory_bytes) per block, in registration order")
       .def_readonly("frozen", &Registration::frozen, "parameters that do not require grad (left alone)")
       .def_readonly("excluded", &Registration::excluded, "layers the option exclude sent to the fallback")
-      .def_property_readonly("fallback", [](const Registration& r) {
-        py::list out;
-        for (const auto& f : r.fallback) out.append(py::make_tuple(f.name, f.module_type, f.hint));
-        return out;
-      });
+      .def_property_readonly(
+          "fallback",
+          [](const Registration& r) {
+            py::list out;
+            for (const auto& f : r.fallback) out.append(py::make_tuple(f.name, f.module_type, f.hint));
+            return out;
+          },
+          "(name, module type, hint) per parameter that gets the fallback");
 
-  py::class_<Communicator, std::shared_ptr<Communicator>>(m, "Communicator", "The ranks of a data-parallel run")
-      .def_property_readonly("rank", &Communicator::rank)
-      .def_property_readonly("size", &Communicator::size)
-      .def_property_readonly("backend", &Communicator::backend)
-      .def("all_reduce_gradients", [](Communicator& c, const std::vector<at::Tensor>& params) {
-        py::gil_scoped_release release;
-        all_reduce_gradients(c, params);
-      });
+  py::class_<Communicator, PythonCommunicator, std::shared_ptr<Communicator>>(
+      m, "Communicator",
+      "The ranks of a data-parallel run. A subclass implements _rank(), _size(), _backend(), _device() (a device "
+      "string), _all_reduce_sum(tensors) and _broadcast(tensors, root) in place, and _barrier()")
+      .def(py::init<>())
+      .def_property_readonly("rank", &Communicator::rank, "this process's rank, from 0")
+      .def_property_readonly("size", &Communicator::size, "the number of ranks")
+      .def_property_readonly("backend", &Communicator::backend, "the collectives' backend, in words")
+      .def(
+          "all_reduce_gradients",
+          [](Communicator& c, const std::vector<at::Tensor>& params) {
+            py::gil_scoped_release release;
+            all_reduce_gradients(c, params);
+          },
+          py::arg("parameters"), "Averages the parameters' .grad over the ranks, in place (bucketed all-reduces)");
   m.def(
       "connect_from_environment",
       [] {
@@ -96,7 +130,7 @@ void bind_preconditioner(py::module_& m) {
 
   using P = Preconditioner;
   using Release = py::call_guard<py::gil_scoped_release>;
-  py::class_<P, std::shared_ptr<P>>(m, "PreconditionerCore", "kfac::Preconditioner (use kfac.Preconditioner)")
+  py::class_<P, std::shared_ptr<P>>(m, "PreconditionerCore", "kfac::Preconditioner (use kronfac.Preconditioner)")
       .def(py::init(&make_preconditioner), py::arg("layers"), py::arg("modules"), py::arg("options"),
            py::arg("communicator") = nullptr)
       .def("is_statistics_step", &P::is_statistics_step)

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 # The package as built (<build>/python, ctest sets PYTHONPATH) or installed.
-import kfac  # noqa: F401
+import kronfac  # noqa: F401
 
 torch.set_num_threads(int(os.environ.get("KFAC_TEST_THREADS", "2")))
+kronfac.runtime._state["advised"] = True  # the runtime note is tested on its own (test_model_state.py)
 
 
 @pytest.fixture

@@ -7,6 +7,6 @@ rm -rf "$prefix"
 "$cmake" --install "$build" --prefix "$prefix" >/dev/null
 cd /  # away from the build tree, so that only the installed package can be imported
 PYTHONPATH="$prefix/$dir" "$python" -c "
-import kfac, torch
-assert kfac.__file__.startswith('$prefix/'), kfac.__file__
-print(kfac.Preconditioner(torch.nn.Linear(2, 2)), 'from', kfac.__file__)"
+import kronfac, torch
+assert kronfac.__file__.startswith('$prefix/'), kronfac.__file__
+print(kronfac.Preconditioner(torch.nn.Linear(2, 2)), 'from', kronfac.__file__)"

@@ -4,8 +4,8 @@ bit, for every method, both damping modes, Linear and Conv2d, and a two-level sp
 import pytest
 import torch
 
-import kfac
-from kfac import _kfac
+import kronfac
+from kronfac import _kfac
 
 MLP = ["linear 6 5", "tanh", "linear 5 4", "tanh", "linear 4 3"]
 CNN = ["conv2d 2 3 3 1 1", "relu", "conv2d 3 2 3 2 0", "relu", "flatten", "linear 8 3"]
@@ -49,11 +49,11 @@ def python_run(spec, options, optimizer, steps):
     start = [p.detach().clone() for p in model.parameters()]
     x, y = batch(spec)
     empirical = options.get("fisher") == "empirical"
-    opt = kfac.KFACOptimizer(model, loss="softmax-cross-entropy", **optimizer, **options)
+    opt = kronfac.KFACOptimizer(model, loss="softmax-cross-entropy", **optimizer, **options)
     for _ in range(steps):
         opt.update_statistics(x, targets=y if empirical else None)
         opt.zero_grad()
-        kfac.loss(model(x), y, "softmax-cross-entropy").backward()
+        kronfac.loss(model(x), y, "softmax-cross-entropy").backward()
         opt.step()
     return start, [p.detach() for p in model.parameters()] + [p.grad for p in model.parameters()]
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kfac
+import kronfac
 
 
 def mlp(seed=0):
@@ -32,58 +32,58 @@ def data():
 ])
 def test_bad_keywords_raise_value_error_naming_them(keywords, message):
     with pytest.raises(ValueError, match=message):
-        kfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", **keywords)
+        kronfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", **keywords)
 
 
 def test_the_version_is_the_projects():
     import pathlib
     import re
     cmake = (pathlib.Path(__file__).parents[2] / "CMakeLists.txt").read_text()
-    assert kfac.__version__ == re.search(r"project\(kfac VERSION ([0-9.]+)", cmake).group(1)
+    assert kronfac.__version__ == re.search(r"project\(kfac VERSION ([0-9.]+)", cmake).group(1)
 
 
 def test_keywords_take_the_tables_types():
-    opt = kfac.KFACOptimizer(mlp(), loss="softmax_cross_entropy", factor_dtype=torch.float64, refresh_period=3,
+    opt = kronfac.KFACOptimizer(mlp(), loss="softmax_cross_entropy", factor_dtype=torch.float64, refresh_period=3,
                              damping=1, fisher_samples=2, background_refresh=False, coarse_damping=None)
     options = opt.preconditioner.core.options.to_dict()
     assert options["factor_dtype"] == "float64" and options["refresh_period"] == 3 and options["damping"] == 1.0
     with pytest.raises(TypeError, match="option 'damping' takes"):
-        kfac.Preconditioner(mlp(), damping=[1])
+        kronfac.Preconditioner(mlp(), damping=[1])
     with pytest.raises(ValueError, match="unknown loss 'crossentropy'"):
-        kfac.Preconditioner(mlp(), loss="crossentropy")
+        kronfac.Preconditioner(mlp(), loss="crossentropy")
 
 
 def test_every_option_is_documented_from_the_tables():
-    specs = kfac.option_specs()
+    specs = kronfac.option_specs()
     names = [s["name"] for s in specs]
     assert {"damping", "refresh_period", "method", "fallback", "weight_sharing", "spectrum_period"} <= set(names)
     assert len(names) == len(set(names))
-    doc = kfac.KFACOptimizer.__doc__
-    for s in specs + kfac.option_specs("optimizer"):
+    doc = kronfac.KFACOptimizer.__doc__
+    for s in specs + kronfac.option_specs("optimizer"):
         assert f"    {s['name']} = " in doc
     assert "kl_clip = 0.001" in doc and "damping = 0.001" in doc
 
 
 def test_cpp_errors_arrive_with_their_message():
     model = mlp()
-    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy")
+    pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy")
     x, _ = data()
     with pytest.raises(RuntimeError, match="the targets must have one row per example of the inputs \\(8\\)"):
-        kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical").update_statistics(
+        kronfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical").update_statistics(
             x, targets=torch.zeros(3, dtype=torch.long))
     with pytest.raises(RuntimeError, match="targets must be integer class indices of shape \\[8\\], got Float"):
-        kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical").update_statistics(
+        kronfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical").update_statistics(
             x, targets=torch.zeros(8))
     with pytest.raises(ZeroDivisionError):  # the forward's own exception, unchanged
         pre.update_statistics(x, forward=lambda t: 1 / 0)
     assert not any(layer.armed for layer in pre.layers)  # the failed pass left nothing armed behind
     assert pre.update_statistics(x)
     with pytest.raises(ValueError, match="needs the model's likelihood"):
-        kfac.Preconditioner(model).update_statistics(x)
+        kronfac.Preconditioner(model).update_statistics(x)
     with pytest.raises(TypeError, match="torch.nn.Module"):
-        kfac.Preconditioner([torch.nn.Linear(2, 2)])
+        kronfac.Preconditioner([torch.nn.Linear(2, 2)])
     with pytest.raises(RuntimeError, match="no K-FAC layers"):
-        kfac.Preconditioner(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)))
+        kronfac.Preconditioner(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)))
 
 
 class Gated(torch.nn.Module):
@@ -117,7 +117,7 @@ def test_a_model_with_unsupported_modules_trains_and_the_report_lists_them():
     torch.manual_seed(0)
     model = Odd()
     grouped = model.grouped.weight.detach().clone()
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", fallback="adam")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", fallback="adam")
     report = str(opt.preconditioner.registration)
     assert report == ("registered 2 blocks: 2 Linear (expand); fallback (adam) for 3 parameters: gated.gate, "
                       "grouped.weight (groups 2: K-FAC supports groups 1 only), "
@@ -143,11 +143,11 @@ def test_stock_attention_is_reported_and_its_projections_left_to_the_fallback():
             self.attn = torch.nn.MultiheadAttention(8, 2)
             self.head = torch.nn.Linear(8, 3)
 
-    pre = kfac.Preconditioner(Block())
+    pre = kronfac.Preconditioner(Block())
     assert [b[0] for b in pre.registration.blocks] == ["head"]
     fallback = {name: hint for name, _, hint in pre.registration.fallback}
     assert set(fallback) == {"attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias"}
-    assert all(h == "use kfac.nn.replace_attention(model)" for h in fallback.values())
+    assert all(h == "use kronfac.nn.replace_attention(model)" for h in fallback.values())
 
 
 def test_tied_weights_are_refused_naming_both_modules():
@@ -156,7 +156,7 @@ def test_tied_weights_are_refused_naming_both_modules():
     tied.weight = model[0].weight
     model.append(tied)
     with pytest.raises(RuntimeError, match="layers '0' and '3' share a parameter \\(tied weights\\)"):
-        kfac.Preconditioner(model)
+        kronfac.Preconditioner(model)
 
 
 def gradients(model):
@@ -169,7 +169,7 @@ def test_the_shared_forward_gives_the_separate_passs_statistics(fisher):
     runs = []
     for shared in (False, True):
         model = mlp()
-        pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher=fisher, refresh_period=1)
+        pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", fisher=fisher, refresh_period=1)
         for _ in range(3):
             model.zero_grad()
             if shared:
@@ -193,7 +193,7 @@ def test_capture_backward_is_the_empirical_fisher_of_the_training_backward():
     runs = []
     for protocol in ("backward", "pass"):
         model = mlp()
-        pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical", refresh_period=1)
+        pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical", refresh_period=1)
         model.zero_grad()
         if protocol == "backward":
             assert pre.capture_backward(grad_scale=x.shape[0])
@@ -209,7 +209,7 @@ def test_capture_backward_is_the_empirical_fisher_of_the_training_backward():
 
 def test_hooks_exist_only_while_capturing():
     model = mlp()
-    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", stats_period=2)
+    pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", stats_period=2)
     x, y = data()
     # The model's own forward hook is the automatic capture's, there as long as the preconditioner is.
     hooks = lambda: sum(len(m._forward_hooks) for m in model.modules() if m is not model)  # noqa: E731
@@ -229,14 +229,14 @@ def test_hooks_exist_only_while_capturing():
 
 def test_the_preconditioner_alone_rewrites_grad_for_any_torch_optimizer():
     model = mlp()
-    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", damping=1e-2)
+    pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", damping=1e-2)
     x, y = data()
     pre.update_statistics(x)
     F.cross_entropy(model(x), y).backward()
     raw = gradients(model)
     matrices = pre.core.gradient_matrices()
     stats = pre.step()
-    assert isinstance(stats, kfac.StepStats) and stats.statistics_updated and not stats.skipped
+    assert isinstance(stats, kronfac.StepStats) and stats.statistics_updated and not stats.skipped
     expected = pre.core.precondition(matrices)  # the core's direction, as [d_G, d_A] (bias last column)
     got = gradients(model)
     assert not torch.equal(got[0], raw[0])
@@ -249,7 +249,7 @@ def test_the_preconditioner_alone_rewrites_grad_for_any_torch_optimizer():
 
 def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
     model = mlp()
-    opt = kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_period=1, initial_lambda=1.0)
+    opt = kronfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_period=1, initial_lambda=1.0)
     x, y = data()
     losses = []
     for _ in range(10):
@@ -263,36 +263,36 @@ def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
     assert losses[-1] < 0.7 * losses[0]
     assert stats.lambda_ != 1.0 and opt.lambda_ == stats.lambda_
     with pytest.raises(ValueError, match="unknown option 'lambda_perod'; did you mean 'lambda_period'"):
-        kfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_perod=1)
+        kronfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_perod=1)
     # Keywords of the preconditioner with a preconditioner passed in would be ignored: refused, by name.
-    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy")
+    pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy")
     with pytest.raises(ValueError, match=r"options \['damping'\] belong to the preconditioner passed in"):
-        kfac.QModelOptimizer(model, loss="softmax-cross-entropy", preconditioner=pre, damping=0.5)
+        kronfac.QModelOptimizer(model, loss="softmax-cross-entropy", preconditioner=pre, damping=0.5)
     with pytest.raises(ValueError, match=r"options \['damping'\] belong to the preconditioner passed in"):
-        kfac.KFACOptimizer(model, loss="softmax-cross-entropy", preconditioner=pre, damping=0.5)
+        kronfac.KFACOptimizer(model, loss="softmax-cross-entropy", preconditioner=pre, damping=0.5)
 
 
 def test_a_huge_factor_side_is_diagonal_and_the_report_says_so():
     # pytorch/examples' MNIST CNN has Linear(9216, 128): a 9217-row input factor is O(n^3) to refresh. Above
     # factor_full_max_dim (2048) that side keeps only its diagonal, and the report names the layer.
     model = torch.nn.Sequential(torch.nn.Linear(3000, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-    pre = kfac.Preconditioner(model)
+    pre = kronfac.Preconditioner(model)
     assert pre.registration.blocks[0][3:] == ("A 3001 diagonal x G 8", (3001 + 64) * 4)
     assert "diagonal above factor_full_max_dim: '0' (A 3001 diagonal x G 8)" in str(pre.registration)
     assert pre.registration.details().splitlines()[1] == "2: Linear (expand), A 9 x G 2, 340 B"
-    full = kfac.Preconditioner(model, factor_full_max_dim=0)
+    full = kronfac.Preconditioner(model, factor_full_max_dim=0)
     assert full.registration.blocks[0][3] == "A 3001 x G 8" and "diagonal" not in str(full.registration)
 
 
 def test_a_layer_may_take_its_own_weight_sharing():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
-    pre = kfac.Preconditioner(model, layer_weight_sharing={"2": "reduce"})
+    pre = kronfac.Preconditioner(model, layer_weight_sharing={"2": "reduce"})
     assert [b[:3] for b in pre.registration.blocks] == [("0", "Linear", "expand"), ("2", "Linear", "reduce")]
     with pytest.raises(ValueError, match="names '3', which is not a registered layer"):
-        kfac.Preconditioner(model, layer_weight_sharing={"3": "reduce"})
+        kronfac.Preconditioner(model, layer_weight_sharing={"3": "reduce"})
     with pytest.raises(RuntimeError, match="reduc"):
-        kfac.Preconditioner(model, layer_weight_sharing={"2": "reduc"})
+        kronfac.Preconditioner(model, layer_weight_sharing={"2": "reduc"})
 
 
 @pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
@@ -303,7 +303,7 @@ def test_conv2d_padding_forms(padding, kernel, covered):
     conv = torch.nn.Conv2d(1, 2, kernel, padding=padding)
     x = torch.randn(4, 1, 5, 5)
     model = torch.nn.Sequential(conv, torch.nn.Flatten(), torch.nn.Linear(conv(x)[0].numel(), 3))
-    pre = kfac.Preconditioner(model, loss="softmax-cross-entropy", refresh_period=1)
+    pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", refresh_period=1)
     assert [b[1] for b in pre.registration.blocks] == (["Conv2d", "Linear"] if covered else ["Linear"])
     pre.update_statistics(x)
     F.cross_entropy(model(x), torch.tensor([0, 1, 2, 0])).backward()
@@ -313,7 +313,7 @@ def test_conv2d_padding_forms(padding, kernel, covered):
 def test_frozen_layers_are_left_alone_and_reported():
     model = mlp()
     model[0].requires_grad_(False)  # fine-tuning the head only
-    opt = kfac.KFACOptimizer(model, params=model[2].parameters(), loss="softmax-cross-entropy")
+    opt = kronfac.KFACOptimizer(model, params=model[2].parameters(), loss="softmax-cross-entropy")
     registration = opt.preconditioner.registration
     assert str(registration) == "registered 1 block: 1 Linear (expand); no fallback parameters; frozen: 0.weight, 0.bias"
     assert registration.frozen == ["0.weight", "0.bias"]
@@ -327,7 +327,7 @@ def test_frozen_layers_are_left_alone_and_reported():
 
 def test_excluded_layers_get_the_fallback_and_no_hooks():
     model = mlp()
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", exclude="^2$", fallback="adam")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", exclude="^2$", fallback="adam")
     registration = opt.preconditioner.registration
     assert registration.excluded == ["2"]
     assert [b[0] for b in registration.blocks] == ["0"]
@@ -340,12 +340,12 @@ def test_excluded_layers_get_the_fallback_and_no_hooks():
     opt.step()
     assert not opt.last_stats.skipped and not torch.equal(model[2].weight, before)
     with pytest.raises(ValueError, match="is not a regular expression"):
-        kfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", exclude="(")
+        kronfac.KFACOptimizer(mlp(), loss="softmax-cross-entropy", exclude="(")
 
 
 def test_only_the_optimized_parameters_get_blocks():
     model = mlp()  # nothing frozen: the first layer is simply not optimized
-    opt = kfac.KFACOptimizer(model, params=model[2].parameters(), loss="softmax-cross-entropy")
+    opt = kronfac.KFACOptimizer(model, params=model[2].parameters(), loss="softmax-cross-entropy")
     assert str(opt.preconditioner.registration) == "registered 1 block: 1 Linear (expand); no fallback parameters"
     assert [layer.name for layer in opt.preconditioner.layers] == ["2"]
     x, y = data()
@@ -354,14 +354,14 @@ def test_only_the_optimized_parameters_get_blocks():
     opt.step()
     assert torch.equal(model[0].weight, first) and opt.last_stats.statistics_updated
     model = mlp()  # parameter groups count as their union
-    groups = kfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.01},
+    groups = kronfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.01},
                                                {"params": list(model[2].parameters())}], loss="softmax-cross-entropy")
     assert [layer.name for layer in groups.preconditioner.layers] == ["0", "2"]
 
 
 def test_configure_runtime_reports_what_it_set():
     # threads and subnormals left as they are: the other tests' numerics must not change
-    report = kfac.configure_runtime(threads=-1, flush_subnormals=False, keep_freed_memory=True)
+    report = kronfac.configure_runtime(threads=-1, flush_subnormals=False, keep_freed_memory=True)
     assert "LibTorch:" in report and "Freed memory:" in report
     if "not glibc" not in report:
         assert "Freed memory:    kept for reuse" in report
@@ -370,7 +370,7 @@ def test_configure_runtime_reports_what_it_set():
 def test_a_layer_frozen_after_construction_is_named_in_python_terms():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
     for p in model[0].parameters():
         p.requires_grad_(False)
     with pytest.raises(RuntimeError) as e:

@@ -1,10 +1,10 @@
-"""kfac.nn.MultiheadAttention equals torch.nn.MultiheadAttention on the same weights, and replace_attention turns a
+"""kronfac.nn.MultiheadAttention equals torch.nn.MultiheadAttention on the same weights, and replace_attention turns a
 stock transformer's attention into sequence Linear blocks."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-import kfac
+import kronfac
 
 
 @pytest.mark.parametrize("batch_first", [False, True])
@@ -13,7 +13,7 @@ import kfac
 def test_equals_the_stock_module(float64, batch_first, bias, kdim):
     torch.manual_seed(0)
     stock = torch.nn.MultiheadAttention(8, 2, bias=bias, kdim=kdim, vdim=kdim, batch_first=batch_first)
-    ours = kfac.nn.MultiheadAttention.from_stock(stock)
+    ours = kronfac.nn.MultiheadAttention.from_stock(stock)
     L, S, B = 4, 3, 2
     shape = (lambda n, e: (B, n, e)) if batch_first else (lambda n, e: (n, B, e))
     q, k, v = torch.randn(shape(L, 8)), torch.randn(shape(S, kdim or 8)), torch.randn(shape(S, kdim or 8))
@@ -36,9 +36,9 @@ def test_equals_the_stock_module(float64, batch_first, bias, kdim):
 
 def test_refuses_what_it_does_not_implement():
     with pytest.raises(ValueError, match="add_bias_kv and add_zero_attn"):
-        kfac.nn.MultiheadAttention(8, 2, add_bias_kv=True)
+        kronfac.nn.MultiheadAttention(8, 2, add_bias_kv=True)
     with pytest.raises(ValueError, match="divisible"):
-        kfac.nn.MultiheadAttention(8, 3)
+        kronfac.nn.MultiheadAttention(8, 3)
 
 
 def test_a_stock_transformer_trains_with_its_attention_preconditioned():
@@ -48,15 +48,16 @@ def test_a_stock_transformer_trains_with_its_attention_preconditioned():
                                 torch.nn.Linear(16, 20))
     x = torch.randint(0, 20, (8, 6))
     before = model(x).detach()
-    assert "1.layers.0.self_attn.in_proj_weight (use kfac.nn.replace_attention(model))" in str(
-        kfac.Preconditioner(model).registration)
-    assert kfac.nn.replace_attention(model) == 2
+    assert "1.layers.0.self_attn.in_proj_weight (use kronfac.nn.replace_attention(model))" in str(
+        kronfac.Preconditioner(model).registration)
+    assert kronfac.nn.replace_attention(model) == 2
     torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)  # the same function
-    opt = kfac.KFACOptimizer(model, lr=0.05, damping=1e-2, loss="softmax-cross-entropy")
+    opt = kronfac.KFACOptimizer(model, lr=0.05, damping=1e-2, loss="softmax-cross-entropy")
     assert str(opt.preconditioner.registration) == ("registered 18 blocks: 1 Embedding (expand), 13 Linear (expand), "
                                                     "4 LayerNorm (full); no fallback parameters")
-    model.eval()  # the encoder's inference fast path must decline the replacement and run its forward
-    model(x)
+    model.eval()  # the encoder's inference fast path (no grad) must decline the replacement and run its forward
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)
     model.train()
     y = torch.roll(x, 1, dims=1)
     losses = []

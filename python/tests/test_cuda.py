@@ -9,7 +9,7 @@ import io
 import pytest
 import torch
 
-import kfac
+import kronfac
 
 pytestmark = pytest.mark.cuda
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -29,7 +29,7 @@ def cnn():
 
 
 class Sequence(torch.nn.Module):
-    """Embedding, LayerNorm, self-attention (replaced by kfac.nn.MultiheadAttention) and a Linear head."""
+    """Embedding, LayerNorm, self-attention (replaced by kronfac.nn.MultiheadAttention) and a Linear head."""
 
     def __init__(self):
         super().__init__()
@@ -55,7 +55,7 @@ def build(name):
     torch.manual_seed(0)
     model = {"mlp": mlp, "cnn": cnn, "sequence": Sequence}[name]()
     if name == "sequence":
-        kfac.nn.replace_attention(model)
+        kronfac.nn.replace_attention(model)
     return model
 
 
@@ -64,13 +64,13 @@ def run(name, device, dtype, steps=3, **options):
     x, y = batch(name)
     x = x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
     y = y.to(device)
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", fisher="empirical", damping=1e-2,
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy", fisher="empirical", damping=1e-2,
                              refresh_period=1, **options)
     grads = []
     for _ in range(steps):
         opt.zero_grad()
         opt.update_statistics(x, targets=y)
-        kfac.loss(model(x), y, "softmax-cross-entropy").backward()
+        kronfac.loss(model(x), y, "softmax-cross-entropy").backward()
         opt.step()
         for p in model.parameters():
             assert p.grad.device == p.device and p.grad.dtype == p.dtype
@@ -121,7 +121,7 @@ def test_state_dict_saved_on_cuda_loads_on_cpu():
     torch.save(opt.state_dict(), buffer)
     buffer.seek(0)
     cpu_model = build("cnn").float()
-    cpu_opt = kfac.KFACOptimizer(cpu_model, lr=0.1, loss="softmax-cross-entropy", fisher="empirical", damping=1e-2,
+    cpu_opt = kronfac.KFACOptimizer(cpu_model, lr=0.1, loss="softmax-cross-entropy", fisher="empirical", damping=1e-2,
                                  refresh_period=1)
     cpu_opt.load_state_dict(torch.load(buffer, map_location="cpu"))
     x, y = batch("cnn")
@@ -129,7 +129,7 @@ def test_state_dict_saved_on_cuda_loads_on_cpu():
         m.load_state_dict(model.state_dict())
         o.zero_grad()
         o.update_statistics(x.to(dev), targets=y.to(dev))
-        kfac.loss(m(x.to(dev)), y.to(dev), "softmax-cross-entropy").backward()
+        kronfac.loss(m(x.to(dev)), y.to(dev), "softmax-cross-entropy").backward()
         o.preconditioner.step()
     for p, q in zip(model.parameters(), cpu_model.parameters()):
         assert (p.grad.cpu() - q.grad).abs().max().item() <= 1e-4 * max(q.grad.abs().max().item(), 1e-12)
@@ -146,9 +146,9 @@ def test_muon_shampoo_soap_on_cuda_equal_the_cpu(method):
         model = mlp().double().to(device)
         x = torch.randn(16, 6, dtype=torch.float64, device=device)
         y = torch.randint(0, 3, (16,), device=device)
-        make = {"muon": lambda: kfac.Muon(model), "shampoo": lambda: kfac.Shampoo(model.parameters(),
+        make = {"muon": lambda: kronfac.Muon(model), "shampoo": lambda: kronfac.Shampoo(model.parameters(),
                                                                                   precondition_frequency=2),
-                "soap": lambda: kfac.SOAP(model.parameters(), precondition_frequency=2)}[method]
+                "soap": lambda: kronfac.SOAP(model.parameters(), precondition_frequency=2)}[method]
         opt = make()
         for _ in range(5):
             opt.zero_grad()
@@ -160,6 +160,6 @@ def test_muon_shampoo_soap_on_cuda_equal_the_cpu(method):
     for a, b in zip(*[runs[d][0] for d in ("cpu", "cuda")]):
         assert (a - b).abs().max() <= TOLERANCE[torch.float64] * scale
     cpu_model = mlp().double()
-    cpu_opt = kfac.Muon(cpu_model) if method == "muon" else {"shampoo": kfac.Shampoo, "soap": kfac.SOAP}[method](
+    cpu_opt = kronfac.Muon(cpu_model) if method == "muon" else {"shampoo": kronfac.Shampoo, "soap": kronfac.SOAP}[method](
         cpu_model.parameters())
     cpu_opt.load_state_dict(runs["cuda"][1])

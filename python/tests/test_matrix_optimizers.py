@@ -1,4 +1,4 @@
-"""kfac.Muon, kfac.Shampoo and kfac.SOAP: the same runs as the C++ API's bit for bit (Muon's split included), the
+"""kronfac.Muon, kronfac.Shampoo and kronfac.SOAP: the same runs as the C++ API's bit for bit (Muon's split included), the
 torch.optim.Optimizer habits (parameter groups, schedulers, state_dict, a plain loop), the published Muon against
 torch.optim.Muon where torch ships it, and the numerical policy."""
 import copy
@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-import kfac
-from kfac import _kfac
+import kronfac
+from kronfac import _kfac
 from test_against_cpp import CNN, MLP, SEQUENCE, batch, python_model
 
-METHODS = {"muon": kfac.Muon, "shampoo": kfac.Shampoo, "soap": kfac.SOAP}
+METHODS = {"muon": kronfac.Muon, "shampoo": kronfac.Shampoo, "soap": kronfac.SOAP}
 OPTIONS = {"muon": {"lr": 0.02, "weight_decay": 0.01}, "shampoo": {"lr": 1e-2, "precondition_frequency": 2},
            "soap": {"lr": 1e-2, "precondition_frequency": 2}}
 
@@ -27,11 +27,11 @@ def test_equals_the_cpp_api_bit_for_bit(method, spec, float64):
     model = python_model(spec).double()
     start = [p.detach().clone() for p in model.parameters()]
     x, y = batch(SEQUENCE if spec is EMBEDDED else spec)
-    opt = (kfac.Muon(model, adamw_lr=3e-3, **OPTIONS[method]) if method == "muon"
+    opt = (kronfac.Muon(model, adamw_lr=3e-3, **OPTIONS[method]) if method == "muon"
            else METHODS[method](model.parameters(), **OPTIONS[method]))
     for _ in range(5):
         opt.zero_grad()
-        kfac.loss(model(x), y, "softmax-cross-entropy").backward()
+        kronfac.loss(model(x), y, "softmax-cross-entropy").backward()
         opt.step()
         assert not opt.last_stats.skipped
     reference = _kfac.reference_parameterwise_run(spec, start, x, y, "softmax-cross-entropy", method, OPTIONS[method],
@@ -43,13 +43,13 @@ def test_equals_the_cpp_api_bit_for_bit(method, spec, float64):
 
 def test_muon_split_names_what_goes_where():
     model = python_model(SEQUENCE)
-    opt = kfac.Muon(model)
+    opt = kronfac.Muon(model)
     assert "orthogonalizes 1 matrix (2.weight)" in opt.split_report
     assert "embeddings 0.weight" in opt.split_report and "the output head 4.weight" in opt.split_report
     assert [len(g["params"]) for g in opt.param_groups] == [1, 6]
     assert opt.param_groups[1]["orthogonalize"] is False and opt.param_groups[1]["lr"] == 1e-3
     with pytest.raises(RuntimeError, match=r"parameter 1 of group 0 \[5\].*orthogonalize = false"):
-        kfac.Muon(python_model(MLP).parameters())
+        kronfac.Muon(python_model(MLP).parameters())
 
 
 @pytest.mark.skipif(not hasattr(torch.optim, "Muon"), reason="torch.optim.Muon ships with torch >= 2.9")
@@ -57,7 +57,7 @@ def test_muon_matches_torch_optim_muon():
     torch.manual_seed(1)
     w = torch.randn(32, 48)
     mine, theirs = w.clone().requires_grad_(), w.clone().requires_grad_()
-    a = kfac.Muon([mine], lr=0.02, weight_decay=0.1)
+    a = kronfac.Muon([mine], lr=0.02, weight_decay=0.1)
     b = torch.optim.Muon([theirs], lr=0.02, weight_decay=0.1)
     for _ in range(3):
         g = torch.randn(32, 48)
@@ -76,7 +76,7 @@ def test_ordinary_loop_groups_scheduler_and_state_dict(method):
     x, y = torch.randn(64, 8), torch.randint(0, 2, (64,))
 
     def make(m):
-        return kfac.Muon(m) if method == "muon" else METHODS[method](m.parameters())
+        return kronfac.Muon(m) if method == "muon" else METHODS[method](m.parameters())
 
     opt = make(model)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
@@ -104,7 +104,7 @@ def test_ordinary_loop_groups_scheduler_and_state_dict(method):
 @pytest.mark.parametrize("method", list(METHODS))
 def test_non_finite_gradient_changes_nothing(method):
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
-    opt = kfac.Muon(model) if method == "muon" else METHODS[method](model.parameters())
+    opt = kronfac.Muon(model) if method == "muon" else METHODS[method](model.parameters())
     before = [p.detach().clone() for p in model.parameters()]
     model(torch.randn(3, 4)).sum().backward()
     model[0].weight.grad[0, 0] = float("inf")
@@ -116,10 +116,10 @@ def test_non_finite_gradient_changes_nothing(method):
 def test_bad_options_name_the_keyword():
     params = [torch.zeros(3, 3, requires_grad=True)]
     with pytest.raises(ValueError, match="unknown option 'beta'.*did you mean 'beta1'"):
-        kfac.SOAP(params, beta=0.9)
+        kronfac.SOAP(params, beta=0.9)
     with pytest.raises(ValueError, match="grafting"):
-        kfac.Shampoo(params, grafting="sgd")
+        kronfac.Shampoo(params, grafting="sgd")
     with pytest.raises(ValueError, match="precondition_frequency"):
-        kfac.SOAP([{"params": params, "precondition_frequency": 0}])
+        kronfac.SOAP([{"params": params, "precondition_frequency": 0}])
     with pytest.raises(ValueError, match="unknown option 'betas'"):
-        kfac.Shampoo([{"params": params, "betas": (0.9, 0.99)}])
+        kronfac.Shampoo([{"params": params, "betas": (0.9, 0.99)}])

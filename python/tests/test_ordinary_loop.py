@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kfac
+import kronfac
 
 
 def mlp(seed=0, log_softmax=False):
@@ -23,7 +23,7 @@ def data(step):
 
 def train(protocol, steps=5, loss="softmax-cross-entropy", **options):
     model = mlp()
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss=loss, stats_period=2, refresh_period=2, **options)
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss=loss, stats_period=2, refresh_period=2, **options)
     updated = []
     for step in range(steps):
         x, y = data(step)
@@ -63,7 +63,7 @@ def test_without_a_loss_the_users_backward_gives_the_empirical_fisher_and_a_warn
 
 def test_an_explicit_statistics_pass_turns_the_automatic_capture_off():
     model = mlp()
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
     x, y = data(0)
     opt.zero_grad()
     assert opt.update_statistics(x)
@@ -75,7 +75,7 @@ def test_an_explicit_statistics_pass_turns_the_automatic_capture_off():
 
 def test_evaluation_and_a_skipped_step_do_not_confuse_the_capture():
     model = mlp()
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
     x, y = data(0)
     model.eval()
     with torch.no_grad():
@@ -94,13 +94,13 @@ def test_evaluation_and_a_skipped_step_do_not_confuse_the_capture():
 
 
 def test_pytorch_loss_names_name_their_likelihoods():
-    assert kfac._options.loss_name("nll") == "softmax-cross-entropy"
-    assert kfac._options.loss_name("cross_entropy") == "softmax-cross-entropy"
-    assert kfac._options.loss_name("bce_with_logits") == "sigmoid-cross-entropy"
-    assert kfac._options.loss_name("mse") == "squared-error"
+    assert kronfac._options.loss_name("nll") == "softmax-cross-entropy"
+    assert kronfac._options.loss_name("cross_entropy") == "softmax-cross-entropy"
+    assert kronfac._options.loss_name("bce_with_logits") == "sigmoid-cross-entropy"
+    assert kronfac._options.loss_name("mse") == "squared-error"
     # pytorch/examples' MNIST habit: log_softmax with nll_loss.
     model = mlp(log_softmax=True)
-    opt = kfac.KFACOptimizer(model, lr=0.1, loss="nll")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="nll")
     x, y = data(0)
     opt.zero_grad()
     F.nll_loss(model(x), y).backward()
@@ -110,4 +110,4 @@ def test_pytorch_loss_names_name_their_likelihoods():
 
 def test_passing_parameters_instead_of_the_model_says_what_to_do():
     with pytest.raises(TypeError, match=r"needs the model itself \(a torch.nn.Module\), got generator"):
-        kfac.KFACOptimizer(mlp().parameters(), lr=0.1)
+        kronfac.KFACOptimizer(mlp().parameters(), lr=0.1)

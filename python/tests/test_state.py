@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kfac
+import kronfac
 
 
 def build(seed=0, **options):
@@ -16,7 +16,7 @@ def build(seed=0, **options):
                                 torch.nn.Linear(48, 16), torch.nn.LayerNorm(16), torch.nn.Linear(16, 4))
     options = dict(dict(lr=0.05, damping=1e-2, refresh_period=3, loss="softmax-cross-entropy", method="ekfac",
                         fallback="adam"), **options)
-    return model, kfac.KFACOptimizer(model, **options)
+    return model, kronfac.KFACOptimizer(model, **options)
 
 
 def batches(n):
@@ -90,7 +90,7 @@ def test_parameter_groups_have_their_own_learning_rate():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
     before = [p.detach().clone() for p in model.parameters()]
-    opt = kfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.0 + 1e-12},
+    opt = kronfac.KFACOptimizer(model, params=[{"params": model[0].parameters(), "lr": 0.0 + 1e-12},
                                             {"params": model[2].parameters()}],
                              lr=0.1, momentum=0, kl_clip=0, loss="softmax-cross-entropy")
     x, y = torch.randn(6, 5), torch.randint(0, 3, (6,))
@@ -121,7 +121,7 @@ def test_the_preconditioner_alone_resumes_too():
 
     def fresh(seed=0):
         model, _ = build(seed)
-        return model, kfac.Preconditioner(model, loss="softmax-cross-entropy", refresh_period=2, method="tekfac")
+        return model, kronfac.Preconditioner(model, loss="softmax-cross-entropy", refresh_period=2, method="tekfac")
 
     model, pre = fresh()
     train(pre, model, data)

@@ -1,11 +1,11 @@
-"""A Python MLP and CNN trained with kfac.KFACOptimizer reach a lower loss than the best of a few SGD learning rates
+"""A Python MLP and CNN trained with kronfac.KFACOptimizer reach a lower loss than the best of a few SGD learning rates
 in the same number of steps (Fashion-MNIST, the same batches and initial weights)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-import kfac
-from kfac.data import fashion_mnist
+import kronfac
+from kronfac.data import fashion_mnist
 
 STEPS, BATCH = 60, 250
 
@@ -43,7 +43,7 @@ def train(make, optimizer, use_kfac):
 def test_kfac_beats_the_best_sgd(make):
     sgd = {lr: train(make, lambda m, lr=lr: torch.optim.SGD(m.parameters(), lr=lr, momentum=0.9), False)
            for lr in (0.03, 0.1, 0.3)}
-    natural = train(make, lambda m: kfac.KFACOptimizer(m, lr=0.1, damping=3e-2, kl_clip=1e-2, momentum=0.9,
+    natural = train(make, lambda m: kronfac.KFACOptimizer(m, lr=0.1, damping=3e-2, kl_clip=1e-2, momentum=0.9,
                                                         loss="softmax-cross-entropy", stats_fraction=0.25,
                                                         refresh_period=10), True)
     print(f"{make.__name__}: kfac {natural:.4f}, sgd {sgd}")

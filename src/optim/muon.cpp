@@ -15,7 +15,7 @@ namespace kfac {
 const OptionTable<MuonOptions>& MuonOptions::table() {
   using O = MuonOptions;
   static const OptionTable<O> t(
-      "muon", "Muon (kfac::Muon, Python's kfac.Muon): orthogonalized momentum for hidden weight matrices",
+      "muon", "Muon (kfac::Muon, Python's kronfac.Muon): orthogonalized momentum for hidden weight matrices",
       {field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),
        field<O>(KFAC_FIELD(O, momentum), "Momentum μ of the buffer that is orthogonalized",
                 bounded(between(0, 1, false, true))),

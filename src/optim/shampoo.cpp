@@ -13,7 +13,7 @@ namespace kfac {
 const OptionTable<ShampooOptions>& ShampooOptions::table() {
   using O = ShampooOptions;
   static const OptionTable<O> t(
-      "shampoo", "Shampoo (kfac::Shampoo, Python's kfac.Shampoo) with Adam grafting, as Distributed Shampoo runs it",
+      "shampoo", "Shampoo (kfac::Shampoo, Python's kronfac.Shampoo) with Adam grafting, as Distributed Shampoo runs it",
       detail::with_gradient_factor_fields<O>(
           {
               field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),

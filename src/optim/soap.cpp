@@ -13,7 +13,7 @@ namespace kfac {
 const OptionTable<SoapOptions>& SoapOptions::table() {
   using O = SoapOptions;
   static const OptionTable<O> t(
-      "soap", "SOAP (kfac::Soap, Python's kfac.SOAP): Adam in the eigenbasis of Shampoo's factors",
+      "soap", "SOAP (kfac::Soap, Python's kronfac.SOAP): Adam in the eigenbasis of Shampoo's factors",
       detail::with_gradient_factor_fields<O>(
           {
               field<O>(KFAC_FIELD(O, lr), "Learning rate", bounded(positive())),

@@ -79,7 +79,7 @@ std::vector<Warning> diagnose(const RuntimeInfo& r) {
                  "glibc's malloc returns large freed blocks to the system, so every step's tensors page-fault in "
                  "fresh pages (char-lm's K-FAC statistics pass: 32 ms instead of 11)",
                  "call kfac::runtime::configure_runtime() or kfac::runtime::keep_freed_memory() (Python: "
-                 "kfac.configure_runtime()); the kfac tool keeps it unless --return-freed-memory"});
+                 "kronfac.configure_runtime()); the kfac tool keeps it unless --return-freed-memory"});
   }
   return w;
 }

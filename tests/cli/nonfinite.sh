@@ -25,4 +25,13 @@ rc=$?
 [ "$rc" -eq 2 ] || { echo "FAIL: a NaN evaluation exited $rc, expected 2"; cat "$OUT/poisoned.err"; exit 1; }
 grep -q "evaluation loss is not finite (train nan, test nan)" "$OUT/poisoned.err" || { echo "FAIL: NaN evaluation message"; cat "$OUT/poisoned.err"; exit 1; }
 [ -s "$OUT/poisoned.json" ] || { echo "FAIL: the metrics JSON was not written"; exit 1; }
+# The same in a comparison: the report is written with every method, and the exit code names the failure.
+rm -rf "$OUT/poisoned-compare"
+KFAC_TEST_POISON_EVALUATION=1 "$KFAC" compare --model mlp --methods sgd,kfac --steps 2 --batch-size 16 \
+  --eval-examples 16 --quiet --out "$OUT/poisoned-compare" > "$OUT/poisoned-compare.out" 2> "$OUT/poisoned-compare.err"
+rc=$?
+[ "$rc" -eq 2 ] || { echo "FAIL: a NaN evaluation in compare exited $rc, expected 2"; cat "$OUT/poisoned-compare.err"; exit 1; }
+grep -q "trained model of sgd, kfac evaluates to a loss that is not finite" "$OUT/poisoned-compare.err" ||
+  { echo "FAIL: compare's NaN evaluation message"; cat "$OUT/poisoned-compare.err"; exit 1; }
+[ -s "$OUT/poisoned-compare/summary.md" ] || { echo "FAIL: compare's summary was not written"; exit 1; }
 echo "PASS: non-finite loss stops the run"

@@ -100,7 +100,7 @@ std::string method_checkpoint(const std::string& path, const std::string& method
   return (p.parent_path() / (p.stem().string() + "." + method + p.extension().string())).string();
 }
 
-std::string run_compare(const CompareConfig& cfg) {
+CompareOutcome run_compare(const CompareConfig& cfg) {
   KFAC_CHECK(!cfg.methods.empty(), "--methods is empty; give at least one method");
   check_report_folder(cfg);
   std::fprintf(stderr, "Report folder: %s\n", fs::absolute(cfg.out_dir).c_str());
@@ -178,7 +178,10 @@ std::string run_compare(const CompareConfig& cfg) {
   for (const auto& w : runs.front().runtime.warnings) md << "\n**Warning:** " << w.what << " (fix: " << w.fix << ")\n";
   write_file_atomically(cfg.out_dir + "/runtime.json", runtime_json(runs.front().runtime).dump(1) + "\n");
   write_file_atomically(cfg.out_dir + "/summary.md", md.str());
-  return md.str();
+  CompareOutcome outcome{md.str(), {}};
+  for (const auto& r : runs)
+    if (!std::isfinite(r.train_loss) || !std::isfinite(r.test_loss)) outcome.non_finite.push_back(r.config.method);
+  return outcome;
 }
 
 }  // namespace kfac::tool

@@ -19,8 +19,13 @@ struct CompareConfig {
 /// (run.pt -> run.kfac.pt), so that every method writes and resumes its own.
 std::string method_checkpoint(const std::string& path, const std::string& method);
 
-/// Runs the comparison and writes the report; returns the summary (Markdown).
-std::string run_compare(const CompareConfig& config);
+struct CompareOutcome {
+  std::string summary;                  ///< Markdown
+  std::vector<std::string> non_finite;  ///< methods whose trained model evaluates to a NaN or an infinity
+};
+
+/// Runs the comparison and writes the report, every method's included.
+CompareOutcome run_compare(const CompareConfig& config);
 
 /// Writes a run's loss history as CSV (step,train_loss,seconds).
 void write_history_csv(const TrainResult& result, const std::string& path);

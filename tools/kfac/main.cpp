@@ -319,8 +319,19 @@ int main(int argc, char** argv) {
         kfac::tool::check_values_fit(cfg, method, model_dtype);
       }
       compare.base = cfg;
-      std::printf("%s", kfac::tool::run_compare(compare).c_str());
-      return stdout_checked();
+      const auto outcome = kfac::tool::run_compare(compare);
+      std::printf("%s", outcome.summary.c_str());
+      const int written = stdout_checked();
+      if (!outcome.non_finite.empty()) {
+        std::string names;
+        for (const auto& m : outcome.non_finite) names += (names.empty() ? "" : ", ") + m;
+        std::fprintf(stderr,
+                     "error: the trained model of %s evaluates to a loss that is not finite although training ended "
+                     "normally (the report includes it); lower --lr, raise --damping, or check the data\n",
+                     names.c_str());
+        return 2;
+      }
+      return written;
     }
     if (!kfac::tool::is_baseline(cfg.method)) kfac::validate(kfac::tool::with_method(cfg.preconditioner, cfg.method));
     kfac::tool::check_values_fit(cfg, cfg.method, model_dtype);

@@ -49,7 +49,7 @@ at::Tensor newton_schulz_orthogonalize(const at::Tensor& g, int64_t steps = 5);
 /// A model's parameters split the way Muon recipes split them: hidden weight matrices (dim ≥ 2) are orthogonalized;
 /// embeddings, the output head (the last module holding a matrix) and every parameter of dim < 2 go to AdamW.
 /// `report` says which went where. The rule is written once, over this description of a model's parameters, which
-/// the C++ module walk below and the Python package (kfac.Muon(model)) both build.
+/// the C++ module walk below and the Python package (kronfac.Muon(model)) both build.
 struct MuonParameter {
   std::string name;  ///< "0.weight"
   at::Tensor value;

@@ -1,7 +1,7 @@
 """Drop-ins whose parameters K-FAC can precondition, for the stock modules that hide theirs.
 
 torch.nn.MultiheadAttention runs its four projections as functional calls inside one function, so there is no module
-forward to hook and its weights get the fallback. kfac.nn.MultiheadAttention has the same options, inputs, outputs
+forward to hook and its weights get the fallback. kronfac.nn.MultiheadAttention has the same options, inputs, outputs
 and math (tested equal on the same weights), with q, k, v and the output projection as torch.nn.Linear modules run
 on [B, L, E], so each is a sequence Linear block. ``replace_attention(model)`` swaps every stock attention of a model
 for one, with the same weights, so that ``nn.TransformerEncoder`` and friends train with K-FAC unmodified otherwise.
@@ -23,9 +23,9 @@ class MultiheadAttention(torch.nn.Module):
                  kdim=None, vdim=None, batch_first=False, device=None, dtype=None):
         super().__init__()
         if add_bias_kv or add_zero_attn:
-            raise ValueError("kfac.nn.MultiheadAttention: add_bias_kv and add_zero_attn are not supported")
+            raise ValueError("kronfac.nn.MultiheadAttention: add_bias_kv and add_zero_attn are not supported")
         if embed_dim % num_heads != 0:
-            raise ValueError(f"kfac.nn.MultiheadAttention: embed_dim {embed_dim} must be divisible by num_heads "
+            raise ValueError(f"kronfac.nn.MultiheadAttention: embed_dim {embed_dim} must be divisible by num_heads "
                              f"{num_heads}")
         factory = {"device": device, "dtype": dtype}
         self.embed_dim, self.num_heads, self.dropout, self.batch_first = embed_dim, num_heads, dropout, batch_first
@@ -43,7 +43,7 @@ class MultiheadAttention(torch.nn.Module):
     def from_stock(cls, stock):
         """A copy of ``stock`` (a torch.nn.MultiheadAttention) with the same weights, device and dtype."""
         if stock.bias_k is not None or stock.add_zero_attn:
-            raise ValueError("kfac.nn.MultiheadAttention: add_bias_kv and add_zero_attn are not supported")
+            raise ValueError("kronfac.nn.MultiheadAttention: add_bias_kv and add_zero_attn are not supported")
         weight = stock.out_proj.weight
         m = cls(stock.embed_dim, stock.num_heads, stock.dropout, stock.in_proj_bias is not None, kdim=stock.kdim,
                 vdim=stock.vdim, batch_first=stock.batch_first, device=weight.device, dtype=weight.dtype)
@@ -114,7 +114,7 @@ class MultiheadAttention(torch.nn.Module):
 
 
 def replace_attention(model):
-    """Replaces every torch.nn.MultiheadAttention in ``model`` by a kfac.nn.MultiheadAttention with the same
+    """Replaces every torch.nn.MultiheadAttention in ``model`` by a kronfac.nn.MultiheadAttention with the same
     weights, in place; returns how many. Build the optimizer after this call (the parameters are new tensors)."""
     count = 0
     for parent in list(model.modules()):

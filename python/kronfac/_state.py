@@ -32,9 +32,9 @@ class CoreOwned:
 
     def __reduce_ex__(self, protocol):
         name = type(self).__name__
-        raise TypeError(f"kfac.{name} cannot be pickled, copied or torch.save'd as an object: its state lives in the "
+        raise TypeError(f"kronfac.{name} cannot be pickled, copied or torch.save'd as an object: its state lives in the "
                         f"C++ core, which would be lost. Save {name}.state_dict() and restore it with "
-                        f"load_state_dict() on a new kfac.{name}")
+                        f"load_state_dict() on a new kronfac.{name}")
 
 
 class CoreOptimizerState:
@@ -43,16 +43,18 @@ class CoreOptimizerState:
     before anything changes."""
 
     def state_dict(self):
+        """torch.optim's state (the parameter groups) and the core's whole state, with its CRC-32."""
         state = super().state_dict()
         state["kfac"] = pack(self._core.save())
         return state
 
     def load_state_dict(self, state_dict):
+        """Loads a state_dict() of the same optimizer on the same model, its CRC-32 checked before anything changes."""
         state_dict = dict(state_dict)
         name = type(self).__name__
         blob = state_dict.pop("kfac", None)
         if blob is None:
-            raise ValueError(f"kfac.{name}.load_state_dict: not a {name} state (no 'kfac' entry)")
+            raise ValueError(f"kronfac.{name}.load_state_dict: not a {name} state (no 'kfac' entry)")
         blob = unpack(blob, name)
         super().load_state_dict(state_dict)
         self._core.load(blob)

@@ -1,4 +1,4 @@
-"""kfac.KFACOptimizer (a torch.optim.Optimizer) and kfac.QModelOptimizer, over the C++ core's step rules."""
+"""kronfac.KFACOptimizer (a torch.optim.Optimizer) and kronfac.QModelOptimizer, over the C++ core's step rules."""
 import torch
 
 from . import _kfac, _options, _state
@@ -10,16 +10,16 @@ class KFACOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Opt
     followed with heavy-ball momentum and weight decay; the update itself is the C++ core's kfac::KfacOptimizer::step,
     so a run equals the C++ API's bit for bit::
 
-        opt = kfac.KFACOptimizer(model, lr=0.05, damping=1e-2, loss="softmax-cross-entropy", method="ekfac")
+        opt = kronfac.KFACOptimizer(model, lr=0.05, damping=1e-2, loss="softmax-cross-entropy", method="ekfac")
         for x, y in batches:              # the ordinary loop: statistics from your own forward (see Preconditioner)
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
-            opt.step()                    # opt.last_stats: a kfac.StepStats
+            opt.step()                    # opt.last_stats: a kronfac.StepStats
 
     ``params`` (default: model.parameters()) may be parameter groups, each with its own lr, momentum and
     weight_decay; the KL clip (one factor for the step) reads the first group's lr and kl_clip. LR schedulers drive
     the groups' lr as usual. ``state_dict()`` holds the momentum and the whole preconditioner state: loading it and
-    continuing equals an uninterrupted run. ``preconditioner``: a kfac.Preconditioner to use instead of building one
+    continuing equals an uninterrupted run. ``preconditioner``: a kronfac.Preconditioner to use instead of building one
     (then pass its options to it). The statistics protocols (update_statistics, capture_forward +
     statistics_from_forward, capture_backward) are the preconditioner's. Unknown or invalid keywords raise
     ValueError naming them and the closest valid spelling.
@@ -29,7 +29,7 @@ class KFACOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Opt
 
     def __init__(self, model, params=None, loss=None, preconditioner=None, communicator=None, **options):
         if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"kfac.KFACOptimizer(model, ...) needs the model itself (a torch.nn.Module), got "
+            raise TypeError(f"kronfac.KFACOptimizer(model, ...) needs the model itself (a torch.nn.Module), got "
                             f"{type(model).__name__}: K-FAC reads its layers. To optimize only some parameters, "
                             "pass them too: KFACOptimizer(model, params=...)")
         mine, rest = _options.split(options, "optimizer")
@@ -40,7 +40,7 @@ class KFACOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Opt
             flat = [q for g in params for q in (g["params"] if isinstance(g, dict) else [g])]
             preconditioner = Preconditioner(model, loss=loss, communicator=communicator, params=flat, **rest)
         elif rest:
-            raise ValueError(f"kfac.KFACOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
+            raise ValueError(f"kronfac.KFACOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
                              "set them when building it")
         self.preconditioner = preconditioner
         self._keys = list(defaults)
@@ -53,22 +53,27 @@ class KFACOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Opt
         return {k: _options.python_value(group[k]) for k in self._keys}
 
     def add_param_group(self, param_group):
+        """Refused after construction (NotImplementedError): the C++ core holds the groups; pass them all in params."""
         if hasattr(self, "_core"):
-            raise NotImplementedError("kfac.KFACOptimizer: parameter groups are fixed at construction (the core "
+            raise NotImplementedError("kronfac.KFACOptimizer: parameter groups are fixed at construction (the core "
                                       "holds them); pass every group in params=")
         super().add_param_group(param_group)
 
     # The preconditioner's statistics protocols.
-    def update_statistics(self, inputs, targets=None, forward=None, loss=None):
-        return self.preconditioner.update_statistics(inputs, targets, forward, loss)
+    def update_statistics(self, *inputs, targets=None, forward=None, loss=None, **kwargs):
+        """The preconditioner's separate statistics pass (kronfac.Preconditioner.update_statistics)."""
+        return self.preconditioner.update_statistics(*inputs, targets=targets, forward=forward, loss=loss, **kwargs)
 
     def capture_forward(self):
+        """The preconditioner's shared-forward protocol (kronfac.Preconditioner.capture_forward)."""
         return self.preconditioner.capture_forward()
 
     def statistics_from_forward(self, output, targets=None, loss=None):
+        """The preconditioner's shared-forward protocol (kronfac.Preconditioner.statistics_from_forward)."""
         return self.preconditioner.statistics_from_forward(output, targets, loss)
 
     def capture_backward(self, grad_scale):
+        """The preconditioner's empirical-Fisher protocol (kronfac.Preconditioner.capture_backward)."""
         return self.preconditioner.capture_backward(grad_scale)
 
     def step(self, closure=None):
@@ -92,7 +97,7 @@ class QModelOptimizer(_state.CoreOwned):
     update alpha*Delta + mu*delta0 minimising the exact quadratic model on the minibatch, with Levenberg-Marquardt
     lambda and gamma adapted. Every trainable parameter must be in a K-FAC layer (no fallback)::
 
-        opt = kfac.QModelOptimizer(model, loss="softmax-cross-entropy")
+        opt = kronfac.QModelOptimizer(model, loss="softmax-cross-entropy")
         for x, y in batches:
             opt.update_statistics(x)
             model.zero_grad()
@@ -107,14 +112,16 @@ class QModelOptimizer(_state.CoreOwned):
     def __init__(self, model, loss, preconditioner=None, communicator=None, **options):
         mine, rest = _options.split(options, "qmodel")
         if preconditioner is not None and rest:
-            raise ValueError(f"kfac.QModelOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
+            raise ValueError(f"kronfac.QModelOptimizer: options {sorted(rest)} belong to the preconditioner passed in; "
                              "set them when building it")
         self.preconditioner = preconditioner or Preconditioner(model, loss=loss, communicator=communicator, **rest)
         self.loss = _options.loss_name(loss)
         self._core = _kfac.QModelCore(self.preconditioner.core, mine)
 
-    def update_statistics(self, inputs, targets=None, forward=None):
-        return self.preconditioner.update_statistics(inputs, targets, forward, self.loss)
+    def update_statistics(self, *inputs, targets=None, forward=None, **kwargs):
+        """The preconditioner's separate statistics pass (kronfac.Preconditioner.update_statistics)."""
+        return self.preconditioner.update_statistics(*inputs, targets=targets, forward=forward, loss=self.loss,
+                                                     **kwargs)
 
     def step(self, output, loss_value, evaluate):
         """One update from the batch's ``output`` (graph kept, backward done with retain_graph), its loss value and
@@ -124,16 +131,20 @@ class QModelOptimizer(_state.CoreOwned):
 
     @property
     def lambda_(self):
+        """The Levenberg-Marquardt damping lambda, adapted every lambda_period steps."""
         return self._core.lambda_
 
     @property
     def gamma(self):
+        """The factored damping gamma, adapted by the greedy search every gamma_period steps."""
         return self._core.gamma
 
     def state_dict(self):
+        """The optimizer's whole state (lambda, gamma, the previous update, the preconditioner), with its CRC-32."""
         return {"kfac": _state.pack(self._core.save())}
 
     def load_state_dict(self, state):
+        """Loads a state_dict(), its CRC-32 checked before anything changes."""
         self._core.load(_state.unpack(state.get("kfac"), "QModelOptimizer"))
 
 

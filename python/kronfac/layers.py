@@ -1,11 +1,11 @@
 """Which torch.nn modules are K-FAC layers, and how each becomes the core's layer.
 
-A factory takes (name, module) and returns a ``kfac._kfac.Layer`` made from the module's own tensors (the core's
+A factory takes (name, module) and returns a ``kronfac._kfac.Layer`` made from the module's own tensors (the core's
 layer kinds: Linear, Conv2d, Embedding, LayerNorm, BatchNorm2d), or raises ``Unsupported`` with the reason, which the
 registration report then shows next to the module's parameters (they get the fallback). Factories are asked newest
 first, so a registration can also take over a built-in type::
 
-    kfac.register_module_kind(MyProjection, lambda name, m: kfac.layers.linear(name, m.weight, m.bias))
+    kronfac.register_module_kind(MyProjection, lambda name, m: kronfac.layers.linear(name, m.weight, m.bias))
 
 The tensors are shared, not copied: the core reads and rewrites the module's ``.grad`` directly.
 """
@@ -31,6 +31,7 @@ def register_module_kind(module_type, factory):
 
 
 def registered_module_kinds():
+    """The torch.nn module types that get a K-FAC block, built-in and registered, in lookup order."""
     return [t for t, _ in _factories]
 
 
@@ -114,8 +115,8 @@ def _batch_norm2d(name, m):
 
 
 # Modules whose parameters no factory can cover, with the reason the report gives.
-# (The attention's projections run as functional calls; kfac.nn.MultiheadAttention runs them as modules.)
-_hints = {torch.nn.MultiheadAttention: "use kfac.nn.replace_attention(model)"}
+# (The attention's projections run as functional calls; kronfac.nn.MultiheadAttention runs them as modules.)
+_hints = {torch.nn.MultiheadAttention: "use kronfac.nn.replace_attention(model)"}
 
 register_module_kind(torch.nn.Linear, _linear)
 register_module_kind(torch.nn.Conv2d, _conv2d)

@@ -1,8 +1,8 @@
-"""kfac.Muon, kfac.Shampoo and kfac.SOAP: the optimizers a user would pick instead of K-FAC, as
+"""kronfac.Muon, kronfac.Shampoo and kronfac.SOAP: the optimizers a user would pick instead of K-FAC, as
 torch.optim.Optimizers over the C++ core (kfac::Muon, kfac::Shampoo, kfac::Soap), so that a run equals the C++
 API's bit for bit. They drop into an ordinary loop in place of torch.optim.AdamW::
 
-    opt = kfac.SOAP(model.parameters(), lr=3e-3)
+    opt = kronfac.SOAP(model.parameters(), lr=3e-3)
     for x, y in batches:
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
@@ -35,9 +35,10 @@ class _CoreOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Op
         return {k: _options.python_value(group[k]) for k in self._keys}
 
     def add_param_group(self, param_group):
+        """Refused after construction (NotImplementedError): the C++ core holds the groups; pass them all in params."""
         if hasattr(self, "_core"):
-            raise NotImplementedError(f"kfac.{type(self).__name__}: parameter groups are fixed at construction (the "
-                                      "core holds them); pass every group in params")
+            raise NotImplementedError(f"kronfac.{type(self).__name__}: parameter groups are fixed at construction "
+                                      "(the core holds them); pass every group in params")
         super().add_param_group(param_group)
 
     @torch.no_grad()
@@ -73,9 +74,9 @@ class Muon(_CoreOptimizer):
     """Muon (Jordan et al. 2024; torch.optim.Muon): momentum orthogonalized by a Newton-Schulz iteration, for
     hidden weight matrices (kfac::Muon; the math is in kfac/optim/muon.h).
 
-    ``kfac.Muon(model, lr=0.02, adamw_lr=1e-3)`` splits the model as every Muon recipe does (kfac.muon_split; the
+    ``kronfac.Muon(model, lr=0.02, adamw_lr=1e-3)`` splits the model as every Muon recipe does (kronfac.muon_split; the
     split is in ``opt.split_report``): its hidden matrices are orthogonalized, its embeddings, output head, biases
-    and gains take AdamW at ``adamw_lr`` (a group with orthogonalize=False). ``kfac.Muon(params, ...)`` takes
+    and gains take AdamW at ``adamw_lr`` (a group with orthogonalize=False). ``kronfac.Muon(params, ...)`` takes
     parameters or groups as any optimizer does; a group that is not orthogonalize=False must hold matrices only.
 
     Options (name = default; range):
