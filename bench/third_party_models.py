@@ -11,8 +11,10 @@ step is timed on its own; the report gives the mean over steps 3..N (refresh ste
 mean, and the ratio to AdamW's mean, with the registration report (each block's structure and memory).
 
     PYTHONPATH=build/python /usr/bin/python3 bench/third_party_models.py [--steps 40] [--models mnist-cnn,word-lm]
+        [--methods kfac,ekfac] [--options stats_positions=64,stats_period=2]   (keywords of the K-FAC runs)
 """
 import argparse
+import ast
 import math
 import time
 
@@ -75,14 +77,14 @@ def batches(name, steps):
             yield data[:-1], data[1:].reshape(-1)
 
 
-def timed_run(name, method, steps):
+def timed_run(name, method, steps, options=None):
     torch.manual_seed(0)
     model = MnistNet() if name == "mnist-cnn" else WordLM()
     if method == "adamw":
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         report = ""
     else:
-        opt = kronfac.KFACOptimizer(model, lr=0.05, loss="softmax-cross-entropy", method=method)
+        opt = kronfac.KFACOptimizer(model, lr=0.05, loss="softmax-cross-entropy", method=method, **(options or {}))
         report = str(opt.preconditioner.registration) + "\n" + opt.preconditioner.registration.details()
     times, refreshed = [], []
     for x, y in batches(name, steps):
@@ -104,9 +106,12 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--models", default="mnist-cnn,word-lm")
     ap.add_argument("--methods", default="kfac,ekfac")
+    ap.add_argument("--options", default="", help="keywords of the K-FAC runs: name=value,...")
     args = ap.parse_args()
+    options = {k: ast.literal_eval(v) for k, v in (kv.split("=", 1) for kv in args.options.split(",") if kv)}
     kronfac.configure_runtime()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps (mean from step 3)\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps (mean from step 3), "
+          f"K-FAC options {options or 'default'}\n")
     print("| model | method | s/step | refresh steps s/step | x AdamW | final loss |")
     print("|---|---|---|---|---|---|")
     reports = []
@@ -114,7 +119,7 @@ def main():
         base, _, base_loss, _ = timed_run(name, "adamw", args.steps)
         print(f"| {name} | adamw | {base:.4f} | | 1.00 | {base_loss:.3f} |", flush=True)
         for method in args.methods.split(","):
-            mean, refresh, loss, report = timed_run(name, method, args.steps)
+            mean, refresh, loss, report = timed_run(name, method, args.steps, options)
             print(f"| {name} | {method} | {mean:.4f} | {refresh:.4f} | {mean / base:.2f} | {loss:.3f} |", flush=True)
             reports.append(f"{name} {method}: {report}")
     print()

@@ -14,18 +14,21 @@ def names(table):
     return [s["name"] for s in _kfac.option_specs(table)]
 
 
-def python_value(value):
-    """A keyword's value as the tables take it: a torch.dtype by its name ("float64")."""
+def python_value(value, name="option"):
+    """A keyword's value as the tables take it: a torch.dtype by its name ("float64"). An int beyond 64 bits is
+    refused here, by name (the core's conversion could only say it cannot cast)."""
     if isinstance(value, torch.dtype):
         return str(value).replace("torch.", "")
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**64:
+        raise ValueError(f"kronfac: {name}={value} does not fit in 64 bits; see kronfac.option_specs() for its range")
     return value
 
 
 def split(keywords, table):
     """(keywords of `table`, the preconditioner's keywords): unknown names raise ValueError in the core."""
     own = set(names(table))
-    mine = {k: python_value(v) for k, v in keywords.items() if k in own}
-    rest = {k: python_value(v) for k, v in keywords.items() if k not in own}
+    mine = {k: python_value(v, k) for k, v in keywords.items() if k in own}
+    rest = {k: python_value(v, k) for k, v in keywords.items() if k not in own}
     return mine, rest
 
 

@@ -8,8 +8,9 @@ import zlib
 FORMAT = "kfac-state-1"
 
 
-def pack(blob):
-    return {"format": FORMAT, "bytes": blob, "crc32": zlib.crc32(blob)}
+def pack(blob, owner):
+    """A state_dict's 'kfac' entry: the core's bytes, their CRC-32, and the class that saved them."""
+    return {"format": FORMAT, "bytes": blob, "crc32": zlib.crc32(blob), "owner": owner}
 
 
 def unpack(entry, owner):
@@ -17,12 +18,15 @@ def unpack(entry, owner):
     if isinstance(entry, (bytes, bytearray)):
         return bytes(entry)
     if not isinstance(entry, dict) or entry.get("format") != FORMAT or "bytes" not in entry or "crc32" not in entry:
-        raise ValueError(f"{owner}.load_state_dict: its 'kfac' entry is not a kfac state (got "
+        raise ValueError(f"kronfac.{owner}.load_state_dict: its 'kfac' entry is not a kronfac state (got "
                          f"{type(entry).__name__}); pass what {owner}.state_dict() returned")
+    if entry.get("owner", owner) != owner:  # states saved before the owner was recorded have none
+        raise ValueError(f"kronfac.{owner}.load_state_dict: this is the state of a kronfac.{entry['owner']}, not of a "
+                         f"{owner}; load it into a kronfac.{entry['owner']}")
     blob = entry["bytes"]
     crc = zlib.crc32(blob)
     if crc != entry["crc32"]:
-        raise ValueError(f"{owner}.load_state_dict: the state is damaged (its CRC-32 is {crc:08x}, it was saved as "
+        raise ValueError(f"kronfac.{owner}.load_state_dict: the state is damaged (its CRC-32 is {crc:08x}, it was saved as "
                          f"{entry['crc32']:08x}); load an intact copy")
     return blob
 
@@ -45,7 +49,7 @@ class CoreOptimizerState:
     def state_dict(self):
         """torch.optim's state (the parameter groups) and the core's whole state, with its CRC-32."""
         state = super().state_dict()
-        state["kfac"] = pack(self._core.save())
+        state["kfac"] = pack(self._core.save(), type(self).__name__)
         return state
 
     def load_state_dict(self, state_dict):

@@ -32,7 +32,7 @@ class _CoreOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Op
         self.last_stats = None
 
     def _group_options(self, group):
-        return {k: _options.python_value(group[k]) for k in self._keys}
+        return {k: _options.python_value(group[k], k) for k in self._keys}
 
     def add_param_group(self, param_group):
         """Refused after construction (NotImplementedError): the C++ core holds the groups; pass them all in params."""
@@ -55,7 +55,7 @@ class _CoreOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Op
 
 
 def _values(options):
-    return {k: _options.python_value(v) for k, v in options.items()}
+    return {k: _options.python_value(v, k) for k, v in options.items()}
 
 
 def muon_split(model):

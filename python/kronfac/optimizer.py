@@ -50,7 +50,7 @@ class KFACOptimizer(_state.CoreOwned, _state.CoreOptimizerState, torch.optim.Opt
         self.last_stats = None
 
     def _group_options(self, group):
-        return {k: _options.python_value(group[k]) for k in self._keys}
+        return {k: _options.python_value(group[k], k) for k in self._keys}
 
     def add_param_group(self, param_group):
         """Refused after construction (NotImplementedError): the C++ core holds the groups; pass them all in params."""
@@ -141,7 +141,7 @@ class QModelOptimizer(_state.CoreOwned):
 
     def state_dict(self):
         """The optimizer's whole state (lambda, gamma, the previous update, the preconditioner), with its CRC-32."""
-        return {"kfac": _state.pack(self._core.save())}
+        return {"kfac": _state.pack(self._core.save(), "QModelOptimizer")}
 
     def load_state_dict(self, state):
         """Loads a state_dict(), its CRC-32 checked before anything changes."""

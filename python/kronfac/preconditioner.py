@@ -72,7 +72,7 @@ class Preconditioner(_state.CoreOwned):
         self._output = output
         self._communicator = _distributed.resolve(communicator)  # held here: its Python methods serve the core
         self._pass_streams = None  # the statistics pass's random stream: CPU state, {CUDA device: state}
-        opts = _kfac.PreconditionerOptions({k: _options.python_value(v) for k, v in options.items()})
+        opts = _kfac.PreconditionerOptions({k: _options.python_value(v, k) for k, v in options.items()})
         only = None if params is None else {id(p) for p in params}  # the parameters to precondition
         self._modules = []  # (module, core layer) of each registered layer
         views = []
@@ -305,7 +305,7 @@ class Preconditioner(_state.CoreOwned):
 
     def state_dict(self):
         """The preconditioner's whole state (factors, decompositions, schedule): the core's bytes, with their CRC-32."""
-        return {"kfac": _state.pack(self.core.save())}
+        return {"kfac": _state.pack(self.core.save(), "Preconditioner")}
 
     def load_state_dict(self, state):
         """Loads a state_dict() of a preconditioner on the same model, its CRC-32 checked before anything changes."""

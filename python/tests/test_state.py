@@ -154,8 +154,26 @@ def test_a_damaged_state_is_refused_and_the_optimizer_left_unchanged():
     with pytest.raises(ValueError, match="the state is damaged"):
         fresh.load_state_dict(state)
     assert fresh.state_dict()["kfac"] == before["kfac"]
-    with pytest.raises(ValueError, match="is not a kfac state"):
+    with pytest.raises(ValueError, match="is not a kronfac state"):
         fresh.preconditioner.load_state_dict({"param_groups": []})
+
+
+def test_the_state_of_another_kind_of_optimizer_is_refused_by_name():
+    model, opt = trained()
+    muon = kronfac.Muon(model)
+    with pytest.raises(ValueError, match="this is the state of a kronfac.Muon, not of a KFACOptimizer"):
+        opt.load_state_dict(muon.state_dict())
+    with pytest.raises(ValueError, match="this is the state of a kronfac.KFACOptimizer, not of a Muon"):
+        muon.load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="this is the state of a kronfac.Preconditioner, not of a QModelOptimizer"):
+        kronfac.QModelOptimizer(model, loss="cross_entropy").load_state_dict(opt.preconditioner.state_dict())
+
+
+def test_an_integer_beyond_64_bits_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"refresh_period=1180591620717411303424 does not fit in 64 bits"):
+        kronfac.KFACOptimizer(torch.nn.Linear(3, 2), loss="mse", refresh_period=2**70)
+    with pytest.raises(ValueError, match=r"momentum=.* does not fit in 64 bits"):
+        kronfac.KFACOptimizer(torch.nn.Linear(3, 2), loss="mse", momentum=-2**64)
 
 
 @pytest.mark.parametrize("copy_it", [pickle.dumps, copy.copy, copy.deepcopy, lambda o: torch.save(o, io.BytesIO())])

@@ -57,7 +57,7 @@ void Curvature::note_update(const LayerStatistics& stats) {
                  stats.g.size(3) == shape().dim_g,
              "layer '", layer_name(), "': output gradients must be [S, ", stats.a.size(0), ", ", stats.a.size(1), ", ",
              shape().dim_g, "], got ", stats.g.sizes());
-  locations_ = stats.locations();
+  locations_ = stats.shared_positions();
   ++updates_;
 }
 

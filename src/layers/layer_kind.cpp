@@ -11,6 +11,20 @@ std::array<int64_t, 2> LayerKind::grid(const at::Tensor& grad_output) const {
   return {1, expand_output_grad(grad_output).size(2)};
 }
 
+at::Tensor LayerKind::expand_input_at(const at::Tensor& input, const at::Tensor& positions) const {
+  return expand_input(input).index_select(1, positions);
+}
+
+LayerStatistics LayerKind::statistics_at(const Tap& tap, const at::Tensor& positions, at::ScalarType dtype) const {
+  const auto grid_of_tap = grid(tap.grad_output);
+  LayerStatistics s;
+  s.a = expand_input_at(tap.input, positions).to(dtype);
+  s.g = expand_output_grad(tap.grad_output).index_select(2, positions).to(dtype);
+  s.grid = {1, positions.size(0)};
+  s.sampled_from = grid_of_tap[0] * grid_of_tap[1];
+  return s;
+}
+
 at::Tensor LayerKind::to_matrix(const std::vector<at::Tensor>& tensors) const {
   KFAC_CHECK(tensors.size() == (has_bias() ? 2U : 1U), kind_name(), " layer: to_matrix needs ", has_bias() ? 2 : 1,
              " tensors (weight", has_bias() ? ", bias" : "", "), got ", tensors.size());

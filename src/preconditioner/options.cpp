@@ -46,6 +46,12 @@ const OptionTable<FisherOptions>& FisherOptions::table() {
        field<O>(KFAC_FIELD(O, stats_fraction),
                 "Fraction of the minibatch used by the statistics pass (its first ceil(f·B) examples)",
                 bounded(between(0, 1, true, false))),
+       field<O>(KFAC_FIELD(O, stats_positions),
+                "Shared positions (sequence positions, conv output locations) per example that form K-FAC's factors, "
+                "for layers with more: a uniform sample of this many, the same for every example, drawn from (seed, "
+                "step); 0 takes every position. The factors stay unbiased means over positions (method kfac, weight "
+                "sharing expand)",
+                bounded(at_least(0))),
        field<O>(KFAC_FIELD(O, seed),
                 "Seed of the sampled targets; step k samples from (seed, k), so runs resume exactly",
                 bounded(at_least(0))),

@@ -196,8 +196,14 @@ int64_t Preconditioner::memory_bytes() const {
 
 void Preconditioner::update_factors(StepStats& stats) {
   std::vector<at::ScalarType> dtypes;
-  for (const auto& c : curvatures_) dtypes.push_back(c->dtype());
-  auto capture = statistics_.collect(dtypes);
+  std::vector<bool> sample;  // positions sampled (stats_positions) where the curvature's statistics are means over
+  // them and no global stage or Fisher-vector product needs every position
+  const bool every_position_needed = global_ || options_.retain_statistics();
+  for (const auto& c : curvatures_) {
+    dtypes.push_back(c->dtype());
+    sample.push_back(c->takes_sampled_positions() && !every_position_needed);
+  }
+  auto capture = statistics_.collect(dtypes, schedule_.step(), sample);
   const auto step = std::to_string(schedule_.step());
   if (capture.nonfinite_outputs) {
     placement_->all_agree(false);  // every rank agrees to skip

@@ -66,17 +66,35 @@ void StatisticsPass::arm_backward(double grad_scale) {
   for (auto& l : layers_) l.slot->arm(Slot::Mode::HookGradient, grad_scale);
 }
 
+namespace {
+
+// SplitMix-style mix of (seed, step, stream): reproducible per step, so a resumed run draws the same numbers.
+uint64_t mixed_seed(uint64_t seed, int64_t step, uint64_t stream = 0) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(step + 1) + 0xD1B54A32D192ED03ULL * stream;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
 at::Generator StatisticsPass::generator(int64_t step) const {
   const auto device = layers_.front().kind->weight().device();
   // Cloned once per device and reseeded every step: LibTorch 1.13 leaks each clone (about 2.6 KB per step).
   if (!generator_.defined() || generator_.device() != device)
     generator_ = at::globalContext().defaultGenerator(device).clone();
-  // SplitMix-style mix of (seed, step): reproducible per step, so a resumed run samples the same targets.
-  uint64_t z = options_.seed() + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(step + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  generator_.set_current_seed(z ^ (z >> 31));
+  generator_.set_current_seed(mixed_seed(options_.seed(), step));
   return generator_;
+}
+
+at::Tensor StatisticsPass::positions_to_sample(int64_t positions, int64_t step, size_t layer) const {
+  const int64_t count = options_.stats_positions();
+  if (count == 0 || positions <= count) return {};
+  if (!positions_generator_.defined()) positions_generator_ = at::globalContext().defaultGenerator(at::kCPU).clone();
+  positions_generator_.set_current_seed(mixed_seed(options_.seed(), step, layer + 1));
+  // Each position is in the sample with probability k/T, so the mean over the sample estimates the mean over every
+  // position without bias: A = E[ā āᵀ] and G = E[g gᵀ] stay unbiased (docs/design.md §5).
+  return std::get<0>(at::randperm(positions, positions_generator_, at::kLong).narrow(0, 0, count).sort());
 }
 
 void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind loss, const at::Tensor& y,
@@ -135,7 +153,8 @@ bool StatisticsPass::captured() const {
   return false;
 }
 
-StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType>& dtypes) {
+StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType>& dtypes, int64_t step,
+                                                const std::vector<bool>& sample) {
   Capture c;
   if (std::exchange(nonfinite_outputs_, false)) {
     clear();  // the other ranks may still hold captures
@@ -151,8 +170,16 @@ StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType
   if (!c.any || !c.missing.empty()) return c;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& l = layers_[i];
-    c.batch.push_back(l.kind->statistics(l.slot->recorded(), l.weight_sharing.value_or(WeightSharing::Expand),
-                                         dtypes[i]));
+    const auto& taps = l.slot->recorded();
+    const auto sharing = l.weight_sharing.value_or(WeightSharing::Expand);
+    at::Tensor positions;
+    if (sample[i] && taps.size() == 1 && sharing == WeightSharing::Expand) {
+      const auto grid = l.kind->grid(taps[0].grad_output);
+      positions = positions_to_sample(grid[0] * grid[1], step, i);
+    }
+    c.batch.push_back(positions.defined()
+                          ? l.kind->statistics_at(taps[0], positions.to(taps[0].input.device()), dtypes[i])
+                          : l.kind->statistics(taps, sharing, dtypes[i]));
   }
   clear();
   return c;

@@ -79,6 +79,10 @@ std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfi
     note("--eigenvalue-floor", "the Cholesky inverse has no eigenvalues to floor (use --inverse eigen)");
   if (options.method() == "tkfac" || (options.method() == "kfac" && options.damping_mode() != DampingMode::Eigen))
     note("--eigenbasis-iterations", "it refines the eigenbases of ekfac, tekfac and --damping-mode eigen");
+  if (options.method() != "kfac" || options.weight_sharing() == WeightSharing::Reduce ||
+      options.global_options().global_stage() != GlobalStageKind::None || options.retain_statistics())
+    note("--stats-positions",
+         "it samples the positions of method kfac's factors under --weight-sharing expand, without a global stage");
   return out;
 }
 

@@ -60,6 +60,9 @@ class Curvature {
   virtual bool diagonal_by_size() const { return false; }
   /// Folds in one statistics step: new = decay·old + (1 − decay)·batch.
   virtual void update(const LayerStatistics& stats, double decay) = 0;
+  /// Whether update() may be given a sample of the shared positions (option stats_positions): true where the
+  /// statistics are means over positions, so that a uniform sample estimates them without bias.
+  virtual bool takes_sampled_positions() const { return false; }
   /// Recomputes the decompositions. Throws NumericalError and keeps the previous state on failure.
   virtual void refresh(double damping) = 0;
   /// The undamped approximate Fisher block in column-major vec order.

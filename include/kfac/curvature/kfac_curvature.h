@@ -19,6 +19,7 @@ class KfacCurvature : public KroneckerCurvature {
   explicit KfacCurvature(CurvatureContext context);
   std::string method() const override { return "kfac"; }
   void update(const LayerStatistics& stats, double decay) override;
+  bool takes_sampled_positions() const override { return true; }  // A and G are means over positions
   void refresh(double damping) override;
   at::Tensor to_dense() const override;
 

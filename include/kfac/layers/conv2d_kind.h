@@ -19,11 +19,14 @@ class Conv2dKind final : public LayerKind {
   int64_t dim_a() const override;
   int64_t dim_g() const override;
   at::Tensor expand_input(const at::Tensor& input) const override;
+  at::Tensor expand_input_at(const at::Tensor& input, const at::Tensor& positions) const override;
   at::Tensor expand_output_grad(const at::Tensor& grad_output) const override;
   std::array<int64_t, 2> grid(const at::Tensor& grad_output) const override;
   const Conv2dGeometry& geometry() const { return geometry_; }
 
  private:
+  /// The input's receptive fields at every output location: [B, C, Ho, Wo, kh, kw], a view of the padded input.
+  at::Tensor windows(const at::Tensor& input) const;
   Conv2dGeometry geometry_;
 };
 

@@ -47,6 +47,9 @@ class LayerKind {
   virtual at::Tensor expand_output_grad(const at::Tensor& grad_output) const = 0;
   /// The positions of one tap as (height, width), from its output gradients [S, B, ...]; the default is {1, T}.
   virtual std::array<int64_t, 2> grid(const at::Tensor& grad_output) const;
+  /// expand_input(input) at the given positions only ([k] int64, indices into T): [B, k, d_A]. The default expands
+  /// every position and selects; Conv2d gathers only the sampled windows.
+  virtual at::Tensor expand_input_at(const at::Tensor& input, const at::Tensor& positions) const;
 
   /// Tensors shaped like parameters() → the [d_G, d_A] matrix. The default is [W.view(d_G, -1) | b].
   virtual at::Tensor to_matrix(const std::vector<at::Tensor>& tensors) const;
@@ -56,6 +59,9 @@ class LayerKind {
   /// One statistics step from the recorded taps (every tap a set of shared positions), in `dtype`. The default
   /// expands every tap, concatenates their positions and applies `sharing`.
   virtual LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const;
+  /// Expanded statistics of one tap at a sample of its positions (option stats_positions; weight sharing expand):
+  /// `sampled_from` holds the tap's T.
+  LayerStatistics statistics_at(const Tap& tap, const at::Tensor& positions, at::ScalarType dtype) const;
   /// The kind's own curvature, for a block that is not a curvature method's Kronecker form (nullptr, the default:
   /// the method's).
   virtual std::unique_ptr<Curvature> make_curvature(const CurvatureContext& context) const;

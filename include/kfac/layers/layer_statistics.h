@@ -16,8 +16,13 @@ struct LayerStatistics {
   /// The shared positions as (height, width), T = height·width: a conv's output grid, {1, T} for a sequence, {1, 1}
   /// for a Linear layer on [B, d] or for any layer whose positions were reduced (WeightSharing::Reduce).
   std::array<int64_t, 2> grid{1, 1};
+  /// T of the layer when a and g hold a sample of its positions (LayerKind::statistics_at); 0 otherwise.
+  int64_t sampled_from = 0;
   int64_t examples() const { return a.size(0); }
+  /// The positions a and g hold.
   int64_t locations() const { return a.size(1); }
+  /// The positions the layer applies its weight at: the Kronecker form's T (docs/design.md §13).
+  int64_t shared_positions() const { return sampled_from > 0 ? sampled_from : locations(); }
 };
 
 }  // namespace kfac

@@ -93,6 +93,7 @@ struct FisherOptions {
   TORCH_ARG(FisherType, fisher) = FisherType::Sampled;
   TORCH_ARG(int64_t, fisher_samples) = 1;
   TORCH_ARG(double, stats_fraction) = 1.0;
+  TORCH_ARG(int64_t, stats_positions) = 64;  ///< 0: every shared position; see StatisticsPass::positions_to_sample
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(bool, retain_statistics) = false;
 };
@@ -197,6 +198,7 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(fisher_options, FisherType, fisher)
   KFAC_FLAT_OPTION(fisher_options, int64_t, fisher_samples)
   KFAC_FLAT_OPTION(fisher_options, double, stats_fraction)
+  KFAC_FLAT_OPTION(fisher_options, int64_t, stats_positions)
   KFAC_FLAT_OPTION(fisher_options, uint64_t, seed)
   KFAC_FLAT_OPTION(fisher_options, bool, retain_statistics)
   KFAC_FLAT_OPTION(layer_options, WeightSharing, weight_sharing)

@@ -43,8 +43,14 @@ class StatisticsPass {
     bool nonfinite_outputs = false;      ///< the model's outputs were not finite: nothing was sampled
     bool any = false;                    ///< some layer captured something
   };
-  /// Takes this step's captures (expanded by each layer's kind, in `dtypes[i]`) and releases the slots.
-  Capture collect(const std::vector<at::ScalarType>& dtypes);
+  /// Takes this step's captures (expanded by each layer's kind, in `dtypes[i]`) and releases the slots. Layers with
+  /// `sample[i]` set, one tap and weight sharing expand are expanded at a sample of their positions only
+  /// (positions_to_sample; option stats_positions).
+  Capture collect(const std::vector<at::ScalarType>& dtypes, int64_t step, const std::vector<bool>& sample);
+  /// A uniform sample, without replacement and in increasing order, of options().stats_positions() of a layer's
+  /// `positions` shared positions, drawn from (seed, step, layer): [k] int64 on the CPU. Undefined when the option is
+  /// 0 or covers every position.
+  at::Tensor positions_to_sample(int64_t positions, int64_t step, size_t layer) const;
   /// Disarms and empties every slot.
   void clear();
   /// Whether a layer captured anything (or the outputs were refused) since the last collect() or clear().
@@ -58,7 +64,8 @@ class StatisticsPass {
   std::vector<Layer>& layers_;
   FisherOptions options_;
   bool nonfinite_outputs_ = false;
-  mutable at::Generator generator_;  // one per pass, reseeded per step (cloning leaks in LibTorch 1.13)
+  mutable at::Generator generator_;            // one per pass, reseeded per step (cloning leaks in LibTorch 1.13)
+  mutable at::Generator positions_generator_;  // the CPU's, for sample_positions
 };
 
 }  // namespace kfac
