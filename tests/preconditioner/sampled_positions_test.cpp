@@ -7,6 +7,8 @@
 #include "kfac/kfac.h"
 #include "kfac/preconditioner/statistics_pass.h"
 #include "support/helpers.h"
+#include "support/method_lists.h"
+#include "support/tiny_models.h"
 
 namespace kfac::test {
 namespace {
@@ -101,6 +103,16 @@ TEST(SampledPositions, TheKroneckerFormKeepsTheLayersPositions) {
   };
   const auto all = direction(0), sampled = direction(2);
   EXPECT_LT(max_abs_diff(sampled, all), 1e-10 * all.abs().max().item<double>());
+}
+
+// Only curvatures whose statistics are means over positions take a sample: K-FAC. EKFAC and TEKFAC's spectra square
+// per-example sums over positions, and TKFAC's traces weigh them per example; a sample would bias them.
+TEST(SampledPositions, OnlyCurvaturesOfMeansOverPositionsTakeASample) {
+  for (const auto& method : every_method()) {
+    auto model = cnn(3);
+    Preconditioner p(*model, PreconditionerOptions().method(method));
+    EXPECT_EQ(p.curvature(0).takes_sampled_positions(), method == "kfac") << method;
+  }
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ class EigenCorrected : public Base {
         options_(this->context_.method_options.template get<EigenCorrectedOptions>()) {}
 
   std::string method() const override { return name_; }
+  /// Every position, whatever the base: the spectrum squares per-example sums over positions, which a sample of
+  /// them would bias (docs/design.md §5).
+  bool takes_sampled_positions() const override { return false; }
 
   void update(const LayerStatistics& stats, double decay) override {
     Base::update(stats, decay);
