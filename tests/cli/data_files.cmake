@@ -38,4 +38,8 @@ expect_output(idx_truncated "data file '.*train-images-idx3-ubyte.gz' is (trunca
 file(WRITE "${OUT}/run.toml" "[train]\nmodel = \"mlp\"\nmethod = \"tkfac\"\nsteps = 2\nbatch-size = 8\neval-examples = 8\nquiet = true\n")
 expect_output(config "tkfac mlp: train_loss [0-9].*\\(2 steps, batch 8" --config "${OUT}/run.toml" train)
 file(WRITE "${OUT}/typo.toml" "[train]\nstepz = 2\n")
-expect_output(config_typo "train.stepz" --config "${OUT}/typo.toml" train ${smoke})
+expect_output(config_typo "--config '.*typo.toml': the key 'train.stepz' is not an option of its section"
+              --config "${OUT}/typo.toml" train ${smoke})
+file(WRITE "${OUT}/unparsable.toml" "steps = [\n")
+expect_output(config_unparsable "--config '.*unparsable.toml': the key 'steps' .*or its value does not parse"
+              --config "${OUT}/unparsable.toml" train ${smoke})

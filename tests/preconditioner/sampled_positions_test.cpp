@@ -35,8 +35,8 @@ TEST(SampledPositions, TheSampleIsUniformWithoutReplacementAndReproducible) {
   StatisticsPass pass(none, FisherOptions().stats_positions(3).seed(5));
   const auto picked = pass.positions_to_sample(10, /*step=*/7, /*layer=*/0);
   ASSERT_EQ(picked.size(0), 3);
-  EXPECT_TRUE(torch::equal(std::get<0>(picked.sort()), picked));                         // in increasing order
-  EXPECT_EQ(std::get<0>(at::_unique(picked)).size(0), 3);                                 // distinct
+  EXPECT_TRUE(torch::equal(std::get<0>(picked.sort()), picked));                        // in increasing order
+  EXPECT_EQ(std::get<0>(at::_unique(picked)).size(0), 3);                               // distinct
   EXPECT_TRUE(picked.min().item<int64_t>() >= 0 && picked.max().item<int64_t>() < 10);  // in range
   // Reproducible from (seed, step, layer), so a resumed run draws the same; another step or layer draws another.
   EXPECT_TRUE(torch::equal(pass.positions_to_sample(10, 7, 0), picked));
@@ -44,7 +44,8 @@ TEST(SampledPositions, TheSampleIsUniformWithoutReplacementAndReproducible) {
   EXPECT_FALSE(torch::equal(pass.positions_to_sample(10, 7, 1), picked));
   // Every position is drawn about equally often (each with probability 3/10).
   auto counts = torch::zeros({10}, torch::kDouble);
-  for (int step = 0; step < 3000; ++step) counts.index_add_(0, pass.positions_to_sample(10, step, 0), torch::ones({3}, torch::kDouble));
+  for (int step = 0; step < 3000; ++step)
+    counts.index_add_(0, pass.positions_to_sample(10, step, 0), torch::ones({3}, torch::kDouble));
   EXPECT_LT((counts / 3000 - 0.3).abs().max().item<double>(), 0.03);
   // No sample when the option is off or would take every position.
   for (int64_t k : {0, 10, 100})
@@ -92,12 +93,15 @@ TEST(SampledPositions, TheKroneckerFormKeepsTheLayersPositions) {
   auto direction = [](int64_t positions) {
     torch::manual_seed(2);
     torch::nn::Sequential model(kfac::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 1)),
-                                torch::nn::Functional([](const at::Tensor& t) { return t.mean({2, 3}); }),
+                                torch::nn::Functional([](const at::Tensor& t) {
+                                  return t.mean({2, 3});
+                                }),
                                 kfac::nn::Linear(3, 2));
     model->to(torch::kDouble);
     const auto x = torch::randn({6, 2, 1, 1}, torch::kDouble).expand({6, 2, 4, 4}).contiguous();
     const auto y = torch::randn({6, 2}, torch::kDouble);
-    Preconditioner p(*model, PreconditionerOptions().fisher(FisherType::Exact).stats_positions(positions).damping(1e-3));
+    Preconditioner p(*model,
+                     PreconditionerOptions().fisher(FisherType::Exact).stats_positions(positions).damping(1e-3));
     stats_and_step(p, model, x, y, LossKind::SquaredError);
     return model->parameters()[0].grad().clone();
   };

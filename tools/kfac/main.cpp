@@ -271,6 +271,17 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConfigError& e) {
+    // CLI11 says "INI was not able to parse train.stepz"; say which file, which key and what keys are.
+    const std::string what = e.what(), marker = "parse ";
+    const auto at = what.rfind(marker);
+    const std::string key = at == std::string::npos ? what : what.substr(at + marker.size());
+    std::fprintf(stderr,
+                 "error: kfac: --config '%s': the key '%s' is not an option of its section, or its value does not "
+                 "parse. Keys are the long flags without '--' in a [train], [compare] or [fisher] section (e.g. "
+                 "steps = 200, batch-size = 64, method = \"ekfac\"); `kfac train --help` lists them\n",
+                 app["--config"]->as<std::string>().c_str(), key.c_str());
+    return 2;
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
