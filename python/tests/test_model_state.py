@@ -161,3 +161,16 @@ def test_a_model_moved_to_another_dtype_after_construction_trains_on():
             opt.step()
             assert opt.last_stats.statistics_updated and not opt.last_stats.skipped
         assert all(p.dtype == dtype and torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_layer_frozen_after_construction_is_named_with_the_remedy():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="cross_entropy")
+    x, y = batch()
+    for p in model[2].parameters():
+        p.requires_grad_(False)
+    opt.zero_grad(set_to_none=True)  # torch 2.x's default: the frozen layer's .grad is None
+    F.cross_entropy(model(x), y).backward()
+    with pytest.raises(RuntimeError, match="layer '2' has no gradient because its parameters were frozen"):
+        opt.step()
