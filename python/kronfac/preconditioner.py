@@ -91,6 +91,12 @@ class Preconditioner(_state.CoreOwned):
                 skipped.append(name)
             kind = type(module)
             views.append((name, f"{kind.__module__}.{kind.__qualname__}", hint or "", own))
+        if not self._modules:  # the core would say this in C++ terms
+            kinds = ", ".join(t.__name__ for t in _layers.registered_module_kinds())
+            raise ValueError(f"kronfac: no module of this {type(model).__name__} has a K-FAC block (the kinds: {kinds}; "
+                             "kronfac.register_module_kind adds more; torch.nn.MultiheadAttention needs "
+                             "kronfac.nn.replace_attention(model) first)" + (" among the parameters passed in params="
+                                                                           if only is not None else ""))
         self._set_weight_sharing(layer_weight_sharing or {})
         self.core = _kfac.PreconditionerCore([l for _, l in self._modules], views, opts, self._communicator)
         excluded = set(self.core.registration.excluded)  # the option exclude: no block, so no hook either

@@ -174,3 +174,8 @@ def test_a_layer_frozen_after_construction_is_named_with_the_remedy():
     F.cross_entropy(model(x), y).backward()
     with pytest.raises(RuntimeError, match="layer '2' has no gradient because its parameters were frozen"):
         opt.step()
+
+
+def test_a_model_without_a_k_fac_layer_is_told_in_python_terms():
+    with pytest.raises(ValueError, match=r"no module of this GRU has a K-FAC block \(the kinds: Linear, Conv2d"):
+        kronfac.KFACOptimizer(torch.nn.GRU(3, 3), lr=0.1, loss="mse")
