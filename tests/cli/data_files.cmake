@@ -28,6 +28,12 @@ expect_output(csv_trains "sgd mlp: train_loss [0-9]" train ${smoke} --method sgd
 file(WRITE "${OUT}/bad.csv" "label,p1\n3,x\n")
 expect_output(csv_bad "CSV data file '.*bad.csv' line 2: 'x' is not a number" train ${smoke} --dataset csv --data-path "${OUT}/bad.csv")
 
+# A directory where a file is expected: named, in the tool's words (not libstdc++'s "basic_filebuf::underflow").
+expect_output(csv_directory "CSV data file '.*' is a directory; --data-path names the file itself"
+              train ${smoke} --dataset csv --data-path "${OUT}")
+expect_output(text_directory "the text corpus '.*' is a directory; --data-path names the file itself"
+              train --model char-lm --dataset kjv --steps 1 --quiet --data-path "${OUT}")
+
 # An IDX directory whose image file is not IDX data.
 file(MAKE_DIRECTORY "${OUT}/idx")
 file(WRITE "${OUT}/idx/train-images-idx3-ubyte.gz" "this is not an IDX file")

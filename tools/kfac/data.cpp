@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -24,7 +25,15 @@
 namespace kfac::tool {
 
 namespace {
+// A directory opens as a stream on Linux and fails only on the first read, with libstdc++'s words.
+void check_not_directory(const std::string& path, const char* what) {
+  std::error_code ec;
+  KFAC_CHECK(!std::filesystem::is_directory(path, ec), what, " '", path,
+             "' is a directory; --data-path names the file itself");
+}
+
 std::vector<unsigned char> read_all(const std::string& path) {
+  check_not_directory(path, "data file");
   std::ifstream probe(path, std::ios::binary);
   KFAC_CHECK(probe.good(), "cannot open data file '", path, "': ", std::strerror(errno),
              ". Install the data with scripts/setup.sh (package dataset-fashion-mnist) or pass --data-dir");
@@ -133,6 +142,7 @@ Dataset make_curves(bool train) {
 }
 
 Dataset load_csv(const std::string& path, bool train) {
+  check_not_directory(path, "CSV data file");
   std::ifstream in(path, std::ios::binary);
   KFAC_CHECK(in.good(), "cannot open CSV data file '", path, "': ", std::strerror(errno));
   std::ostringstream text;
@@ -154,6 +164,7 @@ std::string default_kjv_path() { return "/usr/local/share/kfac-data/kjv.txt"; }
 constexpr double kMaxOutsideVocabulary = 0.1;
 
 Dataset load_text_windows(const std::string& path, bool train) {
+  check_not_directory(path, "the text corpus");
   std::ifstream in(path, std::ios::binary);
   KFAC_CHECK(in.good(), "cannot read the text corpus '", path,
              "'; run scripts/setup.sh (it writes the King James Bible from Debian's bible-kjv there) or give "
