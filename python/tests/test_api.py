@@ -82,7 +82,10 @@ def test_cpp_errors_arrive_with_their_message():
         kronfac.Preconditioner(model).update_statistics(x)
     with pytest.raises(TypeError, match="torch.nn.Module"):
         kronfac.Preconditioner([torch.nn.Linear(2, 2)])
-    with pytest.raises(RuntimeError, match="no K-FAC layers"):
+    with pytest.raises(RuntimeError, match=r"no K-FAC layers to precondition: the option exclude \('.\*'\) matches"):
+        kronfac.Preconditioner(torch.nn.Sequential(torch.nn.Linear(2, 2)), exclude=".*")
+    # A model with no K-FAC layer at all is told so in Python terms, before the core.
+    with pytest.raises(ValueError, match="no module of this Sequential has a K-FAC block"):
         kronfac.Preconditioner(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)))
 
 

@@ -35,7 +35,10 @@ torch.save([p.detach() for p in model.parameters()], sys.argv[1])
 TORCH_DISTRIBUTED_WORKER = r"""
 import sys, torch, torch.distributed as dist, torch.nn.functional as F, kronfac
 torch.set_default_dtype(torch.float64)
-dist.init_process_group("gloo")
+import os
+# A file store, not a TCP port: no port to collide with the tests' other runs.
+dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=int(os.environ["RANK"]),
+                        world_size=int(os.environ["WORLD_SIZE"]))
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.LayerNorm(6), torch.nn.Linear(6, 3))
 model = torch.nn.parallel.DistributedDataParallel(net) if dist.get_world_size() > 1 else net
@@ -66,7 +69,8 @@ def run(tmp_path, ranks, worker=WORKER):
     for rank in range(ranks):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(ranks), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                    OMP_NUM_THREADS="1")
-        procs.append(subprocess.Popen([sys.executable, "-c", worker, str(tmp_path / f"{ranks}_{rank}.pt")], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-c", worker, str(tmp_path / f"{ranks}_{rank}.pt"),
+                                       str(tmp_path / f"store_{ranks}")], env=env))
     for p in procs:
         assert p.wait(timeout=120) == 0
     return [torch.load(tmp_path / f"{ranks}_{rank}.pt") for rank in range(ranks)]

@@ -65,7 +65,7 @@ class StatisticsPass {
   FisherOptions options_;
   bool nonfinite_outputs_ = false;
   mutable at::Generator generator_;            // one per pass, reseeded per step (cloning leaks in LibTorch 1.13)
-  mutable at::Generator positions_generator_;  // the CPU's, for sample_positions
+  mutable at::Generator positions_generator_;  // the CPU's, for positions_to_sample
 };
 
 }  // namespace kfac
