@@ -360,11 +360,11 @@ std::vector<at::Tensor> Preconditioner::gradient_matrices() const {
       const auto params = l.kind->parameters();
       const bool frozen = std::none_of(params.begin(), params.end(),
                                        [](const at::Tensor& p) { return p.requires_grad(); });
-      KFAC_CHECK(!frozen, "layer '", l.name,
-                 "' has no gradient because its parameters were frozen (requires_grad False) after the optimizer was "
-                 "built; build the optimizer after freezing (frozen layers are then left alone and reported), or "
-                 "leave the layer out with the option exclude");
-      KFAC_CHECK(false, "layer '", l.name, "' has no gradient; call backward() on the loss first");
+      KFAC_CHECK(false, "layer '", l.name, "' has no gradient",
+                 frozen ? " because its parameters were frozen (requires_grad False) after the optimizer was built; "
+                          "build the optimizer after freezing (frozen layers are then left alone and reported), or "
+                          "leave the layer out with the option exclude"
+                        : "; call backward() on the loss first");
     }
     out.push_back(std::move(v));
   }
