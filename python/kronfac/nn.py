@@ -1,4 +1,5 @@
-"""Drop-ins whose parameters K-FAC can precondition, for the stock modules that hide theirs.
+"""Drop-ins whose parameters K-FAC can precondition, for the stock modules that hide theirs, and RMSNorm for a torch
+that has none.
 
 torch.nn.MultiheadAttention runs its four projections as functional calls inside one function, so there is no module
 forward to hook and its weights get the fallback. kronfac.nn.MultiheadAttention has the same options, inputs, outputs
@@ -10,6 +11,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from . import layers as _layers
 
 
 class MultiheadAttention(torch.nn.Module):
@@ -123,3 +126,28 @@ def replace_attention(model):
                 setattr(parent, name, MultiheadAttention.from_stock(child))
                 count += 1
     return count
+
+
+class _RMSNorm(torch.nn.Module):
+    """torch.nn.RMSNorm (torch 2.4 and later) for an older torch: y = weight * x / sqrt(mean(x**2) + eps) over the
+    trailing ``normalized_shape``; eps None means the input dtype's machine epsilon. Same arguments, parameter
+    name and math, so a model written for either trains alike."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = torch.nn.Parameter(torch.ones(shape, device=device, dtype=dtype)) if elementwise_affine \
+            else None
+
+    def forward(self, x):
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        y = x * torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + eps)
+        return y if self.weight is None else y * self.weight
+
+
+RMSNorm = getattr(torch.nn, "RMSNorm", _RMSNorm)
+if RMSNorm is _RMSNorm:
+    RMSNorm.__name__ = RMSNorm.__qualname__ = "RMSNorm"
+    _layers.register_module_kind(RMSNorm, _layers.kind_factory("RMSNorm"))

@@ -13,8 +13,8 @@ _separate_passes = [0]  # separate statistics passes running now: their forwards
 
 class Preconditioner(_state.CoreOwned):
     """The K-FAC-family preconditioner of a torch.nn.Module: registers every module a layer kind covers
-    (torch.nn.Linear on inputs of any rank, Conv2d, Embedding, LayerNorm, BatchNorm2d; kronfac.register_module_kind
-    adds more), gives every other parameter the fallback (option ``fallback``), and rewrites the registered
+    (torch.nn.Linear on inputs of any rank, Conv2d, Conv1d, Embedding, LayerNorm, BatchNorm2d, GroupNorm, RMSNorm;
+    kronfac.register_module_kind adds more), gives every other parameter the fallback (option ``fallback``), and rewrites the registered
     parameters' ``.grad`` into the preconditioned direction in ``step()``, so that any torch.optim optimizer can
     follow it::
 
@@ -126,7 +126,7 @@ class Preconditioner(_state.CoreOwned):
         self._remove_hooks()
         for module, layer in self._modules:
             def hook(m, inputs, output, layer=layer):
-                layer.tap(inputs[0], output, **_layers.tap_arguments(m))
+                layer.tap(inputs[0], output, m.training)
             self._hooks.append(module.register_forward_hook(hook))
 
     def _auto_arm(self, inputs):

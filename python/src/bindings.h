@@ -4,11 +4,12 @@
 // torch.optim.Optimizer shape.
 //
 //   module.cpp          the module, the error translation, the option tables as keywords
-//   layers.cpp          layers of a Python model: each holds a kfac::Layer whose slot the hooks tap
+//   layers.cpp          layers of a Python model: the core's layer kinds decide from the module's attributes
 //   preconditioner.cpp  Preconditioner, StepStats, Registration, the communicator
 //   optimizers.cpp      KfacOptimizer and QModelOptimizer
 //   matrix_optimizers.cpp  Muon, Shampoo and SOAP (ParameterwiseOptimizer), Muon's parameter split
-//   reference.cpp       the same runs through the C++ API, for the tests' bitwise comparisons
+//   keywords.cpp        Python keywords as the core's options (ValueError naming the closest spelling)
+//   reference.cpp       test support, a module of its own (_kfac_reference): the same runs through the C++ API
 #pragma once
 
 #include <pybind11/functional.h>
@@ -27,18 +28,19 @@ namespace kfac::python {
 
 namespace py = pybind11;
 
-/// A layer of a Python model. Its forward hook calls tap(): Linear, Conv2d and Embedding tap their input as it is,
-/// the normalization layers their normalized input (recomputed here exactly as kfac::nn::LayerNorm / BatchNorm2d
-/// compute it).
-struct PythonLayer {
-  enum class Input { Raw, LayerNorm, BatchNorm };
-  kfac::Layer layer;
-  Input input = Input::Raw;
-  std::vector<int64_t> normalized_shape;  // LayerNorm
-  double eps = 0;                         // LayerNorm, BatchNorm
-  void tap(const at::Tensor& input, const at::Tensor& output, const c10::optional<at::Tensor>& running_mean,
-           const c10::optional<at::Tensor>& running_var) const;
-};
+/// The tables whose fields are Python keywords besides the preconditioner's: the step rules' and the other
+/// optimizers'.
+std::vector<const OptionTableBase*> step_rule_tables();
+
+/// Runs `f`, turning the core's option errors into ValueError with the same message.
+template <class F>
+auto as_value_error(F&& f) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    throw py::value_error(e.what_without_backtrace());
+  }
+}
 
 /// Options from Python keywords: each key an option name of `tables`' fields or of the preconditioner's blocks.
 /// Unknown names and invalid values raise ValueError naming them (and the closest valid spelling).
@@ -72,6 +74,5 @@ void bind_layers(py::module_& m);
 void bind_preconditioner(py::module_& m);
 void bind_optimizers(py::module_& m);
 void bind_matrix_optimizers(py::module_& m);
-void bind_reference(py::module_& m);
 
 }  // namespace kfac::python

@@ -1,10 +1,7 @@
-// Layers of a Python model, made from the module's tensors: the same layer kinds as kfac::nn's modules, so that the
-// core sees no difference between a LibTorch model and a Python one.
+// Layers of a Python model: the core's layer kinds (kfac/layers/kind_registry.h) decide from the module's
+// attributes, gathered by python/kronfac/layers.py into a ModuleConfig here, exactly as for the LibTorch stand-ins.
 #include "bindings.h"
-#include "kfac/layers/conv2d_kind.h"
-#include "kfac/layers/embedding_kind.h"
-#include "kfac/layers/linear_kind.h"
-#include "kfac/layers/scale_shift_kind.h"
+#include "kfac/layers/kind_registry.h"
 
 namespace kfac::python {
 
@@ -15,85 +12,83 @@ c10::optional<WeightSharing> sharing(const c10::optional<std::string>& name) {
   return parse_enum<WeightSharing>(*name);
 }
 
-PythonLayer make(const std::string& name, std::shared_ptr<LayerKind> kind, const c10::optional<std::string>& flavour,
-                 PythonLayer::Input input = PythonLayer::Input::Raw) {
-  PythonLayer l;
-  l.layer = Layer{name, std::move(kind), std::make_shared<Slot>(name), sharing(flavour)};
-  l.input = input;
-  return l;
-}
-
-at::Tensor optional_tensor(const c10::optional<at::Tensor>& t) { return t ? *t : at::Tensor(); }
-
-std::array<int64_t, 2> pair(const std::vector<int64_t>& v, const char* what) {
-  KFAC_CHECK(v.size() == 2, "Conv2d ", what, " must have 2 entries, got ", v.size());
-  return {v[0], v[1]};
+/// A module's attributes (name → tensor, bool, int, float, str or a sequence of ints; None: absent).
+ModuleConfig module_config(const py::dict& attributes) {
+  ModuleConfig c;
+  for (const auto& [key, value] : attributes) {
+    const auto name = py::cast<std::string>(key);
+    if (value.is_none()) continue;
+    if (THPVariable_Check(value.ptr()))
+      c.set(name, py::cast<at::Tensor>(value));
+    else if (py::isinstance<py::bool_>(value))
+      c.set(name, value.cast<bool>());
+    else if (py::isinstance<py::int_>(value))
+      c.set(name, value.cast<int64_t>());
+    else if (py::isinstance<py::float_>(value))
+      c.set(name, value.cast<double>());
+    else if (py::isinstance<py::str>(value))
+      c.set(name, value.cast<std::string>());
+    else if (py::isinstance<py::sequence>(value))
+      c.set(name, value.cast<std::vector<int64_t>>());
+    else
+      throw py::type_error("kronfac: module attribute '" + name + "' is a " +
+                           std::string(py::str(py::type::of(value).attr("__name__"))) +
+                           "; a layer kind reads tensors, flags, numbers, words and tuples of integers");
+  }
+  return c;
 }
 
 }  // namespace
 
 void bind_layers(py::module_& m) {
-  py::class_<PythonLayer>(m, "Layer", "A registered layer of a Python model (made by kfac's module registry)")
-      .def_property_readonly("name", [](const PythonLayer& l) { return l.layer.name; })
-      .def_property_readonly("kind", [](const PythonLayer& l) { return l.layer.kind->kind_name(); })
+  py::class_<Layer>(m, "Layer", "A registered layer of a Python model (made by kronfac's module registry)")
+      .def_property_readonly("name", [](const Layer& l) { return l.name; })
+      .def_property_readonly("kind", [](const Layer& l) { return l.kind->kind_name(); })
       .def_property(
           "weight_sharing",
-          [](const PythonLayer& l) -> c10::optional<std::string> {
-            if (!l.layer.weight_sharing) return c10::nullopt;
-            return to_string(*l.layer.weight_sharing);
+          [](const Layer& l) -> c10::optional<std::string> {
+            if (!l.weight_sharing) return c10::nullopt;
+            return to_string(*l.weight_sharing);
           },
-          [](PythonLayer& l, const c10::optional<std::string>& flavour) { l.layer.weight_sharing = sharing(flavour); },
+          [](Layer& l, const c10::optional<std::string>& flavour) { l.weight_sharing = sharing(flavour); },
           "This layer's own weight sharing (expand or reduce); None: the option weight_sharing")
-      .def_property_readonly("armed", [](const PythonLayer& l) { return l.layer.slot->armed(); })
-      .def_property_readonly("taps", [](const PythonLayer& l) { return l.layer.slot->taps(); })
-      .def("tap", &PythonLayer::tap, py::arg("input"), py::arg("output"), py::arg("running_mean") = py::none(),
-           py::arg("running_var") = py::none(),
-           "Records one use of the layer (its forward hook calls it; a no-op unless the preconditioner armed it)");
+      .def_property_readonly("armed", [](const Layer& l) { return l.slot->armed(); })
+      .def_property_readonly("taps", [](const Layer& l) { return l.slot->taps(); })
+      .def(
+          "tap",
+          [](const Layer& l, const at::Tensor& input, const at::Tensor& output, bool training) {
+            l.slot->tap(input, output, training);
+          },
+          py::arg("input"), py::arg("output"), py::arg("training") = true,
+          "Records one use of the layer with the module's input, output and mode (its forward hook calls it; a "
+          "no-op unless the preconditioner armed it)");
 
   m.def(
-      "linear_layer",
-      [](const std::string& name, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
-         const c10::optional<std::string>& weight_sharing) {
-        return make(name, std::make_shared<LinearKind>(weight, optional_tensor(bias)), weight_sharing);
+      "layer_kinds",
+      [] {
+        py::list kinds;
+        for (const auto& name : registered_layer_kinds()) {
+          const auto d = kind_definition(name);
+          py::dict k;
+          k["name"] = d.name;
+          k["python_modules"] = d.python_modules;
+          k["attributes"] = d.attributes;
+          kinds.append(k);
+        }
+        return kinds;
       },
-      py::arg("name"), py::arg("weight"), py::arg("bias"), py::arg("weight_sharing") = py::none());
+      "The core's layer kinds: each one's name, the torch.nn classes it covers and the attributes it reads");
   m.def(
-      "conv2d_layer",
-      [](const std::string& name, const at::Tensor& weight, const c10::optional<at::Tensor>& bias,
-         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
-         const c10::optional<std::string>& weight_sharing) {
-        const Conv2dGeometry g{pair(stride, "stride"), pair(padding, "padding"), pair(dilation, "dilation")};
-        return make(name, std::make_shared<Conv2dKind>(weight, optional_tensor(bias), g), weight_sharing);
+      "make_layer",
+      [](const std::string& kind, const std::string& name, const py::dict& attributes,
+         const c10::optional<std::string>& weight_sharing) -> std::pair<c10::optional<Layer>, std::string> {
+        std::string refusal;
+        auto layer = layer_of_kind(kind, name, module_config(attributes), std::make_shared<Slot>(name), &refusal);
+        if (layer) layer->weight_sharing = sharing(weight_sharing);
+        return {std::move(layer), refusal};
       },
-      py::arg("name"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("weight_sharing") = py::none());
-  m.def(
-      "embedding_layer",
-      [](const std::string& name, const at::Tensor& weight, const c10::optional<std::string>& weight_sharing) {
-        return make(name, std::make_shared<EmbeddingKind>(weight), weight_sharing);
-      },
-      py::arg("name"), py::arg("weight"), py::arg("weight_sharing") = py::none());
-  m.def(
-      "layer_norm_layer",
-      [](const std::string& name, const at::Tensor& weight, const at::Tensor& bias,
-         const std::vector<int64_t>& normalized_shape, double eps) {
-        auto l = make(name, std::make_shared<ScaleShiftKind>(weight, bias, ScaleShiftKind::Features::Last, "LayerNorm"),
-                      c10::nullopt, PythonLayer::Input::LayerNorm);
-        l.normalized_shape = normalized_shape;
-        l.eps = eps;
-        return l;
-      },
-      py::arg("name"), py::arg("weight"), py::arg("bias"), py::arg("normalized_shape"), py::arg("eps"));
-  m.def(
-      "batch_norm2d_layer",
-      [](const std::string& name, const at::Tensor& weight, const at::Tensor& bias, double eps) {
-        auto l = make(name,
-                      std::make_shared<ScaleShiftKind>(weight, bias, ScaleShiftKind::Features::Channels, "BatchNorm2d"),
-                      c10::nullopt, PythonLayer::Input::BatchNorm);
-        l.eps = eps;
-        return l;
-      },
-      py::arg("name"), py::arg("weight"), py::arg("bias"), py::arg("eps"));
+      py::arg("kind"), py::arg("name"), py::arg("attributes"), py::arg("weight_sharing") = py::none(),
+      "(layer, '') if kind `kind` has a block for a module with these attributes; (None, reason) otherwise");
 }
 
 }  // namespace kfac::python

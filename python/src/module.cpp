@@ -13,38 +13,6 @@ namespace kfac::python {
 
 namespace {
 
-/// The tables whose fields are Python keywords besides the preconditioner's: the step rules' and the other
-/// optimizers'.
-std::vector<const OptionTableBase*> step_rule_tables() {
-  return {&KfacOptimizerOptions::table(), &QModelOptions::table(), &MuonOptions::table(), &ShampooOptions::table(),
-          &SoapOptions::table()};
-}
-
-std::vector<std::string> every_option_name() {
-  std::vector<std::string> names;
-  for (const auto& s : option_specs()) names.push_back(s.name);
-  for (const auto* t : step_rule_tables())
-    for (const auto& s : t->specs()) names.push_back(s.name);
-  return names;
-}
-
-[[noreturn]] void unknown_option(const std::string& name, const std::string& where) {
-  const auto close = closest_spelling(name, every_option_name());
-  throw py::value_error("kfac: unknown option '" + name + "'" + where +
-                        (close.empty() ? "" : "; did you mean '" + close + "'?") +
-                        " (the options: kronfac.option_specs())");
-}
-
-/// Runs `f`, turning the core's option errors into ValueError with the same message.
-template <class F>
-auto as_value_error(F&& f) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    throw py::value_error(e.what_without_backtrace());
-  }
-}
-
 py::dict spec_dict(const OptionSpec& s, const std::string& block) {
   static const char* types[] = {"flag", "integer", "real", "name"};
   py::dict d;
@@ -61,90 +29,6 @@ py::dict spec_dict(const OptionSpec& s, const std::string& block) {
 }
 
 }  // namespace
-
-OptionValue option_value(const std::string& name, const py::handle& v) {
-  if (v.is_none()) return std::monostate{};
-  if (py::isinstance<py::bool_>(v)) return v.cast<bool>();
-  if (py::isinstance<py::int_>(v)) return v.cast<int64_t>();
-  if (py::isinstance<py::float_>(v)) return v.cast<double>();
-  if (py::isinstance<py::str>(v)) return v.cast<std::string>();
-  throw py::type_error("kfac: option '" + name + "' takes None, a bool, an int, a float or a str, got " +
-                       py::str(py::type::of(v)).cast<std::string>());
-}
-
-py::object python_value(const OptionValue& value) {
-  return std::visit(
-      [](const auto& v) -> py::object {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::monostate>)
-          return py::none();
-        else
-          return py::cast(v);
-      },
-      value);
-}
-
-PreconditionerOptions preconditioner_options(const py::dict& keywords) {
-  PreconditionerOptions options;
-  const auto names = option_specs();
-  // The method first: it decides which method blocks the other keywords may name.
-  if (keywords.contains("method"))
-    as_value_error([&] { set_option(options, "method", option_value("method", keywords["method"])); });
-  for (const auto& [key, value] : keywords) {
-    const auto name = py::cast<std::string>(key);
-    if (name == "method") continue;
-    const bool known = std::any_of(names.begin(), names.end(), [&](const auto& s) { return s.name == name; });
-    if (!known) unknown_option(name, "");
-    const auto v = option_value(name, value);
-    as_value_error([&] { set_option(options, name, v); });
-  }
-  as_value_error([&] { validate(options); });
-  return options;
-}
-
-template <class Block>
-Block block_options(const py::dict& keywords) {
-  Block block;
-  const auto& table = Block::table();
-  for (const auto& [key, value] : keywords) {
-    const auto name = py::cast<std::string>(key);
-    const auto field = table.find(name);
-    if (field == table.specs().size()) unknown_option(name, " of " + table.name());
-    const auto v = option_value(name, value);
-    as_value_error([&] { table.set(&block, field, v); });
-  }
-  as_value_error([&] { table.validate(block); });
-  return block;
-}
-template KfacOptimizerOptions block_options<KfacOptimizerOptions>(const py::dict&);
-template QModelOptions block_options<QModelOptions>(const py::dict&);
-template MuonOptions block_options<MuonOptions>(const py::dict&);
-template ShampooOptions block_options<ShampooOptions>(const py::dict&);
-template SoapOptions block_options<SoapOptions>(const py::dict&);
-
-void PythonLayer::tap(const at::Tensor& input, const at::Tensor& output, const c10::optional<at::Tensor>& running_mean,
-                      const c10::optional<at::Tensor>& running_var) const {
-  if (!layer.slot->armed()) return;
-  switch (this->input) {
-    case Input::Raw:
-      layer.slot->tap(input, output);
-      return;
-    case Input::LayerNorm: {
-      at::NoGradGuard no_grad;
-      layer.slot->tap(at::layer_norm(input, normalized_shape, {}, {}, eps), output);
-      return;
-    }
-    case Input::BatchNorm: {
-      // Batch statistics in training mode (or without running statistics), the running ones in evaluation.
-      at::NoGradGuard no_grad;
-      const bool batch = !running_mean.has_value();
-      layer.slot->tap(at::batch_norm(input, {}, {}, running_mean, running_var, batch, 0.0, eps,
-                                     at::globalContext().userEnabledCuDNN()),
-                      output);
-      return;
-    }
-  }
-}
 
 }  // namespace kfac::python
 
@@ -253,5 +137,4 @@ PYBIND11_MODULE(_kfac, m) {
   bind_preconditioner(m);
   bind_optimizers(m);
   bind_matrix_optimizers(m);
-  bind_reference(m);
 }

@@ -12,12 +12,9 @@ namespace {
 
 using ModuleTuple = std::tuple<std::string, std::string, std::string, std::vector<std::pair<std::string, at::Tensor>>>;
 
-std::shared_ptr<Preconditioner> make_preconditioner(const std::vector<PythonLayer>& layers,
-                                                    const std::vector<ModuleTuple>& modules,
+std::shared_ptr<Preconditioner> make_preconditioner(std::vector<Layer> core, const std::vector<ModuleTuple>& modules,
                                                     const PreconditionerOptions& options,
                                                     std::shared_ptr<Communicator> communicator) {
-  std::vector<Layer> core;
-  for (const auto& l : layers) core.push_back(l.layer);
   std::vector<ModuleParameters> views;
   for (const auto& [name, type, hint, parameters] : modules) views.push_back({name, type, hint, parameters});
   return std::make_shared<Preconditioner>(std::move(core), views, options, std::move(communicator));

@@ -1,6 +1,7 @@
 // The same training run through the C++ API, for the tests that compare the Python front end with it bit for bit:
 // a torch::nn::Sequential of kfac::nn layers built from a short spec, the given weights, the C++ Preconditioner and
-// KfacOptimizer. Test support, not API.
+// KfacOptimizer. Test support, not API: its own module, kronfac's tests import it from the build tree
+// (build/python/_kfac_reference), and it is neither installed nor in the wheel.
 #include <sstream>
 
 #include "bindings.h"
@@ -16,8 +17,8 @@ namespace kfac::python {
 
 namespace {
 
-/// "linear IN OUT", "conv2d IN OUT KERNEL STRIDE PADDING", "embedding NUM DIM", "layernorm DIM", "batchnorm2d C",
-/// "relu", "tanh", "flatten".
+/// "linear IN OUT", "conv2d IN OUT KERNEL STRIDE PADDING", "conv1d IN OUT KERNEL STRIDE PADDING", "embedding NUM DIM",
+/// "layernorm DIM", "rmsnorm DIM", "batchnorm2d C", "groupnorm GROUPS C", "relu", "tanh", "flatten".
 torch::nn::Sequential build(const std::vector<std::string>& spec) {
   torch::nn::Sequential model;
   for (const auto& line : spec) {
@@ -32,6 +33,18 @@ torch::nn::Sequential build(const std::vector<std::string>& spec) {
       int64_t a = 0, b = 0, k = 0, s = 1, p = 0;
       in >> a >> b >> k >> s >> p;
       model->push_back(nn::Conv2d(torch::nn::Conv2dOptions(a, b, k).stride(s).padding(p)));
+    } else if (kind == "conv1d") {
+      int64_t a = 0, b = 0, k = 0, s = 1, p = 0;
+      in >> a >> b >> k >> s >> p;
+      model->push_back(nn::Conv1d(torch::nn::Conv1dOptions(a, b, k).stride(s).padding(p)));
+    } else if (kind == "rmsnorm") {
+      int64_t d = 0;
+      in >> d;
+      model->push_back(nn::RMSNorm(std::vector<int64_t>{d}));
+    } else if (kind == "groupnorm") {
+      int64_t g = 0, c = 0;
+      in >> g >> c;
+      model->push_back(nn::GroupNorm(g, c));
     } else if (kind == "embedding") {
       int64_t a = 0, b = 0;
       in >> a >> b;
@@ -64,8 +77,6 @@ void set_parameters(torch::nn::Sequential& model, const std::vector<at::Tensor>&
              parameters.size());
   for (size_t i = 0; i < own.size(); ++i) own[i].set_data(parameters[i].detach().clone());
 }
-
-}  // namespace
 
 void bind_reference(py::module_& m) {
   m.def(
@@ -133,4 +144,12 @@ void bind_reference(py::module_& m) {
       "step's directions (test support)");
 }
 
+}  // namespace
+
 }  // namespace kfac::python
+
+PYBIND11_MODULE(_kfac_reference, m) {
+  m.doc() = "Test support: training runs through kfac's C++ API, for kronfac's comparisons (not shipped)";
+  pybind11::module_::import("kronfac._kfac");  // the types it takes (PreconditionerOptions) are bound there
+  kfac::python::bind_reference(m);
+}

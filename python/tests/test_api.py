@@ -86,7 +86,7 @@ def test_cpp_errors_arrive_with_their_message():
         kronfac.Preconditioner(torch.nn.Sequential(torch.nn.Linear(2, 2)), exclude=".*")
     # A model with no K-FAC layer at all is told so in Python terms, before the core.
     with pytest.raises(ValueError, match="no module of this Sequential has a K-FAC block"):
-        kronfac.Preconditioner(torch.nn.Sequential(torch.nn.Conv1d(1, 1, 1)))
+        kronfac.Preconditioner(torch.nn.Sequential(torch.nn.Conv3d(1, 1, 1)))
 
 
 class Gated(torch.nn.Module):

@@ -70,9 +70,11 @@ def run(tmp_path, ranks, worker=WORKER):
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(ranks), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                    OMP_NUM_THREADS="1")
         procs.append(subprocess.Popen([sys.executable, "-c", worker, str(tmp_path / f"{ranks}_{rank}.pt"),
-                                       str(tmp_path / f"store_{ranks}")], env=env))
-    for p in procs:
-        assert p.wait(timeout=120) == 0
+                                       str(tmp_path / f"store_{ranks}")], env=env, stderr=subprocess.PIPE,
+                                      text=True))
+    for rank, p in enumerate(procs):  # a failure shows each rank's own error (it failed once in eight full runs)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, f"rank {rank} of {ranks} exited {p.returncode}:\n{err}"
     return [torch.load(tmp_path / f"{ranks}_{rank}.pt") for rank in range(ranks)]
 
 

@@ -8,6 +8,8 @@ import torch
 
 import kronfac
 from kronfac import _kfac
+
+import _kfac_reference  # test support, built beside the package (python/src/reference.cpp)
 from test_against_cpp import CNN, MLP, SEQUENCE, batch, python_model
 
 METHODS = {"muon": kronfac.Muon, "shampoo": kronfac.Shampoo, "soap": kronfac.SOAP}
@@ -34,8 +36,8 @@ def test_equals_the_cpp_api_bit_for_bit(method, spec, float64):
         kronfac.loss(model(x), y, "softmax-cross-entropy").backward()
         opt.step()
         assert not opt.last_stats.skipped
-    reference = _kfac.reference_parameterwise_run(spec, start, x, y, "softmax-cross-entropy", method, OPTIONS[method],
-                                                  3e-3, 5)
+    reference = _kfac_reference.reference_parameterwise_run(spec, start, x, y, "softmax-cross-entropy", method,
+                                                            OPTIONS[method], 3e-3, 5)
     for mine, theirs, first in zip(model.parameters(), reference, start):
         assert not torch.equal(mine.detach(), first)
         assert torch.equal(mine.detach(), theirs)

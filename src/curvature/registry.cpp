@@ -4,7 +4,9 @@
 #include <mutex>
 
 #include "kfac/curvature/eigen_corrected.h"
+#include "kfac/curvature/embedding_curvature.h"
 #include "kfac/curvature/kfac_curvature.h"
+#include "kfac/curvature/scale_shift_curvature.h"
 #include "kfac/curvature/tkfac_curvature.h"
 #include "kfac/errors.h"
 #include "kfac/util/enum_names.h"
@@ -105,6 +107,14 @@ std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureCont
   }
   if (!factory) check_registered_method(name);
   return factory(std::move(context));
+}
+
+std::unique_ptr<Curvature> make_kind_curvature(const std::string& own_block, CurvatureContext context) {
+  if (own_block.empty()) return nullptr;
+  if (own_block == "embedding") return std::make_unique<EmbeddingCurvature>(std::move(context));
+  KFAC_CHECK(own_block == "scale-shift", "layer '", context.layer_name, "': no block '", own_block,
+             "' (the kinds' own blocks are embedding and scale-shift)");
+  return std::make_unique<ScaleShiftCurvature>(std::move(context));
 }
 
 }  // namespace kfac

@@ -8,14 +8,15 @@ namespace kfac {
 
 ScaleShiftCurvature::ScaleShiftCurvature(CurvatureContext context)
     : Curvature(std::move(context)), full_(shape().dim_g <= context_.layers.norm_full_max_features()) {
-  const int64_t n = 2 * shape().dim_g;
+  const int64_t n = shape().dim_a * shape().dim_g;
   block_ = full_ ? at::zeros({n, n}, context_.tensor_options) : at::zeros({n}, context_.tensor_options);
 }
 
 void ScaleShiftCurvature::update(const LayerStatistics& stats, double decay) {
   note_update(stats);
-  // Per-example gradients of (γ, β) for every target row: [S·B, 2d] in vec order (γ then β).
-  const auto u = at::cat({(stats.g * stats.a.unsqueeze(0)).sum(2), stats.g.sum(2)}, -1).flatten(0, 1);
+  // Per-example gradients of (γ, β) for every target row: [S·B, 2d] in vec order (γ then β); of γ alone without β.
+  const auto scale_grad = (stats.g * stats.a.unsqueeze(0)).sum(2);
+  const auto u = (shape().dim_a == 2 ? at::cat({scale_grad, stats.g.sum(2)}, -1) : scale_grad).flatten(0, 1);
   const double scale = (1.0 - decay) / static_cast<double>(stats.examples());
   if (full_)
     linalg::gram_update_(block_, u, decay, scale);
@@ -41,7 +42,7 @@ at::Tensor ScaleShiftCurvature::precondition_impl(const at::Tensor& v, double da
   const auto out = full_             ? vecs_.mv(vecs_.t().mv(flat) / (vals_ + damping))
                    : vals_.defined() ? flat / (vals_ + damping)
                                      : flat / (block_ + damping);
-  return out.reshape({2, d}).t();
+  return out.reshape({shape().dim_a, d}).t();
 }
 
 at::Tensor ScaleShiftCurvature::to_dense() const { return full_ ? block_.clone() : at::diag(block_); }

@@ -9,7 +9,6 @@
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/factor.h"
-#include "kfac/preconditioner/preconditioner.h"
 #include "kfac/util/serialize.h"
 
 namespace kfac {
@@ -50,9 +49,9 @@ void BlockTridiagonal::update(const CapturedFisher& fisher, double decay) {
 }
 
 void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
-                               const Preconditioner& pre, StepStats& stats) {
+                               const StageView& pre, StageReport& report) {
   const bool built = links_.size() == cross_a_.size() && !cross_a_.empty();
-  if (cross_a_.empty() || (built && !stats.refreshed)) return;
+  if (cross_a_.empty() || (built && !report.refreshed)) return;
   const double gamma = std::sqrt(pre.damping());
   std::vector<Link> links(cross_a_.size());
   int64_t clamped = 0;
@@ -82,20 +81,20 @@ void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const std::
       link.denominator = denominator.clamp_min(kMinDenominator);
     }
   } catch (const NumericalError& e) {
-    stats.messages.push_back(std::string(e.what()) +
-                             (built ? " (keeping the previous block-tridiagonal links)" : " (block-diagonal step)"));
+    report.messages.push_back(std::string(e.what()) +
+                              (built ? " (keeping the previous block-tridiagonal links)" : " (block-diagonal step)"));
     return;
   }
   if (clamped > 0)
-    stats.messages.push_back("block-tridiagonal K-FAC: " + std::to_string(clamped) +
-                             " conditional-covariance "
-                             "eigenvalues were not positive and were clamped to " +
-                             std::to_string(kMinDenominator));
+    report.messages.push_back("block-tridiagonal K-FAC: " + std::to_string(clamped) +
+                              " conditional-covariance "
+                              "eigenvalues were not positive and were clamped to " +
+                              std::to_string(kMinDenominator));
   links_ = std::move(links);
 }
 
 std::vector<at::Tensor> BlockTridiagonal::apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
-                                                const Preconditioner& pre) const {
+                                                const StageView& pre) const {
   if (links_.size() != cross_a_.size() || links_.empty()) return fine;
   const size_t n = grads.size();
   auto linked = [&](size_t i) { return i < links_.size() && links_[i].psi_a.defined(); };

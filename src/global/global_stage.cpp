@@ -5,14 +5,14 @@
 
 namespace kfac {
 
-std::unique_ptr<GlobalStage> make_global_stage(const PreconditionerOptions& options) {
-  switch (options.global_stage()) {
+std::unique_ptr<GlobalStage> make_global_stage(GlobalStageKind kind, const GlobalStageOptions& options) {
+  switch (kind) {
     case GlobalStageKind::None:
       return nullptr;
     case GlobalStageKind::BlockTridiagonal:
-      return std::make_unique<BlockTridiagonal>(options.global_options());
+      return std::make_unique<BlockTridiagonal>(options);
     case GlobalStageKind::TwoLevel:
-      return std::make_unique<TwoLevelCorrection>(options.global_options());
+      return std::make_unique<TwoLevelCorrection>(options);
   }
   return nullptr;
 }

@@ -13,7 +13,8 @@ const OptionTable<GlobalStageOptions>& GlobalStageOptions::table() {
                 "block-tridiagonal (K-FAC with factored damping only)"),
        field<O>(KFAC_FIELD(O, coarse_space), "Two-level: the coarse space"),
        field<O>(KFAC_FIELD(O, coarse_matrix),
-                "Two-level: the coarse matrix, exact (per-example gradients) or kronecker (cross-layer factors)",
+                "Two-level: the coarse matrix, exact (per-example gradients) or kronecker (cross-layer factors); "
+                "unset: kronecker for tselepidis, exact otherwise",
                 unset_reads("auto")),
        field<O>(KFAC_FIELD(O, combine), "Two-level: how the coarse correction and the per-layer solve combine"),
        field<O>(KFAC_FIELD(O, krylov), "Two-level: add M⁻¹r to each layer's coarse vector (nicolaides, residual)"),

@@ -9,7 +9,6 @@
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/psd.h"
-#include "kfac/preconditioner/preconditioner.h"
 #include "kfac/util/serialize.h"
 
 namespace kfac {
@@ -59,8 +58,7 @@ std::string TwoLevelCorrection::name() const {
          to_string(options_.matrix_or_default()) + ", " + to_string(options_.combine()) + ")";
 }
 
-CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrices& fine,
-                                            const Preconditioner& pre) const {
+CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrices& fine, const StageView& pre) const {
   const auto& fisher = pre.captured_fisher();
   Matrices first;
   switch (options_.coarse_space()) {
@@ -103,8 +101,8 @@ CoarseBasis TwoLevelCorrection::build_basis(const Matrices& grads, const Matrice
   return basis;
 }
 
-void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, const Preconditioner& pre,
-                                 StepStats& stats) {
+void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, const StageView& pre,
+                                 StageReport& report) {
   const auto& fisher = pre.captured_fisher();
   if (fisher.empty() || (pre.steps() % options_.coarse_period() != 0 && active())) return;
   auto basis = build_basis(grads, fine, pre);
@@ -130,12 +128,12 @@ void TwoLevelCorrection::prepare(const Matrices& grads, const Matrices& fine, co
                                             "coarse matrix of the " + name());
   } catch (const NumericalError& e) {
     if (!same) inverse_ = at::Tensor();
-    stats.messages.push_back(std::string(e.what()) +
-                             (active() ? " (keeping the previous coarse inverse)" : " (one-level step)"));
+    report.messages.push_back(std::string(e.what()) +
+                              (active() ? " (keeping the previous coarse inverse)" : " (one-level step)"));
   }
 }
 
-Matrices TwoLevelCorrection::apply(const Matrices& grads, Matrices fine, const Preconditioner& pre) const {
+Matrices TwoLevelCorrection::apply(const Matrices& grads, Matrices fine, const StageView& pre) const {
   const double w = options_.coarse_weight();
   if (!active() || w == 0) return fine;
   auto coarse = [&](const Matrices& x) { return prolong(basis_, inverse_.mv(restrict_to_coarse(basis_, x)) * w, x); };

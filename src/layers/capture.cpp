@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kfac/errors.h"
+#include "kfac/layers/layer_kind.h"
 
 namespace kfac {
 
@@ -33,9 +34,13 @@ void Slot::set_grad_outputs(std::vector<at::Tensor> grad_outputs) {
   }
 }
 
-void Slot::tap(const at::Tensor& input, const at::Tensor& output) {
+void Slot::tap(const at::Tensor& input, const at::Tensor& output, bool training) {
   if (mode_ == Mode::Off) return;
-  Tap t{input.detach(), {}, {}};
+  Tap t{{}, {}, {}};
+  {
+    at::NoGradGuard no_grad;
+    t.input = kind_ ? kind_->statistics_input(input.detach(), training) : input.detach();
+  }
   if (mode_ == Mode::RetainOutput) {
     KFAC_CHECK(output.requires_grad(), "layer '", name_,
                "': its output does not require grad in a statistics pass, so its output gradients cannot be "

@@ -3,8 +3,56 @@
 #include <ATen/ATen.h>
 
 #include "kfac/errors.h"
+#include "kfac/layers/kind_definition.h"
 
 namespace kfac {
+
+std::string conv_geometry(const ModuleConfig& c, int spatial, Conv2dGeometry& geometry) {
+  const auto name = spatial == 1 ? std::string("Conv1d") : std::string("Conv2d");
+  if (c.integer("groups", 1) != 1) return "groups " + c.show("groups") + ": K-FAC supports groups 1 only";
+  if (c.has("padding_mode") && c.word("padding_mode") != "zeros")
+    return "padding_mode " + c.show("padding_mode") + ": K-FAC supports 'zeros' only";
+  const auto weight = c.tensor("weight");
+  KFAC_CHECK(weight.defined() && weight.dim() == 2 + spatial, name, " weight must be ", 2 + spatial,
+             "-D [out, in, kernel...], got ", weight.defined() ? weight.sizes().vec() : std::vector<int64_t>{});
+  const auto stride = c.integers("stride", spatial, 1), dilation = c.integers("dilation", spatial, 1);
+  std::vector<int64_t> padding;
+  const auto word = c.word("padding");
+  if (word == "same") {  // symmetric where the kernel's reach is even; PyTorch pads one side more otherwise
+    for (int i = 0; i < spatial; ++i) {
+      const int64_t reach = dilation[i] * (weight.size(2 + i) - 1);
+      if (reach % 2 != 0)
+        return "padding 'same' with kernel " + std::to_string(weight.size(2 + i)) + " and dilation " +
+               std::to_string(dilation[i]) + " pads one side more; give the padding as numbers";
+      padding.push_back(reach / 2);
+    }
+  } else if (word == "valid") {
+    padding.assign(spatial, 0);
+  } else {
+    padding = c.integers("padding", spatial, 0);
+  }
+  const int first = 2 - spatial;  // one dim: height 1, no stride, padding or dilation there
+  for (int i = 0; i < spatial; ++i) {
+    geometry.stride[first + i] = stride[i];
+    geometry.padding[first + i] = padding[i];
+    geometry.dilation[first + i] = dilation[i];
+  }
+  return "";
+}
+
+KindDefinition conv2d_definition() {
+  return {"Conv2d",
+          {"torch.nn.Conv2d"},
+          {"weight", "bias", "stride", "padding", "dilation", "groups", "padding_mode"},
+          [](const ModuleConfig& c) {
+            Conv2dGeometry g;
+            auto refusal = conv_geometry(c, 2, g);
+            if (!refusal.empty()) return KindChoice::refuse(std::move(refusal));
+            return KindChoice::accept(std::make_shared<Conv2dKind>(c.tensor("weight"), c.tensor("bias"), g));
+          },
+          "torch::nn::Conv2dImpl",
+          "kfac::nn::Conv2d"};
+}
 
 Conv2dKind::Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geometry)
     : LayerKind(std::move(weight), std::move(bias)), geometry_(geometry) {

@@ -2,8 +2,8 @@
 
 #include <ATen/ATen.h>
 
-#include "kfac/curvature/embedding_curvature.h"
 #include "kfac/errors.h"
+#include "kfac/layers/kind_definition.h"
 
 namespace kfac {
 
@@ -35,8 +35,19 @@ LayerStatistics EmbeddingKind::statistics(const std::vector<Tap>& taps, WeightSh
   return expanded(taps, dtype, at::kLong);  // ā: the ids [B, T, 1], int64 whatever the factor dtype
 }
 
-std::unique_ptr<Curvature> EmbeddingKind::make_curvature(const CurvatureContext& context) const {
-  return std::make_unique<EmbeddingCurvature>(context);
+KindDefinition embedding_definition() {
+  return {"Embedding",
+          {"torch.nn.Embedding"},
+          {"weight", "max_norm", "sparse"},
+          [](const ModuleConfig& c) {
+            if (c.has("max_norm"))
+              return KindChoice::refuse("max_norm " + c.show("max_norm") +
+                                        " rewrites the weight in the forward; K-FAC needs it unset (None)");
+            if (c.flag("sparse", false)) return KindChoice::refuse("sparse gradients: K-FAC needs sparse=False");
+            return KindChoice::accept(std::make_shared<EmbeddingKind>(c.tensor("weight")));
+          },
+          "torch::nn::EmbeddingImpl",
+          "kfac::nn::Embedding"};
 }
 
 }  // namespace kfac

@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include "kfac/curvature/curvature.h"
 #include "kfac/errors.h"
 
 namespace kfac {
@@ -38,8 +37,6 @@ std::vector<at::Tensor> LayerKind::from_matrix(const at::Tensor& m) const {
   if (bias_.defined()) parts.push_back(m.select(1, cols).to(bias_.dtype()));
   return parts;
 }
-
-std::unique_ptr<Curvature> LayerKind::make_curvature(const CurvatureContext& /*context*/) const { return nullptr; }
 
 LayerStatistics LayerKind::expanded(const std::vector<Tap>& taps, at::ScalarType dtype,
                                     c10::optional<at::ScalarType> input_dtype) const {

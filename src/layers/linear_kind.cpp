@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "kfac/errors.h"
+#include "kfac/layers/kind_definition.h"
 
 namespace kfac {
 
@@ -28,6 +29,17 @@ at::Tensor LinearKind::expand_output_grad(const at::Tensor& g) const {
   KFAC_CHECK(g.dim() >= 3 && g.size(-1) == dim_g(), "Linear output gradients must be [S, B, ..., ", dim_g(),
              "], got shape ", g.sizes());
   return g.reshape({g.size(0), g.size(1), -1, dim_g()});
+}
+
+KindDefinition linear_definition() {
+  return {"Linear",
+          {"torch.nn.Linear"},
+          {"weight", "bias"},
+          [](const ModuleConfig& c) {
+            return KindChoice::accept(std::make_shared<LinearKind>(c.tensor("weight"), c.tensor("bias")));
+          },
+          "torch::nn::LinearImpl",
+          "kfac::nn::Linear"};
 }
 
 }  // namespace kfac

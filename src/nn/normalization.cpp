@@ -4,30 +4,35 @@
 #include <torch/torch.h>
 
 #include "kfac/errors.h"
-#include "kfac/layers/scale_shift_kind.h"
+#include "kfac/layers/rms_norm_kind.h"
 
 namespace kfac::nn {
 
 LayerNormImpl::LayerNormImpl(const torch::nn::LayerNormOptions& options) : torch::nn::LayerNormImpl(options) {
-  KFAC_CHECK(options.elementwise_affine(), "kfac::nn::LayerNorm needs elementwise_affine (its scale and shift)");
+  check_accepted();
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& input) {
-  const auto normalized = at::layer_norm(input, options.normalized_shape(), {}, {}, options.eps());
-  auto output = normalized * weight + bias;
-  slot_->tap(normalized, output);
+  auto output = torch::nn::LayerNormImpl::forward(input);
+  slot_->tap(input, output, is_training());
   return output;
 }
 
+ModuleConfig LayerNormImpl::config() const {
+  return ModuleConfig().set("weight", weight).set("bias", bias).set("eps", options.eps());
+}
+
 BatchNorm2dImpl::BatchNorm2dImpl(const torch::nn::BatchNormOptions& o) : options(o) {
-  KFAC_CHECK(o.affine(), "kfac::nn::BatchNorm2d needs affine (its scale and shift)");
-  weight = register_parameter("weight", torch::ones({o.num_features()}));
-  bias = register_parameter("bias", torch::zeros({o.num_features()}));
+  if (o.affine()) {
+    weight = register_parameter("weight", torch::ones({o.num_features()}));
+    bias = register_parameter("bias", torch::zeros({o.num_features()}));
+  }
   if (o.track_running_stats()) {
     running_mean = register_buffer("running_mean", torch::zeros({o.num_features()}));
     running_var = register_buffer("running_var", torch::ones({o.num_features()}));
     num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::dtype(torch::kLong)));
   }
+  check_accepted();
 }
 
 torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& input) {
@@ -39,27 +44,61 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& input) {
     num_batches_tracked += 1;
     if (!options.momentum()) factor = 1.0 / num_batches_tracked.item<double>();
   }
-  const auto normalized = at::batch_norm(input, {}, {}, running_mean, running_var,
-                                         is_training() || !options.track_running_stats(), factor, options.eps(),
-                                         at::globalContext().userEnabledCuDNN());
-  auto output = normalized * weight.view({1, -1, 1, 1}) + bias.view({1, -1, 1, 1});
-  slot_->tap(normalized, output);
+  auto output = at::batch_norm(input, weight, bias, running_mean, running_var,
+                               is_training() || !options.track_running_stats(), factor, options.eps(),
+                               at::globalContext().userEnabledCuDNN());
+  slot_->tap(input, output, is_training());
   return output;
 }
 
-LayerFactory layer_norm_factory() {
-  return module_factory<LayerNormImpl>([](const std::string& name, LayerNormImpl& m) {
-    return Layer{name, std::make_shared<ScaleShiftKind>(m.weight, m.bias, ScaleShiftKind::Features::Last, "LayerNorm"),
-                 m.slot()};
-  });
+ModuleConfig BatchNorm2dImpl::config() const {
+  return ModuleConfig()
+      .set("weight", weight)
+      .set("bias", bias)
+      .set("running_mean", running_mean)
+      .set("running_var", running_var)
+      .set("eps", options.eps());
 }
 
-LayerFactory batch_norm2d_factory() {
-  return module_factory<BatchNorm2dImpl>([](const std::string& name, BatchNorm2dImpl& m) {
-    return Layer{name,
-                 std::make_shared<ScaleShiftKind>(m.weight, m.bias, ScaleShiftKind::Features::Channels, "BatchNorm2d"),
-                 m.slot()};
-  });
+GroupNormImpl::GroupNormImpl(const torch::nn::GroupNormOptions& options) : torch::nn::GroupNormImpl(options) {
+  check_accepted();
+}
+
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& input) {
+  auto output = torch::nn::GroupNormImpl::forward(input);
+  slot_->tap(input, output, is_training());
+  return output;
+}
+
+ModuleConfig GroupNormImpl::config() const {
+  return ModuleConfig()
+      .set("weight", weight)
+      .set("bias", bias)
+      .set("num_groups", options.num_groups())
+      .set("eps", options.eps());
+}
+
+RMSNormImpl::RMSNormImpl(RMSNormOptions o) : options(std::move(o)) {
+  if (options.elementwise_affine()) weight = register_parameter("weight", torch::ones(options.normalized_shape()));
+  check_accepted();
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& input) {
+  const auto& shape = options.normalized_shape();
+  const auto n = static_cast<int64_t>(shape.size());
+  KFAC_CHECK(input.dim() >= n && input.sizes().slice(input.dim() - n).vec() == shape, "RMSNorm expects [..., ",
+             c10::IntArrayRef(shape), "], got shape ", input.sizes());
+  auto output = rms_normalized(input, n, options.eps());
+  if (weight.defined()) output = output * weight;
+  slot_->tap(input, output, is_training());
+  return output;
+}
+
+ModuleConfig RMSNormImpl::config() const {
+  ModuleConfig c;
+  c.set("weight", weight);
+  if (options.eps()) c.set("eps", *options.eps());
+  return c;
 }
 
 }  // namespace kfac::nn

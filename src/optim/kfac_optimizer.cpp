@@ -122,7 +122,7 @@ void KfacOptimizer::save(torch::serialize::OutputArchive& archive) const {
   std::vector<at::Tensor> momentum;
   for (const auto& group : momentum_) momentum.insert(momentum.end(), group.begin(), group.end());
   write_tensors(archive, "momentum_", momentum);
-  write_preconditioner(archive, "preconditioner", *preconditioner_);
+  write_nested(archive, "preconditioner", [&](auto& nested) { preconditioner_->save(nested); });
 }
 
 void KfacOptimizer::load(torch::serialize::InputArchive& archive) {
@@ -138,7 +138,7 @@ void KfacOptimizer::load(torch::serialize::InputArchive& archive) {
   size_t k = 0;
   for (auto& group : momentum_)
     for (auto& m : group) m = momentum.at(k++);
-  read_preconditioner(archive, "preconditioner", *preconditioner_);
+  read_nested(archive, "preconditioner", [&](auto& nested) { preconditioner_->load(nested); });
 }
 
 }  // namespace kfac

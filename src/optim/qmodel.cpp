@@ -262,7 +262,7 @@ void QModelOptimizer::save(torch::serialize::OutputArchive& archive) const {
   archive.write("steps", c10::IValue(steps_));
   write_tensors(archive, "previous_", previous_);
   write_tensors(archive, "average_", averages_);
-  write_preconditioner(archive, "preconditioner", *preconditioner_);
+  write_nested(archive, "preconditioner", [&](auto& nested) { preconditioner_->save(nested); });
 }
 
 void QModelOptimizer::load(torch::serialize::InputArchive& archive) {
@@ -276,7 +276,7 @@ void QModelOptimizer::load(torch::serialize::InputArchive& archive) {
   if (!previous_.empty() && !previous_.front().defined()) previous_.clear();
   averages_ = read_tensors(archive, "average_", preconditioner_->parameters(), "iterate average of parameter");
   if (!averages_.empty() && !averages_.front().defined()) averages_.clear();
-  read_preconditioner(archive, "preconditioner", *preconditioner_);
+  read_nested(archive, "preconditioner", [&](auto& nested) { preconditioner_->load(nested); });
 }
 
 }  // namespace kfac

@@ -34,92 +34,6 @@ const OptionTable<ScheduleOptions>& ScheduleOptions::table() {
   return t;
 }
 
-const OptionTable<FisherOptions>& FisherOptions::table() {
-  using O = FisherOptions;
-  static const OptionTable<O> t(
-      "fisher", "Which Fisher the statistics estimate, and from how much of the batch",
-      {field<O>(KFAC_FIELD(O, fisher),
-                "sampled (true Fisher, targets from the model), empirical (training labels) or exact (one backward "
-                "per output unit; tiny models)"),
-       field<O>(KFAC_FIELD(O, fisher_samples), "Targets sampled per example for the sampled Fisher",
-                bounded(at_least(1))),
-       field<O>(KFAC_FIELD(O, stats_fraction),
-                "Fraction of the minibatch used by the statistics pass (its first ceil(f·B) examples)",
-                bounded(between(0, 1, true, false))),
-       field<O>(KFAC_FIELD(O, stats_positions),
-                "Shared positions (sequence positions, conv output locations) per example that form K-FAC's factors, "
-                "for layers with more: a uniform sample of this many, the same for every example, drawn from (seed, "
-                "step); 0 takes every position. The factors stay unbiased means over positions (method kfac, weight "
-                "sharing expand)",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, seed),
-                "Seed of the sampled targets; step k samples from (seed, k), so runs resume exactly",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, retain_statistics),
-                "Keep the last statistics step's per-example data for Fisher-vector products (implied by a "
-                "two-level coarse space)")});
-  return t;
-}
-
-const OptionTable<LayerOptions>& LayerOptions::table() {
-  using O = LayerOptions;
-  static const OptionTable<O> t(
-      "layers", "How the layer kinds form their blocks",
-      {field<O>(KFAC_FIELD(O, weight_sharing),
-                "How a layer's shared positions (sequence positions, conv locations, repeated uses) enter its "
-                "factors: expand (as extra examples; KFC) or reduce (mean input, summed gradient; cheaper); a "
-                "layer's own choice overrides it"),
-       field<O>(KFAC_FIELD(O, norm_full_max_features),
-                "LayerNorm / BatchNorm blocks are the full 2d x 2d Fisher of (scale, shift) up to this many "
-                "features d, and its diagonal above",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, factor_full_max_dim),
-                "A Kronecker factor side (K-FAC, EKFAC) with more rows than this is diagonal: the exact diagonal of "
-                "the full factor, O(n) to store and refresh instead of O(n^2) and O(n^3); 0: always full",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, exclude),
-                "Layers whose names match this regular expression (ECMAScript, found anywhere in the name) get the "
-                "fallback instead of a K-FAC block, e.g. 'embed|head' (the registration report lists them); empty: "
-                "none")});
-  return t;
-}
-
-const OptionTable<DampingOptions>& DampingOptions::table() {
-  using O = DampingOptions;
-  static const OptionTable<O> t(
-      "damping", "The Tikhonov damping λ and how it enters the inverse",
-      {field<O>(KFAC_FIELD(O, damping),
-                "Tikhonov damping λ added to each Fisher block (same meaning for Linear and Conv2d layers); typical "
-                "values are 1e-4 to 1e-1",
-                bounded(positive())),
-       field<O>(KFAC_FIELD(O, damping_mode),
-                "factored (D1: (A + π√λ I) ⊗ (G + √λ/π I)) or eigen (D2: exact Tikhonov in the eigenbasis)")});
-  return t;
-}
-
-const OptionTable<NumericsOptions>& NumericsOptions::table() {
-  using O = NumericsOptions;
-  static const OptionTable<O> t(
-      "numerics", "Dtype, inversion and failure policy",
-      {field<O>(KFAC_FIELD(O, factor_dtype),
-                "Dtype of factors and decompositions (unset: each layer's parameter dtype, float32 for bf16 and "
-                "fp16 parameters)",
-                unset_reads("model")),
-       field<O>(KFAC_FIELD(O, inverse_method),
-                "Inversion of damped factors (factored damping): auto (Cholesky unless an eigenvalue floor is set), "
-                "eigen or cholesky"),
-       field<O>(KFAC_FIELD(O, eigenvalue_floor), "Eigenvalues below this are clamped to it (after a float64 retry)",
-                bounded(at_least(0))),
-       field<O>(KFAC_FIELD(O, eigenbasis_iterations),
-                "Eigenbases after the first (ekfac, tekfac, damping_mode eigen): 0 decomposes every refresh; k "
-                "refines the previous basis by k subspace-iteration steps and a QR each, with Rayleigh quotients "
-                "as eigenvalues (cheaper, approximate)",
-                bounded(between(0, 100))),
-       field<O>(KFAC_FIELD(O, max_consecutive_failures),
-                "Consecutive failed refreshes of one layer tolerated before step() throws", bounded(at_least(1)))});
-  return t;
-}
-
 const OptionTable<DistributedOptions>& DistributedOptions::table() {
   using O = DistributedOptions;
   static const OptionTable<O> t(
@@ -295,12 +209,6 @@ void validate(const PreconditionerOptions& o) {
              "block-tridiagonal K-FAC is built from K-FAC's factored damping: it needs method 'kfac' and "
              "damping_mode 'factored', got method '",
              o.method(), "' and damping_mode '", to_string(o.damping_mode()), "'");
-}
-
-bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics) {
-  return numerics.inverse_method() == InverseMethod::Cholesky ||
-         (numerics.inverse_method() == InverseMethod::Auto && damping.damping_mode() == DampingMode::Factored &&
-          numerics.eigenvalue_floor() == 0);
 }
 
 namespace presets {

@@ -16,7 +16,7 @@
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
-#include "kfac/layers/layer_registry.h"
+#include "kfac/nn/module_registry.h"
 #include "kfac/util/text.h"
 #include "kfac/global/global_stage.h"
 #include "kfac/util/serialize.h"
@@ -98,6 +98,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     }
     if (!layer.weight_sharing) layer.weight_sharing = options_.weight_sharing();
     layer.slot->set_name(layer.name);
+    layer.slot->set_kind(layer.kind);
     const auto& w = layer.kind->weight();
     // Factors of bf16/fp16 parameters accumulate and decompose in float32: half precision loses the eigenvectors
     // of the small eigenvalues (and LibTorch has no bf16 trace or eigh). Directions are cast back to the parameter.
@@ -113,7 +114,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                              options_.layer_options(),
                              options_.method(),
                              *layer.weight_sharing};
-    auto own = layer.kind->make_curvature(context);
+    auto own = make_kind_curvature(layer.kind->own_block(), context);
     curvatures_.push_back(own ? std::move(own) : make_curvature(options_.method(), std::move(context)));
     const auto& curvature = *curvatures_.back();
     const auto form = curvature.form();
@@ -121,7 +122,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                                     form.empty() ? to_string(*layer.weight_sharing) : form, curvature.structure(),
                                     curvature.memory_bytes(), curvature.diagonal_by_size()});
   }
-  global_ = make_global_stage(options_);
+  global_ = make_global_stage(options_.global_stage(), options_.global_options());
   for (const auto& layer : layers_)  // both form Fisher-vector products from the Kronecker statistics
     KFAC_CHECK(!(global_ || options_.retain_statistics()) || layer.kind->kronecker(),
                global_ ? "the global stage (" + options_.global_options().describe() + ")" : "retain_statistics",
@@ -323,7 +324,9 @@ StepStats Preconditioner::step() {
   auto directions = precondition_layers(grads);
   stats.seconds_precondition = lap();
   if (global_) {
-    global_->prepare(grads, directions, *this, stats);
+    StageReport report{stats.refreshed, {}};
+    global_->prepare(grads, directions, *this, report);
+    stats.messages.insert(stats.messages.end(), report.messages.begin(), report.messages.end());
     directions = global_->apply(grads, std::move(directions), *this);
     stats.seconds_global = lap();
   }

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "kfac/errors.h"
-#include "kfac/layers/layer_registry.h"
+#include "kfac/nn/module_registry.h"
 
 namespace kfac {
 

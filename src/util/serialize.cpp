@@ -3,7 +3,6 @@
 #include <torch/serialize/archive.h>
 
 #include "kfac/errors.h"
-#include "kfac/preconditioner/preconditioner.h"
 
 namespace kfac {
 
@@ -32,16 +31,18 @@ std::vector<at::Tensor> read_tensors(torch::serialize::InputArchive& archive, co
   return out;
 }
 
-void write_preconditioner(torch::serialize::OutputArchive& archive, const std::string& key, const Preconditioner& p) {
+void write_nested(torch::serialize::OutputArchive& archive, const std::string& key,
+                  const std::function<void(torch::serialize::OutputArchive&)>& save) {
   torch::serialize::OutputArchive nested(archive.compilation_unit());
-  p.save(nested);
+  save(nested);
   archive.write(key, nested);
 }
 
-void read_preconditioner(torch::serialize::InputArchive& archive, const std::string& key, Preconditioner& p) {
+void read_nested(torch::serialize::InputArchive& archive, const std::string& key,
+                 const std::function<void(torch::serialize::InputArchive&)>& load) {
   torch::serialize::InputArchive nested;
   archive.read(key, nested);
-  p.load(nested);
+  load(nested);
 }
 
 }  // namespace kfac

@@ -82,6 +82,59 @@ TEST(Conv2dKind, FactorsEqualExplicitSumsOverPatches) {
   EXPECT_LT(max_abs_diff(conv.factor_g(), g_sum / 75.0), 1e-12);
 }
 
+TEST(Conv1dKind, PatchesAreThoseOfAConv2dOfHeightOne) {
+  torch::manual_seed(10);
+  kfac::nn::Conv1d conv1(torch::nn::Conv1dOptions(3, 4, 3).stride(2).padding(2).dilation(2));
+  kfac::nn::Conv2d conv2(torch::nn::Conv2dOptions(3, 4, {1, 3}).stride({1, 2}).padding({0, 2}).dilation({1, 2}));
+  {
+    torch::NoGradGuard no_grad;
+    conv2->weight.copy_(conv1->weight.unsqueeze(2)), conv2->bias.copy_(conv1->bias);
+  }
+  const auto l1 = find_layers(*torch::nn::Sequential(conv1).ptr()).at(0);
+  const auto l2 = find_layers(*torch::nn::Sequential(conv2).ptr()).at(0);
+  EXPECT_EQ(l1.kind->kind_name(), "Conv1d");
+  const auto x = torch::randn({2, 3, 9});
+  const auto y1 = conv1(x), y2 = conv2(x.unsqueeze(2));
+  EXPECT_LT(max_abs_diff(y1, y2.squeeze(2)), 1e-6);
+  EXPECT_TRUE(torch::equal(l1.kind->expand_input(x), l2.kind->expand_input(x.unsqueeze(2))));
+  const auto g = torch::randn({1, 2, 4, y1.size(2)});
+  EXPECT_TRUE(torch::equal(l1.kind->expand_output_grad(g), l2.kind->expand_output_grad(g.unsqueeze(3))));
+  EXPECT_EQ(l1.kind->grid(g), (std::array<int64_t, 2>{1, y1.size(2)}));
+  const auto positions = torch::tensor({0, 2}, torch::kLong);
+  EXPECT_TRUE(torch::equal(l1.kind->expand_input_at(x, positions),
+                           l1.kind->expand_input(x).index_select(1, positions)));
+  // The matrix view is weight.view(out, -1) | bias, and back in the weight's own [out, in, k] shape.
+  EXPECT_TRUE(torch::equal(l1.kind->param_matrix(), l2.kind->param_matrix()));
+  EXPECT_EQ(l1.kind->from_matrix(l1.kind->param_matrix())[0].sizes(), conv1->weight.sizes());
+}
+
+// One Conv1d layer under a squared error: with a loss term per output position K-FAC-expand is the exact Fisher
+// block, with the positions averaged before the loss K-FAC-reduce is (Eschenhagen et al. 2023).
+TEST(Conv1dKind, ExpandAndReduceEqualTheDenseFisherInTheirSettings) {
+  for (const bool pool : {false, true}) {
+    torch::manual_seed(11);
+    kfac::nn::Conv1d conv(torch::nn::Conv1dOptions(2, 3, 3).padding(1));
+    conv->to(torch::kDouble);
+    auto model = torch::nn::Sequential(conv);
+    auto forward = [&](const at::Tensor& in) {
+      const auto z = conv(in);
+      return pool ? z.mean(2) : z.transpose(1, 2);  // [B, 3] or a squared error per position [B, L, 3]
+    };
+    const auto x = torch::randn({5, 2, 6}, torch::kDouble);
+    const auto sharing = pool ? WeightSharing::Reduce : WeightSharing::Expand;
+    Preconditioner p(*model, PreconditionerOptions().fisher(FisherType::Exact).weight_sharing(sharing));
+    p.update_statistics(forward, x, LossKind::SquaredError);
+    model->zero_grad();
+    const auto z = forward(x);
+    kfac::loss(z, torch::zeros_like(z), LossKind::SquaredError).backward();
+    p.step();
+    const auto exact = exact_fisher(forward, p.layers(), x, LossKind::SquaredError, /*true_fisher=*/true).block(0);
+    EXPECT_EQ(p.curvature(0).locations(), pool ? 1 : 6);
+    EXPECT_LT(max_abs_diff(p.curvature(0).to_dense(), exact) / exact.abs().max().item<double>(), 1e-10)
+        << (pool ? "reduce, pooled" : "expand, per position");
+  }
+}
+
 struct DampingCase {
   DampingMode mode;
   InverseMethod inverse;

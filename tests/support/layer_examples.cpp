@@ -60,6 +60,27 @@ const std::map<std::string, LayerExample>& layer_examples() {
           return torch::randn({5, 3, 4});
         },
         4}},
+      {"Conv1d",
+       {[] {
+          return torch::nn::Sequential(kfac::nn::Conv1d(torch::nn::Conv1dOptions(2, 3, 3).padding(1)),
+                                       torch::nn::Flatten());
+        },
+        [] {
+          return torch::randn({5, 2, 4});
+        },
+        12}},
+      {"GroupNorm",
+       {[] { return torch::nn::Sequential(kfac::nn::GroupNorm(2, 4), torch::nn::Flatten()); },
+        [] {
+          return torch::randn({5, 4, 3});
+        },
+        12}},
+      {"RMSNorm",
+       {[] { return torch::nn::Sequential(kfac::nn::RMSNorm(std::vector<int64_t>{4})); },
+        [] {
+          return torch::randn({5, 3, 4});
+        },
+        4}},
       {"UserProjection",
        {[] { return torch::nn::Sequential(Projection()); },
         [] {

@@ -20,7 +20,8 @@
 
 #include "kfac/layers/layer_statistics.h"
 #include "kfac/util/archive_fwd.h"
-#include "kfac/preconditioner/options.h"
+#include "kfac/curvature/curvature_options.h"
+#include "kfac/layers/layer_options.h"
 
 namespace kfac {
 

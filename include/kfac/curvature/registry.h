@@ -27,5 +27,8 @@ std::vector<std::string> registered_methods();
 void check_registered_method(const std::string& name);
 /// Builds the named method; throws naming the valid methods when unknown.
 std::unique_ptr<Curvature> make_curvature(const std::string& name, CurvatureContext context);
+/// The block a layer kind brings itself (LayerKind::own_block: "embedding", "scale-shift"); nullptr for "" (the
+/// method's Kronecker form).
+std::unique_ptr<Curvature> make_kind_curvature(const std::string& own_block, CurvatureContext context);
 
 }  // namespace kfac

@@ -1,5 +1,6 @@
 // The block of a scale-and-shift layer (kfac/layers/scale_shift_kind.h): the Fisher of (γ, β) from per-example
-// gradients u_sb = [Σ_t g ⊙ x̂; Σ_t g], F = (1/B) Σ_{s,b} u uᵀ, kept as an EMA like every factor. Full (2d × 2d,
+// gradients u_sb = [Σ_t g ⊙ x̂; Σ_t g] (the first part alone without a shift: RMSNorm), F = (1/B) Σ_{s,b} u uᵀ,
+// kept as an EMA like every factor. Full (kd × kd, k = 2 or 1,
 // eigendecomposed at each refresh, so the current λ applies exactly: Q (Λ + λI)⁻¹ Qᵀ) when d ≤
 // norm_full_max_features; otherwise its diagonal, (diag F + λ)⁻¹ elementwise. Damping is always exact Tikhonov;
 // damping_mode (a Kronecker notion) does not apply.
@@ -15,7 +16,8 @@ class ScaleShiftCurvature final : public Curvature {
   std::string method() const override { return "scale-shift"; }
   std::string form() const override { return full_ ? "full" : "diagonal"; }
   std::string structure() const override {
-    return "(scale, shift) " + std::to_string(2 * shape().dim_g) + (full_ ? "" : " diagonal");
+    return (shape().dim_a == 2 ? "(scale, shift) " : "(scale) ") + std::to_string(shape().dim_a * shape().dim_g) +
+           (full_ ? "" : " diagonal");
   }
   void update(const LayerStatistics& stats, double decay) override;
   void refresh(double damping) override;

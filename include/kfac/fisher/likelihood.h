@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "kfac/preconditioner/options.h"
+#include "kfac/fisher/fisher_options.h"
 
 namespace kfac {
 

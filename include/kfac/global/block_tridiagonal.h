@@ -26,10 +26,10 @@ class BlockTridiagonal final : public GlobalStage {
   explicit BlockTridiagonal(const GlobalStageOptions& options) : options_(options) {}
   std::string name() const override { return "block-tridiagonal K-FAC"; }
   void update(const CapturedFisher& fisher, double decay) override;
-  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const Preconditioner& pre,
-               StepStats& stats) override;
+  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const StageView& pre,
+               StageReport& report) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
-                                const Preconditioner& pre) const override;
+                                const StageView& pre) const override;
   std::vector<at::Tensor*> running_statistics() override;
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;

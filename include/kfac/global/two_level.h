@@ -28,10 +28,10 @@ class TwoLevelCorrection final : public GlobalStage {
   explicit TwoLevelCorrection(const GlobalStageOptions& options);
   std::string name() const override;
   void update(const CapturedFisher& fisher, double decay) override { fresh_ = true; }
-  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const Preconditioner& pre,
-               StepStats& stats) override;
+  void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const StageView& pre,
+               StageReport& report) override;
   std::vector<at::Tensor> apply(const std::vector<at::Tensor>& grads, std::vector<at::Tensor> fine,
-                                const Preconditioner& pre) const override;
+                                const StageView& pre) const override;
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
@@ -42,7 +42,7 @@ class TwoLevelCorrection final : public GlobalStage {
 
  private:
   CoarseBasis build_basis(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
-                          const Preconditioner& pre) const;
+                          const StageView& pre) const;
 
   GlobalStageOptions options_;
   CoarseBasis basis_;

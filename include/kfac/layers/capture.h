@@ -1,7 +1,8 @@
 // Capture: how a layer's input activations and output gradients reach the preconditioner.
 //
-// Each registered layer owns a Slot. Its forward calls `slot.tap(input, output)` (the kfac::nn modules do it for
-// you; hand-written forward code calls it explicitly). A slot records only while the preconditioner has armed it,
+// Each registered layer owns a Slot. Its forward calls `slot.tap(input, output)` with the module's own input (the
+// kfac::nn modules do it for you; hand-written forward code calls it explicitly); the slot records what the layer's
+// kind makes of it (LayerKind::statistics_input: the normalized input of a normalization layer). A slot records only while the preconditioner has armed it,
 // which happens only on steps that update statistics, so every other step costs nothing and retains no tensor.
 //
 // A layer whose weights are used several times in one forward (a module called twice, tied weights) taps once per
@@ -24,6 +25,8 @@
 
 namespace kfac {
 
+class LayerKind;
+
 /// One use of a layer in a forward.
 struct Tap {
   at::Tensor input;        ///< the layer input (detached)
@@ -37,8 +40,11 @@ class Slot {
 
   explicit Slot(std::string name = "") : name_(std::move(name)) {}
 
-  /// Called by the layer's forward with its input and output. Records only when armed; cheap otherwise.
-  void tap(const at::Tensor& input, const at::Tensor& output);
+  /// Called by the layer's forward with its input and output; `training`: the module's mode (BatchNorm normalizes
+  /// by its running statistics in evaluation). Records only when armed; cheap otherwise.
+  void tap(const at::Tensor& input, const at::Tensor& output, bool training = true);
+  /// The kind whose statistics input the slot records (the preconditioner sets it; none: the input as given).
+  void set_kind(std::shared_ptr<const LayerKind> kind) { kind_ = std::move(kind); }
 
   void arm(Mode mode, double grad_scale = 1.0);
   void disarm() { mode_ = Mode::Off; }
@@ -61,6 +67,7 @@ class Slot {
   Mode mode_ = Mode::Off;
   double grad_scale_ = 1.0;
   std::vector<Tap> taps_;
+  std::shared_ptr<const LayerKind> kind_;
   /// Counts clear()s, so that a gradient hook of an abandoned pass cannot write into a later one.
   std::shared_ptr<int64_t> generation_ = std::make_shared<int64_t>(0);
 };

@@ -5,12 +5,19 @@
 #include <array>
 
 #include "kfac/layers/layer_kind.h"
+#include "kfac/layers/module_config.h"
 
 namespace kfac {
 
 struct Conv2dGeometry {
   std::array<int64_t, 2> stride{1, 1}, padding{0, 0}, dilation{1, 1};
 };
+
+/// A convolution's geometry over `spatial` (1 or 2) dims from its module settings (stride, padding as numbers or
+/// 'valid' / 'same', dilation, the kernel from the weight), as (height, width) with height 1 for one dim; or why
+/// K-FAC has no block for it (groups other than 1, a padding mode other than 'zeros', a 'same' padding that pads
+/// one side more): the returned refusal, empty when `geometry` is set.
+std::string conv_geometry(const ModuleConfig& config, int spatial, Conv2dGeometry& geometry);
 
 class Conv2dKind final : public LayerKind {
  public:

@@ -21,8 +21,8 @@ class EmbeddingKind final : public LayerKind {
   std::vector<at::Tensor> from_matrix(const at::Tensor& matrix) const override;
   /// The positions stay expanded; EmbeddingCurvature applies the flavour (it needs per-example token counts).
   LayerStatistics statistics(const std::vector<Tap>& taps, WeightSharing sharing, at::ScalarType dtype) const override;
-  std::unique_ptr<Curvature> make_curvature(const CurvatureContext& context) const override;
-  bool kronecker() const override { return false; }  // ā holds ids, not the one-hot rows
+  std::string own_block() const override { return "embedding"; }  // EmbeddingCurvature
+  bool kronecker() const override { return false; }               // ā holds ids, not the one-hot rows
 };
 
 }  // namespace kfac

@@ -6,7 +6,8 @@
 //    parameters' tensors and this view; the dense oracle (kfac/fisher/dense_fisher.h) uses the same view.
 //  * vec is column-major: vec(V) = V.t().reshape(-1), so vec(g āᵀ) = ā ⊗ g and a Fisher block is A ⊗ G
 //    (torch::kron(A, G)).
-//  * Each kind is one header (linear_kind.h, conv2d_kind.h, ...) and one line in src/layers/layer_registry.cpp.
+//  * Each kind is one file in src/layers/ (its definition, kind_definition.h) and one line in
+//    src/layers/kind_registry.cpp.
 //  * Shared positions: a layer applies its weight at T positions per example (a conv's output locations, a Linear
 //    layer's sequence positions [B, ..., d], every use of a layer called several times). Expanded tensors are
 //    [B, T, d]; a Linear layer on [B, d] has T = 1. Conv2d (KFC): ā is a patch of the input (torch unfold order,
@@ -29,9 +30,6 @@
 
 namespace kfac {
 
-class Curvature;
-struct CurvatureContext;
-
 class LayerKind {
  public:
   virtual ~LayerKind() = default;
@@ -41,6 +39,9 @@ class LayerKind {
   /// Rows of the G factor: output units (channels). Rows of the gradient matrix.
   virtual int64_t dim_g() const = 0;
   virtual bool has_bias() const { return bias_.defined(); }
+  /// What the statistics need of the module's input, recorded at each tap (the default: the input itself; a
+  /// normalization layer's normalized input). `training`: the module's mode at that forward.
+  virtual at::Tensor statistics_input(const at::Tensor& input, bool /*training*/) const { return input; }
   /// Layer input x → ā of shape [B, T, d_A] (patches for Conv2d, with the homogeneous 1 when there is a bias).
   virtual at::Tensor expand_input(const at::Tensor& input) const = 0;
   /// dLoss/d(output) [S, B, ...] → [S, B, T, d_G].
@@ -62,9 +63,9 @@ class LayerKind {
   /// Expanded statistics of one tap at a sample of its positions (option stats_positions; weight sharing expand):
   /// `sampled_from` holds the tap's T.
   LayerStatistics statistics_at(const Tap& tap, const at::Tensor& positions, at::ScalarType dtype) const;
-  /// The kind's own curvature, for a block that is not a curvature method's Kronecker form (nullptr, the default:
-  /// the method's).
-  virtual std::unique_ptr<Curvature> make_curvature(const CurvatureContext& context) const;
+  /// The name of the kind's own block for a block that is not a curvature method's Kronecker form ("embedding",
+  /// "scale-shift": kfac/curvature/registry.h, make_kind_curvature); empty, the default: the method's.
+  virtual std::string own_block() const { return ""; }
   /// Whether the block is the Kronecker form of the expanded statistics (per-example gradient Σ_t g āᵀ), as the
   /// global stages and the exact Fisher–vector products assume.
   virtual bool kronecker() const { return true; }

@@ -27,58 +27,13 @@
 #include <string>
 #include <vector>
 
+#include "kfac/curvature/curvature_options.h"
+#include "kfac/fisher/fisher_options.h"
 #include "kfac/global/global_stage_options.h"
-#include "kfac/layers/weight_sharing.h"
+#include "kfac/layers/layer_options.h"
 #include "kfac/util/option_table.h"
 
 namespace kfac {
-
-/// How the damping λ enters the Kronecker-factored inverse (docs/design.md §4, decision 2).
-enum class DampingMode {
-  /// (D1) Factored Tikhonov with π (Martens & Grosse §6.3): (A + π√λ I) ⊗ (G + √λ/π I). Cheapest to apply.
-  Factored,
-  /// (D2) Exact Tikhonov on the Kronecker product in its eigenbasis: (A ⊗ G + λ I)⁻¹. Needs eigendecompositions.
-  Eigen,
-};
-
-/// How the damped factors are inverted at each refresh (only for DampingMode::Factored).
-enum class InverseMethod {
-  /// Cholesky when it gives the same inverse: factored damping and no eigenvalue floor; Eigen otherwise.
-  Auto,
-  /// From the eigendecomposition (applies eigenvalue_floor).
-  Eigen,
-  /// Cholesky factorization of the damped factor: 3–5 times cheaper than the eigendecomposition (bench/README.md).
-  Cholesky,
-};
-
-/// Which Fisher the statistics estimate (docs/design.md §4, decision 8).
-enum class FisherType {
-  /// True Fisher, targets sampled from the model's predictive distribution (the papers' default).
-  Sampled,
-  /// Empirical Fisher, from the training labels.
-  Empirical,
-  /// True Fisher computed exactly: one backward pass per output unit. For tiny models and tests.
-  Exact,
-};
-
-template <>
-struct EnumNames<DampingMode> {
-  static constexpr const char* what = "damping mode";
-  static constexpr std::array<std::pair<DampingMode, const char*>, 2> names{
-      {{DampingMode::Factored, "factored"}, {DampingMode::Eigen, "eigen"}}};
-};
-template <>
-struct EnumNames<InverseMethod> {
-  static constexpr const char* what = "inverse method";
-  static constexpr std::array<std::pair<InverseMethod, const char*>, 3> names{
-      {{InverseMethod::Auto, "auto"}, {InverseMethod::Eigen, "eigen"}, {InverseMethod::Cholesky, "cholesky"}}};
-};
-template <>
-struct EnumNames<FisherType> {
-  static constexpr const char* what = "Fisher type";
-  static constexpr std::array<std::pair<FisherType, const char*>, 3> names{
-      {{FisherType::Sampled, "sampled"}, {FisherType::Empirical, "empirical"}, {FisherType::Exact, "exact"}}};
-};
 
 struct ScheduleOptions {
   static const OptionTable<ScheduleOptions>& table();
@@ -86,40 +41,6 @@ struct ScheduleOptions {
   TORCH_ARG(int64_t, refresh_period) = 10;
   TORCH_ARG(double, ema_decay) = 0.95;
   TORCH_ARG(bool, background_refresh) = false;
-};
-
-struct FisherOptions {
-  static const OptionTable<FisherOptions>& table();
-  TORCH_ARG(FisherType, fisher) = FisherType::Sampled;
-  TORCH_ARG(int64_t, fisher_samples) = 1;
-  TORCH_ARG(double, stats_fraction) = 1.0;
-  TORCH_ARG(int64_t, stats_positions) = 64;  ///< 0: every shared position; see StatisticsPass::positions_to_sample
-  TORCH_ARG(uint64_t, seed) = 0;
-  TORCH_ARG(bool, retain_statistics) = false;
-};
-
-/// How the layer kinds form their blocks (docs/design.md §13).
-struct LayerOptions {
-  static const OptionTable<LayerOptions>& table();
-  TORCH_ARG(WeightSharing, weight_sharing) = WeightSharing::Expand;
-  TORCH_ARG(int64_t, norm_full_max_features) = 256;
-  TORCH_ARG(int64_t, factor_full_max_dim) = 2048;
-  TORCH_ARG(std::string, exclude) = "";
-};
-
-struct DampingOptions {
-  static const OptionTable<DampingOptions>& table();
-  TORCH_ARG(double, damping) = 1e-3;
-  TORCH_ARG(DampingMode, damping_mode) = DampingMode::Factored;
-};
-
-struct NumericsOptions {
-  static const OptionTable<NumericsOptions>& table();
-  TORCH_ARG(c10::optional<c10::ScalarType>, factor_dtype) = c10::nullopt;
-  TORCH_ARG(InverseMethod, inverse_method) = InverseMethod::Auto;
-  TORCH_ARG(double, eigenvalue_floor) = 0.0;
-  TORCH_ARG(int64_t, eigenbasis_iterations) = 0;  ///< see linalg::factor_eig_refined
-  TORCH_ARG(int64_t, max_consecutive_failures) = 3;
 };
 
 struct DistributedOptions {
@@ -234,8 +155,6 @@ struct PreconditionerOptions {
 
 /// Throws c10::Error naming the first invalid option, its value and the valid range.
 void validate(const PreconditionerOptions& options);
-/// Whether refreshes invert the damped factors by Cholesky (InverseMethod::Auto resolved).
-bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics);
 
 // Generic access through the tables: what the CLI, config files, JSON, checkpoints and Python use.
 /// The blocks in effect: the root, the shared blocks, then the blocks of options.method() (or, with

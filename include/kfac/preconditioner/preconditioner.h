@@ -32,6 +32,7 @@
 #include "kfac/fisher/fisher_products.h"
 #include "kfac/layers/layer.h"
 #include "kfac/fisher/likelihood.h"
+#include "kfac/global/global_stage.h"
 #include "kfac/preconditioner/fallback.h"
 #include "kfac/preconditioner/options.h"
 #include "kfac/preconditioner/refresh_executor.h"
@@ -65,14 +66,14 @@ struct StepStats {
   double seconds_statistics = 0, seconds_refresh = 0, seconds_precondition = 0, seconds_global = 0;
 };
 
-class Preconditioner {
+class Preconditioner : public StageView {
  public:
   /// `communicator`: the ranks of a data-parallel run (kfac/distributed/placement.h); nullptr = one process. Every
   /// rank then calls the same methods in the same order on its own shard of each batch, with gradients already
   /// averaged (kfac::all_reduce_gradients; KfacOptimizer does it).
   Preconditioner(std::vector<Layer> layers, PreconditionerOptions options = {},
                  std::shared_ptr<Communicator> communicator = nullptr);
-  /// Registers every module of `model` that a registered layer kind covers (kfac/layers/layer_registry.h), named as
+  /// Registers every module of `model` that a registered layer kind covers (kfac/nn/module_registry.h), named as
   /// in model.named_modules(); every other parameter gets the fallback (options().fallback()). registration() says
   /// which got what. Refuses tied weights between a layer and another module, naming both.
   explicit Preconditioner(torch::nn::Module& model, PreconditionerOptions options = {},
@@ -116,16 +117,16 @@ class Preconditioner {
   /// (two-level correction), without touching any state or gradient.
   std::vector<at::Tensor> precondition(const std::vector<at::Tensor>& matrices) const;
   /// The one-level part only: each layer's M_i⁻¹ (no global stage).
-  std::vector<at::Tensor> precondition_layers(const std::vector<at::Tensor>& matrices) const;
+  std::vector<at::Tensor> precondition_layers(const std::vector<at::Tensor>& matrices) const override;
   /// Exact Fisher–vector products on the last statistics batch; empty unless options().retain_statistics() or a
   /// two-level space is set.
-  const CapturedFisher& captured_fisher() const { return captured_; }
+  const CapturedFisher& captured_fisher() const override { return captured_; }
   /// Distributed runs average the Kronecker factors lazily: they are read only by refreshes, so each rank keeps its
   /// local running factors between refreshes and they are averaged just before one (the EMA is linear, so this is
   /// exact). Collective: call on every rank before rank 0 saves a checkpoint. A no-op with one process.
   void synchronize_statistics();
   /// The ranks this preconditioner shares its work with (a SingleProcess when not distributed).
-  Communicator& communicator() const;
+  Communicator& communicator() const override;
   const Placement& placement() const { return *placement_; }
   /// The global stage after the per-layer preconditioning (nullptr when one-level).
   const GlobalStage* global_stage() const { return global_.get(); }
@@ -136,12 +137,12 @@ class Preconditioner {
   /// Multiplies every registered layer's gradient by `factor` (used by step rules such as KL clipping).
   void scale_gradients(double factor) const;
 
-  double damping() const { return damping_; }
+  double damping() const override { return damping_; }
   void set_damping(double damping);
-  int64_t steps() const { return schedule_.step(); }
+  int64_t steps() const override { return schedule_.step(); }
   const PreconditionerOptions& options() const { return options_; }
   const std::vector<Layer>& layers() const { return layers_; }
-  const Curvature& curvature(size_t layer) const { return *curvatures_.at(layer); }
+  const Curvature& curvature(size_t layer) const override { return *curvatures_.at(layer); }
   Curvature& curvature(size_t layer) { return *curvatures_.at(layer); }
   /// Parameters of all registered layers.
   std::vector<at::Tensor> parameters() const;

@@ -1,8 +1,7 @@
-// The layer-kind registry: which module types the preconditioner recognizes in a model, and how each becomes a
-// Layer. find_layers walks a module tree and asks the registered factories, newest first, so a user's registration
-// can also take over a built-in type.
-//
-// Built in (src/layers/layer_registry.cpp): kfac::nn::Linear, kfac::nn::Conv2d. A user's own module:
+// Which modules of a LibTorch model are K-FAC layers. find_layers walks a module tree and makes a Layer of every
+// capture-enabled stand-in (kfac::nn, stand_in.h: its kind decides, kfac/layers/kind_registry.h) and of every
+// module a user's factory covers. Factories are asked newest first, before the stand-ins, so a registration can
+// also take over a type. A user's own module:
 //
 //   kfac::register_module_kind<MyProjectionImpl>("MyProjection", [](const std::string& name, MyProjectionImpl& m) {
 //     return kfac::Layer{name, std::make_shared<kfac::LinearKind>(m.weight, m.bias), m.slot};
@@ -24,15 +23,15 @@ class Module;
 
 namespace kfac {
 
-/// The Layer of `module` if the factory's kind covers it, nullopt otherwise.
+/// The Layer of `module` if the factory covers it, nullopt otherwise.
 using LayerFactory = std::function<c10::optional<Layer>(const std::string& name, torch::nn::Module& module)>;
 
-/// Registers (or replaces) the factory of a layer kind under `kind_name`.
-void register_layer_kind(const std::string& kind_name, LayerFactory factory);
+/// Registers (or replaces) a factory of module layers under `name`.
+void register_module_factory(const std::string& name, LayerFactory factory);
 
 /// Declares that `use_instead` is the capture-enabled stand-in of the stock module type `stock_type` (as
-/// Module::name() spells it, e.g. "torch::nn::LinearImpl"): the registration report then names it for the stock
-/// module's fallback parameters.
+/// Module::name() spells it, e.g. "torch::nn::MultiheadAttentionImpl"): the registration report then names it for
+/// the stock module's fallback parameters. The layer kinds declare their own (KindDefinition::libtorch_stand_in).
 void register_replacement(const std::string& stock_type, const std::string& use_instead);
 
 /// A factory for modules of type ModuleImpl (and its subclasses).
@@ -46,22 +45,22 @@ LayerFactory module_factory(std::function<Layer(const std::string& name, ModuleI
 
 /// Registers a factory for modules of type ModuleImpl (and its subclasses).
 template <typename ModuleImpl>
-void register_module_kind(const std::string& kind_name,
+void register_module_kind(const std::string& name,
                           std::function<Layer(const std::string& name, ModuleImpl& module)> make) {
-  register_layer_kind(kind_name, module_factory<ModuleImpl>(std::move(make)));
+  register_module_factory(name, module_factory<ModuleImpl>(std::move(make)));
 }
 
-/// "use kfac::nn::Linear" for a stock module type with a registered stand-in; "" otherwise.
+/// The names of the user-registered module factories, in registration order.
+std::vector<std::string> registered_module_kinds();
+
+/// "use kfac::nn::Linear" for a stock module type with a stand-in; "" otherwise.
 std::string replacement_hint(const std::string& module_type);
 
-/// The registered kinds' names, in registration order.
-std::vector<std::string> registered_layer_kinds();
-
-/// The Layer of one module, or nullopt if no registered kind covers its type.
+/// The Layer of one module, or nullopt if neither a factory nor a stand-in covers it.
 c10::optional<Layer> make_layer(const std::string& name, torch::nn::Module& module);
 
-/// Every module of a tree that a registered kind covers (depth-first, named as in named_modules()), except frozen
-/// ones (no parameter requires grad).
+/// Every module of a tree that a factory or a stand-in covers (depth-first, named as in named_modules()), except
+/// frozen ones (no parameter requires grad).
 std::vector<Layer> find_layers(torch::nn::Module& model);
 
 }  // namespace kfac

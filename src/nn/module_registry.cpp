@@ -1,4 +1,4 @@
-#include "kfac/layers/layer_registry.h"
+#include "kfac/nn/module_registry.h"
 
 #include <torch/nn/module.h>
 
@@ -6,49 +6,44 @@
 #include <mutex>
 #include <utility>
 
-#include "kfac/nn/layers.h"
-#include "kfac/nn/normalization.h"
+#include "kfac/errors.h"
+#include "kfac/layers/kind_registry.h"
+#include "kfac/nn/stand_in.h"
 
 namespace kfac {
 
 namespace {
 struct Registry {
   std::mutex mutex;
-  std::vector<std::pair<std::string, LayerFactory>> kinds;        // registration order
+  std::vector<std::pair<std::string, LayerFactory>> factories;    // registration order
   std::vector<std::pair<std::string, std::string>> replacements;  // stock module type → its stand-in
 };
 
 Registry& registry() {
   static Registry* r = [] {
     auto* fresh = new Registry;  // never destroyed: layers may be found during static destruction
-    // The built-in kinds, one line each.
-    fresh->kinds.emplace_back("Linear", nn::linear_factory());
-    fresh->kinds.emplace_back("Conv2d", nn::conv2d_factory());
-    fresh->kinds.emplace_back("Embedding", nn::embedding_factory());
-    fresh->kinds.emplace_back("LayerNorm", nn::layer_norm_factory());
-    fresh->kinds.emplace_back("BatchNorm2d", nn::batch_norm2d_factory());
-    // The stock modules whose parameters the report should point to a stand-in for.
-    fresh->replacements = {{"torch::nn::LinearImpl", "kfac::nn::Linear"},
-                           {"torch::nn::Conv2dImpl", "kfac::nn::Conv2d"},
-                           {"torch::nn::MultiheadAttentionImpl", "kfac::nn::MultiheadAttention"},
-                           {"torch::nn::EmbeddingImpl", "kfac::nn::Embedding"},
-                           {"torch::nn::LayerNormImpl", "kfac::nn::LayerNorm"},
-                           {"torch::nn::BatchNorm2dImpl", "kfac::nn::BatchNorm2d"}};
+    // The one stand-in that is not a layer kind: its projections are Linear layers.
+    fresh->replacements = {{"torch::nn::MultiheadAttentionImpl", "kfac::nn::MultiheadAttention"}};
     return fresh;
   }();
   return *r;
 }
+
+std::string without_impl(std::string n) {  // Module::name() is the class name, "...Impl" or not
+  if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n.resize(n.size() - 4);
+  return n;
+}
 }  // namespace
 
-void register_layer_kind(const std::string& kind_name, LayerFactory factory) {
+void register_module_factory(const std::string& name, LayerFactory factory) {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  for (auto& [name, f] : r.kinds)
-    if (name == kind_name) {
+  for (auto& [n, f] : r.factories)
+    if (n == name) {
       f = std::move(factory);
       return;
     }
-  r.kinds.emplace_back(kind_name, std::move(factory));
+  r.factories.emplace_back(name, std::move(factory));
 }
 
 void register_replacement(const std::string& stock_type, const std::string& use_instead) {
@@ -63,24 +58,23 @@ void register_replacement(const std::string& stock_type, const std::string& use_
 }
 
 std::string replacement_hint(const std::string& module_type) {
-  // Module::name() is the class name, "...Impl" or not as the module's constructor chose.
-  auto base = [](std::string n) {
-    if (n.size() > 4 && n.compare(n.size() - 4, 4, "Impl") == 0) n.resize(n.size() - 4);
-    return n;
-  };
+  const auto type = without_impl(module_type);
+  for (const auto& kind : registered_layer_kinds()) {
+    const auto d = kind_definition(kind);
+    if (!d.libtorch_module.empty() && without_impl(d.libtorch_module) == type) return "use " + d.libtorch_stand_in;
+  }
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   for (const auto& [stock, instead] : r.replacements)
-    if (base(stock) == base(module_type)) return "use " + instead;
+    if (without_impl(stock) == type) return "use " + instead;
   return "";
 }
 
-std::vector<std::string> registered_layer_kinds() {
+std::vector<std::string> registered_module_kinds() {
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   std::vector<std::string> names;
-  names.reserve(r.kinds.size());
-  for (const auto& entry : r.kinds) names.push_back(entry.first);
+  for (const auto& entry : r.factories) names.push_back(entry.first);
   return names;
 }
 
@@ -89,11 +83,17 @@ c10::optional<Layer> make_layer(const std::string& name, torch::nn::Module& modu
   {
     auto& r = registry();
     std::lock_guard<std::mutex> lock(r.mutex);
-    for (auto it = r.kinds.rbegin(); it != r.kinds.rend(); ++it) factories.push_back(it->second);
+    for (auto it = r.factories.rbegin(); it != r.factories.rend(); ++it) factories.push_back(it->second);
   }
   for (const auto& f : factories)
     if (auto layer = f(name, module)) return layer;
-  return c10::nullopt;
+  const auto* stand_in = dynamic_cast<const nn::StandIn*>(&module);
+  if (!stand_in) return c10::nullopt;
+  std::string refusal;
+  auto layer = layer_of_kind(stand_in->kind_name(), name, stand_in->config(), stand_in->slot(), &refusal);
+  KFAC_CHECK(layer.has_value(), "layer '", name, "' (kfac::nn::", stand_in->kind_name(), "): ", refusal);
+  layer->weight_sharing = stand_in->weight_sharing();
+  return layer;
 }
 
 std::vector<Layer> find_layers(torch::nn::Module& model) {

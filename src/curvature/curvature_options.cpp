@@ -1,0 +1,47 @@
+#include "kfac/curvature/curvature_options.h"
+
+namespace kfac {
+
+const OptionTable<DampingOptions>& DampingOptions::table() {
+  using O = DampingOptions;
+  static const OptionTable<O> t(
+      "damping", "The Tikhonov damping λ and how it enters the inverse",
+      {field<O>(KFAC_FIELD(O, damping),
+                "Tikhonov damping λ added to each Fisher block (same meaning for Linear and Conv2d layers); typical "
+                "values are 1e-4 to 1e-1",
+                bounded(positive())),
+       field<O>(KFAC_FIELD(O, damping_mode),
+                "factored (D1: (A + π√λ I) ⊗ (G + √λ/π I)) or eigen (D2: exact Tikhonov in the eigenbasis)")});
+  return t;
+}
+
+const OptionTable<NumericsOptions>& NumericsOptions::table() {
+  using O = NumericsOptions;
+  static const OptionTable<O> t(
+      "numerics", "Dtype, inversion and failure policy",
+      {field<O>(KFAC_FIELD(O, factor_dtype),
+                "Dtype of factors and decompositions (unset: each layer's parameter dtype, float32 for bf16 and "
+                "fp16 parameters)",
+                unset_reads("model")),
+       field<O>(KFAC_FIELD(O, inverse_method),
+                "Inversion of damped factors (factored damping): auto (Cholesky unless an eigenvalue floor is set), "
+                "eigen or cholesky"),
+       field<O>(KFAC_FIELD(O, eigenvalue_floor), "Eigenvalues below this are clamped to it (after a float64 retry)",
+                bounded(at_least(0))),
+       field<O>(KFAC_FIELD(O, eigenbasis_iterations),
+                "Eigenbases after the first (ekfac, tekfac, damping_mode eigen): 0 decomposes every refresh; k "
+                "refines the previous basis by k subspace-iteration steps and a QR each, with Rayleigh quotients "
+                "as eigenvalues (cheaper, approximate)",
+                bounded(between(0, 100))),
+       field<O>(KFAC_FIELD(O, max_consecutive_failures),
+                "Consecutive failed refreshes of one layer tolerated before step() throws", bounded(at_least(1)))});
+  return t;
+}
+
+bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics) {
+  return numerics.inverse_method() == InverseMethod::Cholesky ||
+         (numerics.inverse_method() == InverseMethod::Auto && damping.damping_mode() == DampingMode::Factored &&
+          numerics.eigenvalue_floor() == 0);
+}
+
+}  // namespace kfac
