@@ -38,9 +38,9 @@ const OptionTable<NumericsOptions>& NumericsOptions::table() {
   return t;
 }
 
-bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics) {
+bool inverts_by_cholesky(DampingMode damping_mode, const NumericsOptions& numerics) {
   return numerics.inverse_method() == InverseMethod::Cholesky ||
-         (numerics.inverse_method() == InverseMethod::Auto && damping.damping_mode() == DampingMode::Factored &&
+         (numerics.inverse_method() == InverseMethod::Auto && damping_mode == DampingMode::Factored &&
           numerics.eigenvalue_floor() == 0);
 }
 

@@ -77,7 +77,7 @@ void EmbeddingCurvature::refresh(double damping) {
   linalg::check_finite(a_, what("factor A (token frequencies)"));
   const double floor = context_.numerics.eigenvalue_floor();
   const double t = static_cast<double>(locations_);
-  if (corrected_ || context_.damping.damping_mode() == DampingMode::Eigen) {
+  if (corrected_ || context_.damping_mode == DampingMode::Eigen) {
     auto eg = linalg::eigh_psd(g_, what("factor G"), floor);
     const bool first = !g_vecs_.defined();
     g_vals_ = eg.values, g_vecs_ = eg.vectors;
@@ -88,7 +88,7 @@ void EmbeddingCurvature::refresh(double damping) {
     if (!std::isfinite(pi) || pi <= 0) pi = 1.0;
     const double gamma = std::sqrt(damping / t);
     a_inv_ = 1.0 / (a_.clamp_min(floor) + pi * gamma);
-    g_inv_ = inverts_by_cholesky(context_.damping, context_.numerics)
+    g_inv_ = inverts_by_cholesky(context_.damping_mode, context_.numerics)
                  ? linalg::cholesky_inverse_psd(g_, gamma / pi, what("factor G"))
                  : linalg::inverse_from_eig(linalg::eigh_psd(g_, what("factor G"), floor), gamma / pi);
   }
@@ -98,7 +98,7 @@ void EmbeddingCurvature::refresh(double damping) {
 at::Tensor EmbeddingCurvature::precondition_impl(const at::Tensor& v, double damping) const {
   const double t = static_cast<double>(locations_);
   if (corrected_) return g_vecs_.mm(g_vecs_.t().mm(v) / (spectrum_ + damping));
-  if (context_.damping.damping_mode() == DampingMode::Eigen)
+  if (context_.damping_mode == DampingMode::Eigen)
     return g_vecs_.mm(g_vecs_.t().mm(v) / (at::outer(g_vals_, a_) * t + damping));
   return g_inv_.mm(v).mul_(a_inv_.unsqueeze(0)).div_(t);
 }

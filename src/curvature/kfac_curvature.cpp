@@ -30,14 +30,14 @@ double KfacCurvature::pi() const {
 
 void KfacCurvature::refresh(double damping) {
   const double floor = context_.numerics.eigenvalue_floor();
-  if (context_.damping.damping_mode() == DampingMode::Eigen) {
+  if (context_.damping_mode == DampingMode::Eigen) {
     const int64_t k = context_.numerics.eigenbasis_iterations();
     auto ea = linalg::factor_eig_refined(a_, a_vecs_, k, what("factor A"), floor);
     auto eg = linalg::factor_eig_refined(g_, g_vecs_, k, what("factor G"), floor);
     a_vals_ = ea.values, a_vecs_ = ea.vectors, g_vals_ = eg.values, g_vecs_ = eg.vectors;
   } else {
     const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
-    const bool cholesky = inverts_by_cholesky(context_.damping, context_.numerics);
+    const bool cholesky = inverts_by_cholesky(context_.damping_mode, context_.numerics);
     auto ai = linalg::factor_damped_inverse(a_, p * gamma, cholesky, floor, what("factor A"));
     auto gi = linalg::factor_damped_inverse(g_, gamma / p, cholesky, floor, what("factor G"));
     a_inv_ = ai, g_inv_ = gi;
@@ -47,7 +47,7 @@ void KfacCurvature::refresh(double damping) {
 
 at::Tensor KfacCurvature::precondition_impl(const at::Tensor& v, double damping) const {
   const double t = static_cast<double>(locations_);
-  if (context_.damping.damping_mode() == DampingMode::Factored) {
+  if (context_.damping_mode == DampingMode::Factored) {
     auto out = linalg::right_multiply(linalg::left_multiply(g_inv_, v), a_inv_);
     return t == 1.0 ? out : out.div_(t);
   }

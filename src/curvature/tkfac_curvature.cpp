@@ -69,7 +69,7 @@ void TkfacCurvature::refresh(double damping) {
   const double scale = 1.0 / std::sqrt(delta);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
   const double floor = context_.numerics.eigenvalue_floor();
   at::Tensor pi, si;
-  if (inverts_by_cholesky(context_.damping, context_.numerics)) {
+  if (inverts_by_cholesky(context_.damping_mode, context_.numerics)) {
     pi = linalg::cholesky_inverse_psd(phi, shift, what("factor Phi"));
     si = linalg::cholesky_inverse_psd(psi, shift, what("factor Psi"));
   } else {

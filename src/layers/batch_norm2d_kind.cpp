@@ -28,7 +28,9 @@ class BatchNorm2dKind final : public ScaleShiftKind {
 }  // namespace
 
 KindDefinition batch_norm2d_definition() {
-  return {"BatchNorm2d", {"torch.nn.BatchNorm2d"}, {"weight", "bias", "running_mean", "running_var", "eps"},
+  return {"BatchNorm2d",
+          {"torch.nn.BatchNorm2d"},
+          {"weight", "bias", "running_mean", "running_var", "eps"},
           [](const ModuleConfig& c) {
             if (!c.tensor("weight").defined())
               return KindChoice::refuse("affine False: BatchNorm2d has no scale and shift to precondition");
@@ -36,7 +38,8 @@ KindDefinition batch_norm2d_definition() {
                                                                         c.tensor("running_mean"),
                                                                         c.tensor("running_var"), c.real("eps", 1e-5)));
           },
-          "torch::nn::BatchNorm2dImpl", "kfac::nn::BatchNorm2d"};
+          "torch::nn::BatchNorm2dImpl",
+          "kfac::nn::BatchNorm2d"};
 }
 
 }  // namespace kfac

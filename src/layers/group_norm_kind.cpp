@@ -26,14 +26,17 @@ class GroupNormKind final : public ScaleShiftKind {
 }  // namespace
 
 KindDefinition group_norm_definition() {
-  return {"GroupNorm", {"torch.nn.GroupNorm"}, {"weight", "bias", "num_groups", "eps"},
+  return {"GroupNorm",
+          {"torch.nn.GroupNorm"},
+          {"weight", "bias", "num_groups", "eps"},
           [](const ModuleConfig& c) {
             if (!c.tensor("weight").defined())
               return KindChoice::refuse("affine False: GroupNorm has no scale and shift to precondition");
             return KindChoice::accept(std::make_shared<GroupNormKind>(c.tensor("weight"), c.tensor("bias"),
                                                                       c.integer("num_groups", 1), c.real("eps", 1e-5)));
           },
-          "torch::nn::GroupNormImpl", "kfac::nn::GroupNorm"};
+          "torch::nn::GroupNormImpl",
+          "kfac::nn::GroupNorm"};
 }
 
 }  // namespace kfac

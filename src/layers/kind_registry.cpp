@@ -25,9 +25,8 @@ struct Registry {
 Registry& registry() {
   static Registry* r = [] {
     auto* fresh = new Registry;  // never destroyed: layers may be made during static destruction
-    fresh->kinds = {linear_definition(),     conv2d_definition(),       conv1d_definition(),
-                    embedding_definition(),  layer_norm_definition(),   batch_norm2d_definition(),
-                    group_norm_definition(), rms_norm_definition()};
+    fresh->kinds = {linear_definition(),     conv2d_definition(),       conv1d_definition(),     embedding_definition(),
+                    layer_norm_definition(), batch_norm2d_definition(), group_norm_definition(), rms_norm_definition()};
     return fresh;
   }();
   return *r;
@@ -71,7 +70,7 @@ KindChoice choose_kind(const std::string& kind_name, const ModuleConfig& config)
 }
 
 c10::optional<Layer> layer_of_kind(const std::string& kind_name, const std::string& name, const ModuleConfig& config,
-                                std::shared_ptr<Slot> slot, std::string* refusal) {
+                                   std::shared_ptr<Slot> slot, std::string* refusal) {
   auto choice = choose_kind(kind_name, config);
   if (!choice.kind) {
     if (refusal) *refusal = choice.refusal;

@@ -22,14 +22,17 @@ class LayerNormKind final : public ScaleShiftKind {
 }  // namespace
 
 KindDefinition layer_norm_definition() {
-  return {"LayerNorm", {"torch.nn.LayerNorm"}, {"weight", "bias", "eps"},
+  return {"LayerNorm",
+          {"torch.nn.LayerNorm"},
+          {"weight", "bias", "eps"},
           [](const ModuleConfig& c) {
             if (!c.tensor("weight").defined())
               return KindChoice::refuse("elementwise_affine False: LayerNorm has no scale to precondition");
-            return KindChoice::accept(
-                std::make_shared<LayerNormKind>(c.tensor("weight"), c.tensor("bias"), c.real("eps", 1e-5)));
+            return KindChoice::accept(std::make_shared<LayerNormKind>(c.tensor("weight"), c.tensor("bias"),
+                                                                      c.real("eps", 1e-5)));
           },
-          "torch::nn::LayerNormImpl", "kfac::nn::LayerNorm"};
+          "torch::nn::LayerNormImpl",
+          "kfac::nn::LayerNorm"};
 }
 
 }  // namespace kfac

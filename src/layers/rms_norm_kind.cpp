@@ -16,7 +16,7 @@ at::Tensor rms_normalized(const at::Tensor& input, int64_t dims, c10::optional<d
   for (int64_t i = 1; i <= dims; ++i) trailing.push_back(-i);
   double machine_epsilon = std::numeric_limits<float>::epsilon();
   if (input.scalar_type() == at::kDouble) machine_epsilon = std::numeric_limits<double>::epsilon();
-  if (input.scalar_type() == at::kHalf) machine_epsilon = 0.0009765625;  // 2^-10
+  if (input.scalar_type() == at::kHalf) machine_epsilon = 0.0009765625;   // 2^-10
   if (input.scalar_type() == at::kBFloat16) machine_epsilon = 0.0078125;  // 2^-7
   return input * at::rsqrt(input.pow(2).mean(trailing, /*keepdim=*/true) + eps.value_or(machine_epsilon));
 }
@@ -37,14 +37,17 @@ class RMSNormKind final : public ScaleShiftKind {
 }  // namespace
 
 KindDefinition rms_norm_definition() {
-  return {"RMSNorm", {"torch.nn.RMSNorm"}, {"weight", "eps"},
+  return {"RMSNorm",
+          {"torch.nn.RMSNorm"},
+          {"weight", "eps"},
           [](const ModuleConfig& c) {
             if (!c.tensor("weight").defined())
               return KindChoice::refuse("elementwise_affine False: RMSNorm has no scale to precondition");
             const auto eps = c.has("eps") ? c10::optional<double>(c.real("eps", 0)) : c10::nullopt;
             return KindChoice::accept(std::make_shared<RMSNormKind>(c.tensor("weight"), eps));
           },
-          "", ""};
+          "",
+          ""};
 }
 
 }  // namespace kfac

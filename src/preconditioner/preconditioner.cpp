@@ -107,7 +107,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
     check_damping_fits(damping_, dtype);
     CurvatureContext context{layer.name,
                              {layer.kind->dim_a(), layer.kind->dim_g()},
-                             options_.damping_options(),
+                             options_.damping_mode(),
                              options_.numerics_options(),
                              options_.method_blocks().subset(method_option_tables(options_.method())),
                              w.options().dtype(dtype),

@@ -84,9 +84,10 @@ const std::map<std::string, std::function<torch::nn::AnyModule(const json&)>>& b
        }},
       {"BatchNorm2d",
        [](const json& a) {
-         return torch::nn::AnyModule(kfac::nn::BatchNorm2d(torch::nn::BatchNormOptions(a["num_features"])
-                                                               .affine(a.value("affine", true))
-                                                               .track_running_stats(a.value("track_running_stats", true))));
+         return torch::nn::AnyModule(
+             kfac::nn::BatchNorm2d(torch::nn::BatchNormOptions(a["num_features"])
+                                       .affine(a.value("affine", true))
+                                       .track_running_stats(a.value("track_running_stats", true))));
        }},
       {"GroupNorm",
        [](const json& a) {
@@ -141,9 +142,9 @@ TEST(KindParity, EveryKindIsInTheTableAndNamesItsStandIn) {
 }
 
 TEST(KindParity, AStockModuleTappedByHandGetsTheKindsDecision) {
-  EXPECT_EQ(conv2d_layer("c", *torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(torch::kSame)))
-                .kind->kind_name(),
-            "Conv2d");
+  EXPECT_EQ(
+      conv2d_layer("c", *torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(torch::kSame))).kind->kind_name(),
+      "Conv2d");
   try {
     conv2d_layer("c", *torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 4, 3).groups(2)));
     FAIL() << "expected a refusal";

@@ -31,11 +31,13 @@ struct BlockShape {
   int64_t numel() const { return dim_a * dim_g; }
 };
 
-/// What a curvature needs to know when it is built: the shared damping and numerics blocks and its own blocks.
+/// What a curvature needs to know when it is built: how λ enters, the numerics block and its own blocks. λ itself
+/// has one owner, the Preconditioner (set_damping, the quadratic model's adaptation), which passes it to refresh()
+/// and precondition().
 struct CurvatureContext {
   std::string layer_name;
   BlockShape shape;
-  DampingOptions damping;
+  DampingMode damping_mode = DampingMode::Factored;
   NumericsOptions numerics;
   OptionBlocks method_options;       ///< the blocks its registry entry declares (get<EigenCorrectedOptions>())
   at::TensorOptions tensor_options;  ///< device and factor dtype

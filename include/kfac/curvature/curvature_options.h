@@ -61,6 +61,6 @@ struct NumericsOptions {
 };
 
 /// Whether refreshes invert the damped factors by Cholesky (InverseMethod::Auto resolved).
-bool inverts_by_cholesky(const DampingOptions& damping, const NumericsOptions& numerics);
+bool inverts_by_cholesky(DampingMode damping_mode, const NumericsOptions& numerics);
 
 }  // namespace kfac

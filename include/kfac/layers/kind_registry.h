@@ -28,6 +28,6 @@ KindChoice choose_kind(const std::string& kind_name, const ModuleConfig& config)
 
 /// The Layer `name` of an accepted configuration, capturing through `slot`; nullopt with `refusal` set otherwise.
 c10::optional<Layer> layer_of_kind(const std::string& kind_name, const std::string& name, const ModuleConfig& config,
-                                std::shared_ptr<Slot> slot, std::string* refusal = nullptr);
+                                   std::shared_ptr<Slot> slot, std::string* refusal = nullptr);
 
 }  // namespace kfac
