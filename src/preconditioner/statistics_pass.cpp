@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/utils.h>  // torch::AutoGradMode (the precompiled header hid its absence)
 
 #include <algorithm>
 #include <cmath>
