@@ -61,10 +61,7 @@ def of_kind(kind, name, module, weight_sharing=None):
     """The core's layer of kind ``kind`` (a name of ``_kfac.layer_kinds()``) for ``module``, made from the attributes
     that kind reads; raises ``Unsupported`` with the kind's reason if it has no block for this configuration."""
     attributes = {a: _attribute(getattr(module, a, None)) for a in _kinds[kind]["attributes"]}
-    layer, refusal = _kfac.make_layer(kind, name, attributes, weight_sharing)
-    if layer is None:
-        raise Unsupported(refusal)
-    return layer
+    return _make(kind, name, attributes, weight_sharing)
 
 
 def kind_factory(kind):
@@ -75,15 +72,19 @@ def kind_factory(kind):
 def linear(name, weight, bias=None, weight_sharing=None):
     """A Linear block of ``weight`` [out, in] (and ``bias``), for a user's module kind; ``weight_sharing`` "expand" or
     "reduce" overrides the option of that name for this layer."""
-    layer, refusal = _kfac.make_layer("Linear", name, {"weight": weight, "bias": bias}, weight_sharing)
-    if layer is None:
-        raise Unsupported(refusal)
-    return layer
+    return _make("Linear", name, {"weight": weight, "bias": bias}, weight_sharing)
 
 
 def opaque(module):
     """Whether the module's children must not be registered (they are not called as modules)."""
     return type(module) in _hints
+
+
+def _make(kind, name, attributes, weight_sharing):
+    layer, refusal = _kfac.make_layer(kind, name, attributes, weight_sharing)
+    if layer is None:
+        raise Unsupported(refusal)
+    return layer
 
 
 def _attribute(value):

@@ -38,17 +38,9 @@ class Conv1dKind final : public LayerKind {
 }  // namespace
 
 KindDefinition conv1d_definition() {
-  return {"Conv1d",
-          {"torch.nn.Conv1d"},
-          {"weight", "bias", "stride", "padding", "dilation", "groups", "padding_mode"},
-          [](const ModuleConfig& c) {
-            Conv2dGeometry g;
-            auto refusal = conv_geometry(c, 1, g);
-            if (!refusal.empty()) return KindChoice::refuse(std::move(refusal));
-            return KindChoice::accept(std::make_shared<Conv1dKind>(c.tensor("weight"), c.tensor("bias"), g));
-          },
-          "torch::nn::Conv1dImpl",
-          "kfac::nn::Conv1d"};
+  return conv_definition("Conv1d", 1, [](const ModuleConfig& c, const Conv2dGeometry& g) {
+    return std::make_shared<Conv1dKind>(c.tensor("weight"), c.tensor("bias"), g);
+  });
 }
 
 }  // namespace kfac

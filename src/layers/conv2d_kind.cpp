@@ -40,18 +40,27 @@ std::string conv_geometry(const ModuleConfig& c, int spatial, Conv2dGeometry& ge
   return "";
 }
 
-KindDefinition conv2d_definition() {
-  return {"Conv2d",
-          {"torch.nn.Conv2d"},
+KindDefinition conv_definition(
+    std::string name, int spatial,
+    std::function<std::shared_ptr<LayerKind>(const ModuleConfig&, const Conv2dGeometry&)> make) {
+  auto choose = [spatial, make = std::move(make)](const ModuleConfig& c) {
+    Conv2dGeometry g;
+    auto refusal = conv_geometry(c, spatial, g);
+    if (!refusal.empty()) return KindChoice::refuse(std::move(refusal));
+    return KindChoice::accept(make(c, g));
+  };
+  return {name,
+          {"torch.nn." + name},
           {"weight", "bias", "stride", "padding", "dilation", "groups", "padding_mode"},
-          [](const ModuleConfig& c) {
-            Conv2dGeometry g;
-            auto refusal = conv_geometry(c, 2, g);
-            if (!refusal.empty()) return KindChoice::refuse(std::move(refusal));
-            return KindChoice::accept(std::make_shared<Conv2dKind>(c.tensor("weight"), c.tensor("bias"), g));
-          },
-          "torch::nn::Conv2dImpl",
-          "kfac::nn::Conv2d"};
+          std::move(choose),
+          "torch::nn::" + name + "Impl",
+          "kfac::nn::" + name};
+}
+
+KindDefinition conv2d_definition() {
+  return conv_definition("Conv2d", 2, [](const ModuleConfig& c, const Conv2dGeometry& g) {
+    return std::make_shared<Conv2dKind>(c.tensor("weight"), c.tensor("bias"), g);
+  });
 }
 
 Conv2dKind::Conv2dKind(at::Tensor weight, at::Tensor bias, Conv2dGeometry geometry)

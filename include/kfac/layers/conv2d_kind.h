@@ -3,9 +3,11 @@
 #pragma once
 
 #include <array>
+#include <functional>
+#include <memory>
+#include <string>
 
-#include "kfac/layers/layer_kind.h"
-#include "kfac/layers/module_config.h"
+#include "kfac/layers/kind_definition.h"
 
 namespace kfac {
 
@@ -18,6 +20,11 @@ struct Conv2dGeometry {
 /// K-FAC has no block for it (groups other than 1, a padding mode other than 'zeros', a 'same' padding that pads
 /// one side more): the returned refusal, empty when `geometry` is set.
 std::string conv_geometry(const ModuleConfig& config, int spatial, Conv2dGeometry& geometry);
+
+/// The definition of a convolution kind over `spatial` dims: its geometry (conv_geometry) or the refusal, then `make`.
+KindDefinition conv_definition(
+    std::string name, int spatial,
+    std::function<std::shared_ptr<LayerKind>(const ModuleConfig&, const Conv2dGeometry&)> make);
 
 class Conv2dKind final : public LayerKind {
  public:
