@@ -14,8 +14,10 @@ import kronfac
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "options.md")
 TABLES = ["preconditioner", "optimizer", "qmodel", "muon", "shampoo", "soap"]
 HEADER = "| name | type | default | range | doc |\n|---|---|---|---|---|\n"
-# Ranges the tables do not spell out: the method is any registered name.
-RANGES = {"method": "a registered method: `kfac`, `ekfac`, `tkfac`, `tekfac`, or one added by `register_method`"}
+# Ranges the tables do not spell out: the method and the global stage are any registered name.
+RANGES = {"method": "a registered method: `kfac`, `ekfac`, `tkfac`, `tekfac`, or one added by `register_method`",
+          "global_stage": "a registered stage: `none`, `two-level`, `block-tridiagonal`, or one added by "
+                          "`register_global_stage`"}
 
 
 def cell(text):

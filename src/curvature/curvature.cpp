@@ -7,7 +7,7 @@
 #include "kfac/curvature/registry.h"
 #include "kfac/errors.h"
 #include "kfac/linalg/factor.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 

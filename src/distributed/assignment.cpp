@@ -1,4 +1,4 @@
-#include "kfac/distributed/assignment.h"
+#include "distributed/assignment.h"
 
 #include <algorithm>
 #include <cmath>

@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "kfac/distributed/assignment.h"
+#include "distributed/assignment.h"
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
 

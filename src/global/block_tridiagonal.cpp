@@ -1,4 +1,4 @@
-#include "kfac/global/block_tridiagonal.h"
+#include "global/block_tridiagonal.h"
 
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
@@ -6,10 +6,10 @@
 #include <array>
 #include <cmath>
 
-#include "kfac/curvature/kfac_curvature.h"
 #include "kfac/errors.h"
+#include "kfac/global/stage_registry.h"
 #include "kfac/linalg/factor.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 
@@ -60,11 +60,13 @@ void BlockTridiagonal::prepare(const std::vector<at::Tensor>& grads, const std::
     std::vector<std::array<std::pair<at::Tensor, at::Tensor>, 2>> damped(cross_a_.size() + 1);
     for (size_t i = 0; i <= cross_a_.size(); ++i) {
       if (!coupled(i) && !(i > 0 && coupled(i - 1))) continue;
-      const auto& c = dynamic_cast<const KfacCurvature&>(pre.curvature(i));
-      const double p = c.pi();
+      const auto& c = pre.curvature(i);
+      const auto f = c.factored_damping();
+      KFAC_CHECK(f, "block-tridiagonal K-FAC couples layers through K-FAC's factored damping, but layer '",
+                 c.layer_name(), "' has a ", c.method(), " block; use global_stage none, or leave it out of K-FAC");
       const auto what = "block-tridiagonal: " + c.layer_name();
-      damped[i][0] = damped_inverses(linalg::factor_dense(c.factor_a()), p * gamma, what + " (A)");
-      damped[i][1] = damped_inverses(linalg::factor_dense(c.factor_g()), gamma / p, what + " (G)");
+      damped[i][0] = damped_inverses(linalg::factor_dense(f->a), f->pi * gamma, what + " (A)");
+      damped[i][1] = damped_inverses(linalg::factor_dense(f->g), gamma / f->pi, what + " (G)");
     }
     for (size_t i = 0; i < cross_a_.size(); ++i) {
       if (!coupled(i)) continue;
@@ -162,6 +164,18 @@ void BlockTridiagonal::load(torch::serialize::InputArchive& archive) {
     archive.try_read("k_a_" + k, l.k_a), archive.try_read("k_g_" + k, l.k_g);
     archive.try_read("denominator_" + k, l.denominator);
   }
+}
+
+GlobalStageEntry block_tridiagonal_stage() {
+  GlobalStageEntry entry;
+  entry.make = [](const GlobalStageContext& c) -> std::unique_ptr<GlobalStage> {
+    KFAC_CHECK(c.method == "kfac" && c.damping_mode == DampingMode::Factored,
+               "block-tridiagonal K-FAC is built from K-FAC's factored damping: it needs method 'kfac' and "
+               "damping_mode 'factored', got method '",
+               c.method, "' and damping_mode '", to_string(c.damping_mode), "'");
+    return std::make_unique<BlockTridiagonal>();
+  };
+  return entry;
 }
 
 }  // namespace kfac

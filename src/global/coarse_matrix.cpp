@@ -1,4 +1,4 @@
-#include "kfac/global/coarse_matrix.h"
+#include "global/coarse_matrix.h"
 
 #include <ATen/ATen.h>
 

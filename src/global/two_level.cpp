@@ -1,4 +1,4 @@
-#include "kfac/global/two_level.h"
+#include "global/two_level.h"
 
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
@@ -8,8 +8,9 @@
 
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
+#include "kfac/global/stage_registry.h"
 #include "kfac/linalg/psd.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 
@@ -51,7 +52,26 @@ bool same_basis(const CoarseBasis& a, const CoarseBasis& b) {
 }
 }  // namespace
 
-TwoLevelCorrection::TwoLevelCorrection(const GlobalStageOptions& options) : options_(options) {}
+TwoLevelCorrection::TwoLevelCorrection(const TwoLevelOptions& options) : options_(options) {
+  KFAC_CHECK(!options.krylov() || options.coarse_space() == CoarseSpace::Nicolaides ||
+                 options.coarse_space() == CoarseSpace::Residual,
+             "krylov (Krylov enrichment) needs coarse_space nicolaides or residual, got '",
+             to_string(options.coarse_space()), "' (the spectral vector is an eigenvector, so M⁻¹r is parallel to r)");
+}
+
+GlobalStageEntry two_level_stage() {
+  GlobalStageEntry entry;
+  entry.make = [](const GlobalStageContext& c) -> std::unique_ptr<GlobalStage> {
+    return std::make_unique<TwoLevelCorrection>(c.options.get<TwoLevelOptions>());
+  };
+  entry.option_tables = {&TwoLevelOptions::table()};
+  entry.spellings = enum_choices<CoarseSpace>();
+  entry.apply_spelling = [](const std::string& spelling, OptionBlocks& blocks) {
+    auto options = blocks.get<TwoLevelOptions>();
+    blocks.set(options.coarse_space(parse_enum<CoarseSpace>(spelling)));
+  };
+  return entry;
+}
 
 std::string TwoLevelCorrection::name() const {
   return "two-level " + to_string(options_.coarse_space()) + (options_.krylov() ? "+krylov" : "") + " (" +

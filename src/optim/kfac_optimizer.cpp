@@ -7,7 +7,7 @@
 
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "kfac/errors.h"
-#include "kfac/util/text.h"
+#include "util/text.h"
 
 namespace kfac {
 

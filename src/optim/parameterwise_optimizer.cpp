@@ -7,8 +7,8 @@
 
 #include "kfac/errors.h"
 #include "kfac/linalg/factor.h"
-#include "kfac/util/serialize.h"
-#include "kfac/util/text.h"
+#include "util/serialize.h"
+#include "util/text.h"
 
 namespace kfac {
 

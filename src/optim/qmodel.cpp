@@ -8,7 +8,7 @@
 #include "kfac/fisher/curvature_products.h"
 #include "kfac/distributed/collectives.h"
 #include "kfac/errors.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 

@@ -1,7 +1,7 @@
-#include "kfac/preconditioner/background_refresh.h"
+#include "preconditioner/background_refresh.h"
 
 #include "kfac/curvature/registry.h"
-#include "kfac/preconditioner/refresh_executor.h"
+#include "preconditioner/refresh_executor.h"
 
 #include <torch/serialize/archive.h>
 
@@ -15,7 +15,7 @@
 #endif
 
 #include "kfac/errors.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 

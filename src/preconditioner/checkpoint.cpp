@@ -7,14 +7,18 @@
 #include <algorithm>
 #include <map>
 
-#include "kfac/preconditioner/background_refresh.h"
+#include "preconditioner/background_refresh.h"
+#include "preconditioner/fallback.h"
+#include "preconditioner/refresh_executor.h"
+#include "preconditioner/schedule.h"
+#include "preconditioner/statistics_pass.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
-#include "kfac/util/text.h"
+#include "util/text.h"
 #include "kfac/global/global_stage.h"
 #include "kfac/preconditioner/preconditioner.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 
@@ -58,12 +62,12 @@ void Preconditioner::save(torch::serialize::OutputArchive& archive) const {
     options.push_back(r.name + "\t" + format_value(*spec, r.value));
   }
   archive.write("options", c10::IValue(options));
-  schedule_.save(archive);
+  schedule_->save(archive);
   archive.write("damping", c10::IValue(damping_));
   for (size_t i = 0; i < layers_.size(); ++i) {
     torch::serialize::OutputArchive layer(archive.compilation_unit());
     layer.write("name", c10::IValue(layers_[i].name));
-    layer.write("consecutive_failures", c10::IValue(failures_.consecutive_failures(i)));
+    layer.write("consecutive_failures", c10::IValue(failures_->consecutive_failures(i)));
     curvatures_[i]->save(layer);
     archive.write("layer_" + std::to_string(i), layer);
   }
@@ -117,12 +121,12 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
     torch::serialize::InputArchive layer;
     archive.read("layer_" + std::to_string(index[layers_[i].name]), layer);
     layer.read("consecutive_failures", v);
-    failures_.set_consecutive_failures(i, v.toInt());
+    failures_->set_consecutive_failures(i, v.toInt());
     curvatures_[i]->load(layer);
-    failures_.set_decomposed(i, curvatures_[i]->ready());
+    failures_->set_decomposed(i, curvatures_[i]->ready());
   }
   factors_pending_ = false;
-  schedule_.load(archive);
+  schedule_->load(archive);
   damping_ = read_value(archive, "damping").toDouble();
   if (fallback_) fallback_->load(archive);
   std::vector<LayerStatistics> captured;
@@ -146,12 +150,12 @@ void Preconditioner::load(torch::serialize::InputArchive& archive) {
   if (global_) {
     torch::serialize::InputArchive stage;
     KFAC_CHECK(archive.try_read("global_stage", stage), "the checkpoint has no state for the global stage (",
-               options_.global_options().describe(),
+               global_->name(),
                "); it was written without one, so resume with the global "
                "stage it was written with");
     global_->load(stage);
   }
-  statistics_.clear();
+  statistics_->clear();
 }
 
 std::vector<std::string> Preconditioner::layer_names() const {
@@ -173,7 +177,7 @@ void Preconditioner::load_background_refresh(torch::serialize::InputArchive& arc
   for (auto& r : restored.take()) {
     if (!r.copy) continue;
     curvatures_[r.layer]->adopt_refresh_from(*r.copy);
-    failures_.set_decomposed(r.layer, true);
+    failures_->set_decomposed(r.layer, true);
   }
 }
 

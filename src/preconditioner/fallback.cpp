@@ -1,11 +1,11 @@
-#include "kfac/preconditioner/fallback.h"
+#include "preconditioner/fallback.h"
 
 #include <ATen/ATen.h>
 #include <torch/serialize/archive.h>
 
 #include <cmath>
 
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 

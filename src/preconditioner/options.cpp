@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "kfac/curvature/registry.h"
+#include "kfac/global/stage_registry.h"
 #include "kfac/errors.h"
 
 namespace kfac {
@@ -81,17 +82,24 @@ std::vector<MutableBlock> shared_blocks(PreconditionerOptions& o) {
           {&FallbackOptions::table(), &o.fallback_options()}};
 }
 
-std::vector<const OptionTableBase*> method_tables(const std::string& method, bool every_method) {
-  if (!every_method)
-    return is_registered_method(method) ? method_option_tables(method) : std::vector<const OptionTableBase*>{};
+// The own blocks of the method and the global stage in effect (or, with `every`, of every registered one), each once.
+std::vector<const OptionTableBase*> own_tables(const PreconditionerOptions& options, bool every) {
   std::vector<const OptionTableBase*> all;
-  for (const auto& m : registered_methods())
-    for (const auto* t : method_option_tables(m))
+  auto add = [&](const std::vector<const OptionTableBase*>& tables) {
+    for (const auto* t : tables)
       if (std::find(all.begin(), all.end(), t) == all.end()) all.push_back(t);
+  };
+  if (every) {
+    for (const auto& m : registered_methods()) add(method_option_tables(m));
+    for (const auto& s : registered_global_stages()) add(global_stage_option_tables(s));
+  } else {
+    if (is_registered_method(options.method())) add(method_option_tables(options.method()));
+    add(global_stage_option_tables(options.global_stage()));
+  }
   return all;
 }
 
-// A default block per method table, for reading options that were never set.
+// A default block per own table, for reading options that were never set.
 const void* default_block(const OptionTableBase& table) {
   static std::mutex mutex;
   static std::map<const OptionTableBase*, std::unique_ptr<AnyOptionBlock>> defaults;
@@ -111,8 +119,8 @@ std::vector<std::string> all_option_names() {
 std::vector<OptionBlockRef> option_blocks(const PreconditionerOptions& options, bool every_method) {
   std::vector<OptionBlockRef> out;
   for (const auto& b : shared_blocks(const_cast<PreconditionerOptions&>(options))) out.push_back({b.table, b.data});
-  for (const auto* t : method_tables(options.method(), every_method)) {
-    const auto* stored = options.method_blocks().find(t->name());
+  for (const auto* t : own_tables(options, every_method)) {
+    const auto* stored = options.own_blocks().find(t->name());
     out.push_back({t, stored ? stored->data() : default_block(*t)});
   }
   return out;
@@ -135,13 +143,13 @@ OptionValue get_option(const PreconditionerOptions& options, const std::string& 
 
 void set_option(PreconditionerOptions& options, const std::string& name, const OptionValue& value) {
   auto blocks = shared_blocks(options);
-  for (const auto* t : method_tables(options.method(), true)) blocks.push_back({t, nullptr});
+  for (const auto* t : own_tables(options, true)) blocks.push_back({t, nullptr});
   for (auto& b : blocks) {
     const size_t i = b.table->find(name);
     if (i == b.table->specs().size()) continue;
     const auto v = coerce_value(b.table->specs()[i], value);
     check_value(b.table->specs()[i], v);
-    void* data = b.data ? b.data : options.method_blocks().ensure(*b.table).data();
+    void* data = b.data ? b.data : options.own_blocks().ensure(*b.table).data();
     b.table->set(data, i, v);
     return;
   }
@@ -167,7 +175,7 @@ std::vector<std::string> option_differences(const std::vector<OptionRecord>& sav
   };
   for (const auto& s : saved) {
     auto it = std::find_if(current.begin(), current.end(), [&](const OptionRecord& r) { return r.name == s.name; });
-    if (it == current.end()) continue;  // another method's block: the method's own difference says it
+    if (it == current.end()) continue;  // another method's or stage's block: that option's own difference says it
     if (it->value != s.value)
       out.push_back(s.name + ": " + text(s.name, s.value) + " (saved) -> " + text(s.name, it->value) + " (now)");
   }
@@ -187,6 +195,7 @@ bool operator==(const PreconditionerOptions& a, const PreconditionerOptions& b) 
 
 void validate(const PreconditionerOptions& o) {
   check_registered_method(o.method());
+  check_registered_global_stage(o.global_stage());
   KFAC_CHECK(!o.factor_dtype() || *o.factor_dtype() == c10::kFloat || *o.factor_dtype() == c10::kDouble,
              "factor_dtype must be float32 or float64, got ", c10::toString(*o.factor_dtype()));
   for (const auto& b : option_blocks(o, /*every_method=*/true)) b.table->validate(b.data);  // set blocks too
@@ -199,16 +208,6 @@ void validate(const PreconditionerOptions& o) {
   KFAC_CHECK(!(o.damping_mode() == DampingMode::Eigen && o.inverse_method() == InverseMethod::Cholesky),
              "inverse_method 'cholesky' cannot be combined with damping_mode 'eigen' (exact Tikhonov needs the "
              "eigendecomposition); use damping_mode 'factored' or inverse_method 'eigen'");
-  const auto& g = o.global_options();
-  KFAC_CHECK(g.global_stage() != GlobalStageKind::TwoLevel || !g.krylov() ||
-                 g.coarse_space() == CoarseSpace::Nicolaides || g.coarse_space() == CoarseSpace::Residual,
-             "Krylov enrichment needs the nicolaides or residual coarse space, got '", to_string(g.coarse_space()),
-             "' (the spectral vector is an eigenvector, so M⁻¹r is parallel to r)");
-  KFAC_CHECK(g.global_stage() != GlobalStageKind::BlockTridiagonal ||
-                 (o.method() == "kfac" && o.damping_mode() == DampingMode::Factored),
-             "block-tridiagonal K-FAC is built from K-FAC's factored damping: it needs method 'kfac' and "
-             "damping_mode 'factored', got method '",
-             o.method(), "' and damping_mode '", to_string(o.damping_mode()), "'");
 }
 
 namespace presets {

@@ -17,9 +17,13 @@
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
 #include "kfac/nn/module_registry.h"
-#include "kfac/util/text.h"
-#include "kfac/global/global_stage.h"
-#include "kfac/util/serialize.h"
+#include "preconditioner/fallback.h"
+#include "preconditioner/refresh_executor.h"
+#include "preconditioner/schedule.h"
+#include "preconditioner/statistics_pass.h"
+#include "util/text.h"
+#include "kfac/global/stage_registry.h"
+#include "util/serialize.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
@@ -75,9 +79,9 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                                std::shared_ptr<Communicator> communicator)
     : layers_((validate(options), without_excluded(std::move(layers), options.exclude(), excluded_))),
       options_(std::move(options)),
-      schedule_(options_.schedule_options()),
-      statistics_(layers_, options_.fisher_options()),
-      failures_(layers_.size(), options_.max_consecutive_failures()),
+      schedule_(std::make_unique<Schedule>(options_.schedule_options())),
+      statistics_(std::make_unique<StatisticsPass>(layers_, options_.fisher_options())),
+      failures_(std::make_unique<FailurePolicy>(layers_.size(), options_.max_consecutive_failures())),
       damping_(options_.damping()) {
   registration_.excluded = excluded_;
   KFAC_CHECK(!layers_.empty(), excluded_.empty()
@@ -109,7 +113,7 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                              {layer.kind->dim_a(), layer.kind->dim_g()},
                              options_.damping_mode(),
                              options_.numerics_options(),
-                             options_.method_blocks().subset(method_option_tables(options_.method())),
+                             options_.own_blocks().subset(method_option_tables(options_.method())),
                              w.options().dtype(dtype),
                              options_.layer_options(),
                              options_.method(),
@@ -122,17 +126,18 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                                     form.empty() ? to_string(*layer.weight_sharing) : form, curvature.structure(),
                                     curvature.memory_bytes(), curvature.diagonal_by_size()});
   }
-  global_ = make_global_stage(options_.global_stage(), options_.global_options());
+  global_ = make_global_stage(options_.global_stage(),
+                              {options_.own_blocks(), options_.method(), options_.damping_mode()});
   for (const auto& layer : layers_)  // both form Fisher-vector products from the Kronecker statistics
     KFAC_CHECK(!(global_ || options_.retain_statistics()) || layer.kind->kronecker(),
-               global_ ? "the global stage (" + options_.global_options().describe() + ")" : "retain_statistics",
+               global_ ? "the global stage (" + global_->name() + ")" : "retain_statistics",
                " needs Kronecker blocks (Linear, Conv2d, ...), but layer '", layer.name, "' is a ",
                layer.kind->kind_name(), " block; use global_stage none, or leave that module out of K-FAC");
   std::vector<BlockShape> shapes;
   for (const auto& c : curvatures_) shapes.push_back(c->shape());
   placement_ = std::make_unique<Placement>(std::move(communicator), shapes, options_.grad_worker_fraction());
   KFAC_CHECK(!placement_->distributed() || !global_ || placement_->everyone_works(), "the global stage (",
-             options_.global_options().describe(),
+             global_->name(),
              ") applies the one-level solve to arbitrary vectors on every "
              "rank: it needs grad_worker_fraction 1, got ",
              options_.grad_worker_fraction());
@@ -148,31 +153,33 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
 
 Communicator& Preconditioner::communicator() const { return placement_->communicator(); }
 
-Preconditioner::~Preconditioner() { statistics_.clear(); }
+Preconditioner::~Preconditioner() { statistics_->clear(); }
 
-bool Preconditioner::is_statistics_step() const { return schedule_.is_statistics_step(); }
+int64_t Preconditioner::steps() const { return schedule_->step(); }
+
+bool Preconditioner::is_statistics_step() const { return schedule_->is_statistics_step(); }
 
 bool Preconditioner::update_statistics(const std::function<at::Tensor(const at::Tensor&)>& forward,
                                        const at::Tensor& inputs, LossKind loss, const at::Tensor& targets) {
   if (!is_statistics_step()) return false;
-  statistics_.run(forward, inputs, loss, targets, schedule_.step());
+  statistics_->run(forward, inputs, loss, targets, schedule_->step());
   return true;
 }
 
 bool Preconditioner::capture_forward() {
   if (!is_statistics_step()) return false;
-  statistics_.arm_forward();
+  statistics_->arm_forward();
   return true;
 }
 
 void Preconditioner::statistics_from_forward(const at::Tensor& output, LossKind loss, const at::Tensor& targets) {
-  if (is_statistics_step()) statistics_.from_forward(output, loss, targets, schedule_.step());
+  if (is_statistics_step()) statistics_->from_forward(output, loss, targets, schedule_->step());
 }
 
 bool Preconditioner::capture_backward(double grad_scale) {
   KFAC_CHECK(std::isfinite(grad_scale) && grad_scale > 0, "grad_scale must be finite and > 0, got ", grad_scale);
   if (!is_statistics_step()) return false;
-  statistics_.arm_backward(grad_scale);
+  statistics_->arm_backward(grad_scale);
   return true;
 }
 
@@ -204,8 +211,8 @@ void Preconditioner::update_factors(StepStats& stats) {
     dtypes.push_back(c->dtype());
     sample.push_back(c->takes_sampled_positions() && !every_position_needed);
   }
-  auto capture = statistics_.collect(dtypes, schedule_.step(), sample);
-  const auto step = std::to_string(schedule_.step());
+  auto capture = statistics_->collect(dtypes, schedule_->step(), sample);
+  const auto step = std::to_string(schedule_->step());
   if (capture.nonfinite_outputs) {
     placement_->all_agree(false);  // every rank agrees to skip
     stats.statistics_skipped = true;
@@ -232,7 +239,7 @@ void Preconditioner::update_factors(StepStats& stats) {
                              "pass; statistics not updated");
     return;
   }
-  const double decay = schedule_.next_decay();
+  const double decay = schedule_->next_decay();
   for (size_t i = 0; i < layers_.size(); ++i) curvatures_[i]->update(capture.batch[i], decay);
   if (global_ || options_.retain_statistics())
     captured_ = CapturedFisher(std::move(capture.batch),
@@ -263,7 +270,7 @@ void Preconditioner::synchronize_statistics() {
 
 void Preconditioner::refresh(StepStats& stats, bool scheduled, bool synchronous) {
   RefreshRequest request;
-  const auto& decomposed = failures_.decomposed();
+  const auto& decomposed = failures_->decomposed();
   for (size_t i = 0; i < layers_.size(); ++i)  // identical on every rank: counters and decomposed are
     if (curvatures_[i]->has_statistics() && (scheduled || !decomposed[i])) request.due.push_back(i);
   request.scheduled = scheduled;
@@ -273,7 +280,7 @@ void Preconditioner::refresh(StepStats& stats, bool scheduled, bool synchronous)
   request.decomposed = &decomposed;
   request.before_compute = [this] { synchronize_statistics(); };
   for (const auto& outcome : executor_->run(request)) {
-    const auto message = failures_.record(outcome, layers_[outcome.layer].name);
+    const auto message = failures_->record(outcome, layers_[outcome.layer].name);
     if (outcome.ok) {
       stats.refreshed = true;
     } else {
@@ -284,16 +291,16 @@ void Preconditioner::refresh(StepStats& stats, bool scheduled, bool synchronous)
 }
 
 StepStats Preconditioner::skip_nonfinite_gradients(StepStats stats) {
-  statistics_.clear();
+  statistics_->clear();
   stats.skipped = true;
-  stats.messages.push_back("step " + std::to_string(schedule_.step()) +
+  stats.messages.push_back("step " + std::to_string(schedule_->step()) +
                            ": non-finite gradient; step skipped, curvature state unchanged");
   return stats;
 }
 
 StepStats Preconditioner::step() {
   StepStats stats;
-  stats.step = schedule_.step();
+  stats.step = schedule_->step();
   stats.damping = damping_;
   const auto grads = gradient_matrices();
   std::vector<at::Tensor> grad_sums;
@@ -303,9 +310,9 @@ StepStats Preconditioner::step() {
   // no global stage) changes no curvature state before its directions are checked, so it reads the gradients'
   // finiteness together with them: one read per step. Any other step checks the gradients first, so that its
   // curvature update can be refused.
-  const auto& decomposed = failures_.decomposed();
-  const bool steady = !global_ && !schedule_.is_statistics_step() && !schedule_.is_refresh_step() &&
-                      !statistics_.captured() &&
+  const auto& decomposed = failures_->decomposed();
+  const bool steady = !global_ && !schedule_->is_statistics_step() && !schedule_->is_refresh_step() &&
+                      !statistics_->captured() &&
                       std::all_of(decomposed.begin(), decomposed.end(), [](bool d) { return d; });
   if (!steady && !std::isfinite(grads_sum.item<double>())) return skip_nonfinite_gradients(std::move(stats));
 
@@ -318,9 +325,9 @@ StepStats Preconditioner::step() {
   };
   update_factors(stats);
   stats.seconds_statistics = lap();
-  refresh(stats, schedule_.is_refresh_step());
+  refresh(stats, schedule_->is_refresh_step());
   stats.seconds_refresh = lap();
-  for (bool decomposed : failures_.decomposed()) stats.fallback_layers += decomposed ? 0 : 1;
+  for (bool decomposed : failures_->decomposed()) stats.fallback_layers += decomposed ? 0 : 1;
   auto directions = precondition_layers(grads);
   stats.seconds_precondition = lap();
   if (global_) {
@@ -340,7 +347,7 @@ StepStats Preconditioner::step() {
   const auto read = at::stack({grads_sum, at::stack(sums).sum(), at::stack(dots).sum()}).cpu();
   const double* values = read.data_ptr<double>();
   if (!std::isfinite(values[0])) return skip_nonfinite_gradients(std::move(stats));  // steady: nothing changed
-  schedule_.advance();  // the statistics and refresh of this step are kept either way
+  schedule_->advance();  // the statistics and refresh of this step are kept either way
   // A direction that overflowed (a damping too small for the factors, say) never reaches the gradients.
   if (!placement_->all_agree(std::isfinite(values[1]))) {
     stats.skipped = true;
@@ -395,7 +402,7 @@ std::vector<at::Tensor> Preconditioner::precondition_layers(const std::vector<at
 
 StepStats Preconditioner::refresh_all() {
   StepStats stats;
-  stats.step = schedule_.step();
+  stats.step = schedule_->step();
   stats.damping = damping_;
   refresh(stats, /*scheduled=*/true, /*synchronous=*/true);
   return stats;

@@ -1,5 +1,5 @@
 // The inline and owner-rank executors, the failure policy, and the choice among the executors.
-#include "kfac/preconditioner/refresh_executor.h"
+#include "preconditioner/refresh_executor.h"
 
 #include <map>
 

@@ -1,10 +1,10 @@
-#include "kfac/preconditioner/schedule.h"
+#include "preconditioner/schedule.h"
 
 #include <torch/serialize/archive.h>
 
 #include <algorithm>
 
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 namespace kfac {
 

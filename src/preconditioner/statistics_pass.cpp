@@ -1,4 +1,4 @@
-#include "kfac/preconditioner/statistics_pass.h"
+#include "preconditioner/statistics_pass.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "kfac/errors.h"
-#include "kfac/util/text.h"
+#include "util/text.h"
 
 namespace kfac {
 

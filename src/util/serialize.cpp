@@ -1,4 +1,4 @@
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 #include <torch/serialize/archive.h>
 

@@ -7,8 +7,8 @@
 #include <sstream>
 
 #include "kfac/fisher/dense_fisher.h"
-#include "kfac/global/block_tridiagonal.h"
-#include "kfac/global/two_level.h"
+#include "global/block_tridiagonal.h"
+#include "global/two_level.h"
 #include "kfac/kfac.h"
 #include "kfac/linalg/psd.h"
 #include "support/helpers.h"
@@ -67,13 +67,16 @@ struct Trained {
 
 PreconditionerOptions with_space(CoarseSpace space, CoarseCombine combine = CoarseCombine::Additive,
                                  bool krylov = false) {
-  return PreconditionerOptions().damping(1e-2).global_options(two_level(space).combine(combine).krylov(krylov));
+  return PreconditionerOptions()
+      .damping(1e-2)
+      .global_stage("two-level")
+      .with(two_level(space).combine(combine).krylov(krylov));
 }
 /// A global stage by its CLI name (a coarse space or block-tridiagonal).
 PreconditionerOptions with_stage(const std::string& name, CoarseCombine combine) {
-  GlobalStageOptions stage;
-  apply_global_stage_name(stage, name);
-  return PreconditionerOptions().damping(1e-2).global_options(stage.combine(combine));
+  auto options = PreconditionerOptions().damping(1e-2).with(TwoLevelOptions().combine(combine));
+  apply_global_stage_spelling(name, options.global_options().global_stage(), options.own_blocks());
+  return options;
 }
 
 struct SpaceCase {
@@ -113,7 +116,8 @@ TEST_P(CoarseSpaces, BasisIsOrthonormalAndExactCoarseMatrixIsR0FR0t) {
     torch::manual_seed(conv ? 11 : 12);
     const auto c = GetParam();
     Trained s(conv, with_space(c.space, CoarseCombine::Additive, c.krylov)
-                        .global_options(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Exact)));
+                        .global_stage("two-level")
+                        .with(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Exact)));
     const auto& basis = s.stage().basis();
     const size_t layers = s.p->layers().size();
     EXPECT_EQ(basis.size(), c.krylov ? 2 * layers : layers);
@@ -164,8 +168,9 @@ TEST_P(CoarseSpaces, KroneckerCoarseMatrixEqualsDenseCrossLayerKroneckerProducts
   for (bool conv : {false, true}) {
     torch::manual_seed(conv ? 13 : 14);
     const auto c = GetParam();
-    Trained s(conv, with_space(c.space).global_options(
-                        two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Kronecker)));
+    Trained s(conv, with_space(c.space)
+                        .global_stage("two-level")
+                        .with(two_level(c.space).krylov(c.krylov).coarse_matrix(CoarseMatrix::Kronecker)));
     const auto dense = dense_cross_kronecker(s);
     for (size_t i = 0; i < s.p->layers().size(); ++i)  // the diagonal blocks are K-FAC's own
       EXPECT_LT(max_abs_diff(dense.slice(0, s.fisher.offsets[i], s.fisher.offsets[i + 1])
@@ -183,8 +188,10 @@ TEST_P(CoarseSpaces, ResidualCombineWithExactCoarseSolveIsGalerkin) {
   for (auto combine : {CoarseCombine::Residual, CoarseCombine::Additive}) {
     torch::manual_seed(15);
     const auto c = GetParam();
-    Trained s(false, with_space(c.space).global_options(
-                         two_level(c.space).krylov(c.krylov).combine(combine).coarse_matrix(CoarseMatrix::Exact)));
+    Trained s(false,
+              with_space(c.space)
+                  .global_stage("two-level")
+                  .with(two_level(c.space).krylov(c.krylov).combine(combine).coarse_matrix(CoarseMatrix::Exact)));
     const auto g = s.random_matrices();
     const auto d = s.flat(s.p->precondition(g));
     const auto a = s.fisher.matrix + s.p->damping() * torch::eye(d.size(0), torch::kDouble);
@@ -201,11 +208,13 @@ TEST_P(CoarseSpaces, ZeroWeightGivesTheOneLevelDirectionForEveryCombination) {
        {CoarseCombine::Additive, CoarseCombine::Residual, CoarseCombine::Deflated, CoarseCombine::Balanced}) {
     torch::manual_seed(16);
     const auto c = GetParam();
-    Trained s(true, with_space(c.space).global_options(
-                        two_level(c.space).krylov(c.krylov).combine(combine).coarse_weight(0)));
+    Trained s(true, with_space(c.space)
+                        .global_stage("two-level")
+                        .with(two_level(c.space).krylov(c.krylov).combine(combine).coarse_weight(0)));
     const auto g = s.random_matrices();
     EXPECT_EQ(max_abs_diff(s.flat(s.p->precondition(g)), s.flat(s.p->precondition_layers(g))), 0.0);
-    Trained on(true, with_space(c.space).global_options(two_level(c.space).krylov(c.krylov).combine(combine)));
+    Trained on(
+        true, with_space(c.space).global_stage("two-level").with(two_level(c.space).krylov(c.krylov).combine(combine)));
     EXPECT_GT(max_abs_diff(on.flat(on.p->precondition(g)), on.flat(on.p->precondition_layers(g))), 1e-8)
         << "the correction must change the direction when ω = 1";
   }
@@ -255,7 +264,8 @@ TEST(TwoLevel, EmptyCoarseSpaceGivesTheOneLevelDirection) {
   Preconditioner p(*model, PreconditionerOptions()
                                .damping_mode(DampingMode::Eigen)
                                .fisher(FisherType::Exact)
-                               .global_options(two_level(CoarseSpace::Residual)));
+                               .global_stage("two-level")
+                               .with(two_level(CoarseSpace::Residual)));
   model->zero_grad();
   p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SquaredError, y);
   kfac::loss(model->forward(x), y, LossKind::SquaredError).backward();
@@ -327,17 +337,17 @@ TEST(TwoLevel, OptionErrorsNameTheProblem) {
   EXPECT_THROW(
       {
         try {
-          make(PreconditionerOptions().global_options(two_level(CoarseSpace::Spectral).krylov(true)));
+          make(PreconditionerOptions().global_stage("two-level").with(two_level(CoarseSpace::Spectral).krylov(true)));
         } catch (const c10::Error& e) {
-          EXPECT_THAT(e.what(), ::testing::HasSubstr("Krylov enrichment needs the nicolaides or residual"));
+          EXPECT_THAT(e.what(),
+                      ::testing::HasSubstr("krylov (Krylov enrichment) needs coarse_space nicolaides or residual"));
           throw;
         }
       },
       c10::Error);
-  EXPECT_THROW(make(PreconditionerOptions().method("ekfac").global_options(
-                   GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal))),
+  EXPECT_THROW(make(PreconditionerOptions().method("ekfac").global_stage("block-tridiagonal")), c10::Error);
+  EXPECT_THROW(make(PreconditionerOptions().global_stage("two-level").with(TwoLevelOptions().coarse_weight(-1))),
                c10::Error);
-  EXPECT_THROW(make(PreconditionerOptions().coarse_weight(-1)), c10::Error);
   EXPECT_THROW(parse_enum<CoarseSpace>("multigrid"), c10::Error);
 }
 
@@ -345,8 +355,7 @@ TEST(TwoLevel, OptionErrorsNameTheProblem) {
 // the diagonal and the cross-layer Kronecker factors on the first off-diagonals, and its inverse is block-tridiagonal.
 TEST(BlockTridiagonal, DefinesTheBlockTridiagonalApproximation) {
   torch::manual_seed(21);
-  Trained s(false, PreconditionerOptions().damping(1e-2).global_options(
-                       GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
+  Trained s(false, PreconditionerOptions().damping(1e-2).global_stage("block-tridiagonal"));
   const int64_t n = s.fisher.matrix.size(0);
   auto m = torch::zeros({n, n}, torch::kDouble);
   for (int64_t k = 0; k < n; ++k)
@@ -387,8 +396,7 @@ TEST(BlockTridiagonal, DefinesTheBlockTridiagonalApproximation) {
 
 TEST(BlockTridiagonal, ConvLayersFallBackToTheirOwnBlocks) {
   torch::manual_seed(22);
-  Trained s(true, PreconditionerOptions().damping(1e-2).global_options(
-                      GlobalStageOptions().global_stage(GlobalStageKind::BlockTridiagonal)));
+  Trained s(true, PreconditionerOptions().damping(1e-2).global_stage("block-tridiagonal"));
   const auto& stage = dynamic_cast<const BlockTridiagonal&>(*s.p->global_stage());
   EXPECT_FALSE(stage.coupled(0));  // conv → conv
   EXPECT_FALSE(stage.coupled(1));  // conv → linear

@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "kfac/kfac.h"
-#include "kfac/util/serialize.h"
+#include "util/serialize.h"
 
 #include <sstream>
 #include "support/helpers.h"

@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "kfac/kfac.h"
-#include "kfac/preconditioner/statistics_pass.h"
+#include "preconditioner/statistics_pass.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "kfac/curvature/registry.h"
-#include "kfac/global/global_stage_options.h"
+#include "kfac/global/stage_registry.h"
 
 namespace kfac::test {
 
@@ -17,7 +17,7 @@ inline std::vector<std::string> every_method() { return registered_methods(); }
 /// `method` followed by each global stage, as the tool spells it: "kfac+nicolaides", ..., "kfac+block-tridiagonal".
 inline std::vector<std::string> every_global_stage(const std::string& method = "kfac") {
   std::vector<std::string> out;
-  for (const auto& stage : global_stage_names())
+  for (const auto& stage : global_stage_spellings())
     if (stage != "none") out.push_back(method + "+" + stage);
   return out;
 }
@@ -41,9 +41,9 @@ inline PreconditionerOptions options_for_spec(const std::string& spec, Precondit
   const auto plus = spec.find('+');
   base.method(spec.substr(0, plus));
   if (plus != std::string::npos) {
-    auto stage = base.global_options();
-    apply_global_stage_name(stage, spec.substr(plus + 1));
-    base.global_options(stage);
+    auto stage = base.global_stage();
+    apply_global_stage_spelling(spec.substr(plus + 1), stage, base.own_blocks());
+    base.global_stage(stage);
   }
   return base;
 }

@@ -30,7 +30,8 @@ PreconditionerOptions unusual() {
                .eigenvalue_floor(1e-9)
                .max_consecutive_failures(5)
                .grad_worker_fraction(0.5)
-               .global_options(two_level(CoarseSpace::Residual).krylov(true).coarse_damping(0.3).coarse_period(4));
+               .global_stage("two-level");
+  o.with(two_level(CoarseSpace::Residual).krylov(true).coarse_damping(0.3).coarse_period(4));
   o.with(EigenCorrectedOptions().spectrum_period(6).reset_spectrum(false));
   o.with(TraceDampingOptions().trace_damping(TraceDamping::TraceRelative));
   return o;
@@ -52,7 +53,7 @@ TEST(OptionFlags, JsonReadsBackToTheSameOptions) {
   EXPECT_EQ(json["schedule"]["refresh_period"], 7);
   EXPECT_EQ(json["ekfac"]["spectrum_period"], 6);
   EXPECT_EQ(json["numerics"]["factor_dtype"], "float64");
-  EXPECT_TRUE(json["global_stage"]["coarse_matrix"].is_null());
+  EXPECT_TRUE(json["two_level"]["coarse_matrix"].is_null());
   PreconditionerOptions back;
   tool::apply_options_json(back, json);
   EXPECT_EQ(back, o);
@@ -81,7 +82,7 @@ TEST(OptionFlags, FlagsAndTheirEarlierSpellings) {
   EXPECT_EQ(o.damping_mode(), DampingMode::Eigen);
   EXPECT_EQ(o.inverse_method(), InverseMethod::Eigen);
   EXPECT_FALSE(o.get<EigenCorrectedOptions>().reset_spectrum());
-  EXPECT_EQ(o.global_stage(), GlobalStageKind::BlockTridiagonal);
+  EXPECT_EQ(o.global_stage(), "block-tridiagonal");
   EXPECT_FALSE(o.factor_dtype().has_value());
   EXPECT_EQ(o.get<EigenCorrectedOptions>().spectrum_period(), 2);
   EXPECT_TRUE(parse_flags({"--background-refresh"}).background_refresh());

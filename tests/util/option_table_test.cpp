@@ -46,14 +46,14 @@ TEST(OptionTable, TheDefaultIsThatOfADefaultConstructedBlock) {
 TEST(OptionTable, SetOptionReachesEveryBlockAndChecksTheRange) {
   PreconditionerOptions o;
   set_option(o, "refresh_period", int64_t{20});
-  set_option(o, "damping", std::string("0.01"));  // the text form
-  set_option(o, "spectrum_period", 3.0);          // an integral real for an integer
-  set_option(o, "coarse_space", std::string("residual"));
+  set_option(o, "damping", std::string("0.01"));           // the text form
+  set_option(o, "spectrum_period", 3.0);                   // an integral real for an integer
+  set_option(o, "coarse_space", std::string("residual"));  // a global stage's own block
   set_option(o, "factor_dtype", std::string("float64"));
   EXPECT_EQ(o.refresh_period(), 20);
   EXPECT_EQ(o.damping(), 0.01);
   EXPECT_EQ(o.get<EigenCorrectedOptions>().spectrum_period(), 3);
-  EXPECT_EQ(o.coarse_space(), CoarseSpace::Residual);
+  EXPECT_EQ(o.get<TwoLevelOptions>().coarse_space(), CoarseSpace::Residual);
   EXPECT_EQ(o.factor_dtype(), c10::optional<c10::ScalarType>(c10::kDouble));
   set_option(o, "factor_dtype", std::monostate{});
   EXPECT_FALSE(o.factor_dtype().has_value());
@@ -77,7 +77,7 @@ TEST(OptionTable, SetOptionReachesEveryBlockAndChecksTheRange) {
 TEST(EnumNames, OneFacilityForEveryEnum) {
   EXPECT_EQ(to_string(DampingMode::Eigen), "eigen");
   EXPECT_EQ(parse_enum<CoarseCombine>("balanced"), CoarseCombine::Balanced);
-  EXPECT_EQ(enum_choices<GlobalStageKind>(), (std::vector<std::string>{"none", "two-level", "block-tridiagonal"}));
+  EXPECT_EQ(enum_choices<CoarseMatrix>(), (std::vector<std::string>{"exact", "kronecker"}));
   EXPECT_THAT(error_of([] { parse_enum<FisherType>("sampeld"); }),
               HasSubstr("unknown Fisher type 'sampeld'; valid: sampled, empirical, exact; did you mean 'sampled'?"));
   EXPECT_EQ(closest_spelling("zzzzzz", {"kfac", "ekfac"}), "") << "nothing is close";

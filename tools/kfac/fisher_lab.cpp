@@ -76,13 +76,13 @@ FisherLabResult run_fisher_lab(const FisherLabConfig& cfg) {
   auto methods = cfg.methods;
   if (methods.empty()) {
     methods = registered_methods();
-    for (const auto& stage : global_stage_names())
+    for (const auto& stage : global_stage_spellings())
       if (stage != "none") methods.push_back("kfac+" + stage);
   }
   for (const auto& method : methods) {
     // Exact statistics; the second step fills the eigenvalue-corrected spectra from them.
     auto options = with_method(PreconditionerOptions(), method);
-    options.combine(parse_enum<CoarseCombine>(cfg.combine));
+    options.with(TwoLevelOptions(options.get<TwoLevelOptions>()).combine(parse_enum<CoarseCombine>(cfg.combine)));
     Preconditioner p(*model, options.damping(cfg.damping).fisher(FisherType::Exact).ema_decay(0).refresh_period(100));
     for (int k = 0; k < 2; ++k) {
       model->zero_grad();

@@ -21,13 +21,16 @@
 #include "fisher_lab.h"
 #include "flag_effects.h"
 #include "kfac/errors.h"
-#include "kfac/util/text.h"
+#include "util/text.h"
 #include "kfac/distributed/communicator.h"
 #include "kfac/runtime/setup.h"
 #include "runtime_report.h"
 #include "launch.h"
 #include "lr_schedule.h"
 #include "kfac/curvature/registry.h"
+#include "kfac/global/two_level_options.h"
+#include "kfac/optim/kfac_optimizer.h"
+#include "kfac/optim/qmodel.h"
 #include "kfac/preconditioner/options.h"
 #include "baselines.h"
 #include "data.h"
@@ -95,20 +98,17 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
       ->trigger_on_parse();
   t->add_option("--steps", cfg.steps, "Training steps")->check(whole_in(1, kMaxSteps));
   t->add_option("--batch-size", cfg.batch_size, "Minibatch size")->check(whole_in(1, kMaxBatch));
-  // Unset = the method's default: values, never sentinels, so a NaN is an error and not a default in disguise.
-  t->add_option_function<double>(
-       "--lr", [&cfg](double v) { cfg.lr = v; },
-       "Learning rate; default sgd 0.01 on the autoencoder, 0.05 otherwise; adam and adamw 1e-3; muon 0.03 "
-       "(vit 0.01, models outside the comparison 0.02); shampoo 3e-3 (vit and others 1e-3); soap 3e-3; K-FAC "
-       "methods 0.1 on the autoencoder, 0.05 otherwise")
-      ->check(real_in(0, kInf, /*low_open=*/true))
-      ->default_str("auto");
-  t->add_option_function<double>(
-       "--momentum", [&cfg](double v) { cfg.momentum = v; },
-       "Momentum; default sgd 0.9, muon 0.95, K-FAC methods 0.5 (Adam, Shampoo and SOAP: --beta1)")
-      ->check(real_in(0, 1, false, /*high_open=*/true))
-      ->default_str("auto");
-  t->add_option("--weight-decay", cfg.weight_decay, "L2 weight decay")->check(real_in(0, kInf));
+  // The step rule's flags come from KfacOptimizerOptions' table (name, range, doc). Unset = the method's default:
+  // values, never sentinels, so a NaN is an error and not a default in disguise.
+  const auto& step_rule = kfac::KfacOptimizerOptions::table();
+  kfac::tool::add_step_flag(t, step_rule, "lr", cfg.lr,
+                            "sgd 0.01 on the autoencoder, 0.05 otherwise; adam and adamw 1e-3; muon 0.03 (vit 0.01, "
+                            "models outside the comparison 0.02); shampoo 3e-3 (vit and others 1e-3); soap 3e-3; "
+                            "K-FAC methods 0.1 on the autoencoder, 0.05 otherwise");
+  kfac::tool::add_step_flag(t, step_rule, "momentum", cfg.momentum,
+                            "sgd 0.9, muon 0.95, K-FAC methods 0.5 (Adam, Shampoo and SOAP: --beta1)");
+  kfac::tool::add_step_flag(t, step_rule, "weight_decay", cfg.weight_decay,
+                            "for the other methods their own weight decay (AdamW's decoupled)");
   t->add_option("--lr-schedule", cfg.lr_schedule,
                 "Learning-rate schedule after the warm-up, for every method: constant, or cosine (a half cosine "
                 "from the rate to 0 at the last step)")
@@ -122,27 +122,17 @@ void add_training_flags(CLI::App* t, TrainConfig& cfg, RawFlags& raw, bool with_
        "(default 1e-3)")
       ->check(real_in(0, kInf, /*low_open=*/true))
       ->default_str("--lr");
-  t->add_option_function<double>(
-       "--kl-clip", [&cfg](double v) { cfg.kl_clip = v; },
-       "KL-clip bound of K-FAC "
-       "methods (0 disables); default 0.1 for the autoencoder, 0.01 otherwise")
-      ->check(real_in(0, kInf))
-      ->default_str("auto");
+  kfac::tool::add_step_flag(t, step_rule, "kl_clip", cfg.kl_clip,
+                            "K-FAC methods 0.1 on the autoencoder, 0.01 otherwise");
   kfac::tool::add_preconditioner_flags(t, cfg.preconditioner);
   kfac::tool::add_block_flags(t, kfac::tool::baseline_blocks(cfg), kfac::tool::set_by_the_tool_flags);
   t->add_option("--step-rule", cfg.step_rule,
                 "K-FAC methods: kl-clip (momentum + KL clipping) or qmodel (the "
                 "K-FAC paper's quadratic model with adaptive λ and γ)")
       ->check(CLI::IsMember({"kl-clip", "qmodel"}));
-  auto& q = cfg.qmodel;
-  t->add_option_function<double>(
-       "--initial-lambda", [&q](double v) { q.initial_lambda(v); }, "qmodel: initial Levenberg-Marquardt λ")
-      ->check(real_in(0, kInf, true))
-      ->default_str("150");
-  t->add_option_function<double>(
-       "--l2", [&q](double v) { q.l2(v); }, "qmodel: L2 coefficient η of the objective")
-      ->check(real_in(0, kInf))
-      ->default_str("1e-05");
+  kfac::tool::add_block_flags(t, {{&kfac::QModelOptions::table(), &cfg.qmodel}}, [](const kfac::OptionSpec&) {
+    return false;  // every field of the quadratic model (its momentum switch is --qmodel-momentum)
+  });
   t->add_flag("--batch-growth", cfg.batch_growth,
               "Grow the batch exponentially from --batch-size to the training set by step 500 (the paper)");
   t->add_option("--seed", cfg.seed, "Seed of initialization, batches and sampled targets")

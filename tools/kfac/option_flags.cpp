@@ -8,7 +8,8 @@
 #include <sstream>
 
 #include "cli_checks.h"
-#include "kfac/util/text.h"
+#include "kfac/global/stage_registry.h"
+#include "util/text.h"
 
 namespace kfac::tool {
 
@@ -96,14 +97,47 @@ void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options) {
   app->add_option_function<std::string>(
          "--two-level",
          [&options](const std::string& name) {
-           auto stage = options.global_options();
-           apply_global_stage_name(stage, name);
-           options.global_options(stage);
+           auto stage = options.global_stage();
+           apply_global_stage_spelling(name, stage, options.own_blocks());
+           options.global_stage(stage);
          },
          "Global stage after the per-layer one: none, a two-level coarse space (nicolaides, spectral, residual, "
          "tselepidis) or block-tridiagonal (K-FAC only); also as --method kfac+SPACE")
-      ->check(CLI::IsMember(global_stage_names()))
+      ->check(CLI::IsMember(global_stage_spellings()))
       ->default_str("none");
+}
+
+std::string block_flag(const OptionTableBase& table, const OptionSpec& spec) {
+  static const std::vector<std::string> step_rule_flags{"lr", "momentum", "kl_clip", "weight_decay"};
+  const bool taken = std::find(step_rule_flags.begin(), step_rule_flags.end(), spec.name) != step_rule_flags.end();
+  return "--" + (taken ? table.name() + "-" : "") + spec.cli_name();
+}
+
+namespace {
+const OptionSpec& spec_of(const OptionTableBase& table, const std::string& name) {
+  const auto field = table.find(name);
+  TORCH_INTERNAL_ASSERT(field < table.specs().size(), "no field '", name, "' in the ", table.name(), " table");
+  TORCH_INTERNAL_ASSERT(table.specs()[field].type == OptionType::Real, "a step-rule flag is a real: ", name);
+  return table.specs()[field];
+}
+}  // namespace
+
+void add_step_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, std::optional<double>& target,
+                   const std::string& defaults) {
+  const auto& spec = spec_of(table, name);
+  app->add_option_function<double>(
+         "--" + spec.cli_name(), [&target](double v) { target = v; }, spec.doc + "; default " + defaults)
+      ->check(bounds_check(spec))
+      ->default_str("auto");
+}
+
+void add_step_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, double& target,
+                   const std::string& note) {
+  const auto& spec = spec_of(table, name);
+  app->add_option_function<double>(
+         "--" + spec.cli_name(), [&target](double v) { target = v; }, spec.doc + "; " + note)
+      ->check(bounds_check(spec))
+      ->default_str(format_value(spec, spec.default_value));
 }
 
 void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTableBase*, void*>>& blocks,
@@ -122,30 +156,31 @@ void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTabl
         owners.push_back(block);
         defaults.push_back(block.first->name() + " " + format_value(spec, block.first->specs()[field].default_value));
       }
-      const auto set = [owners, spec](const OptionValue& value) {
+      const auto flag = block_flag(*table, spec);
+      const auto set = [owners, spec, flag](const OptionValue& value) {
         try {
           check_value(spec, value);
           for (const auto& [t, data] : owners) t->set(data, t->find(spec.name), value);
         } catch (const c10::Error& e) {
-          throw CLI::ValidationError("--" + spec.cli_name(), e.what_without_backtrace());
+          throw CLI::ValidationError(flag, e.what_without_backtrace());
         }
       };
       const auto help = spec.doc + " (default: " + join(defaults) + ")";
       if (spec.type == OptionType::Flag) {
         app->add_flag_callback(
-            "--" + spec.cli_name(), [set] { set(true); }, help);
+            flag, [set] { set(true); }, help);
         app->add_flag_callback(
-            "--no-" + spec.cli_name(), [set] { set(false); }, "Turn off --" + spec.cli_name());
+            "--no-" + flag.substr(2), [set] { set(false); }, "Turn off " + flag);
         continue;
       }
       auto* o = app->add_option_function<std::string>(
-          "--" + spec.cli_name(),
-          [set, spec](const std::string& text) {
+          flag,
+          [set, spec, flag](const std::string& text) {
             OptionValue value;
             try {
               value = parse_value(spec, text);
             } catch (const c10::Error& e) {
-              throw CLI::ValidationError("--" + spec.cli_name(), e.what_without_backtrace());
+              throw CLI::ValidationError(flag, e.what_without_backtrace());
             }
             set(value);
           },

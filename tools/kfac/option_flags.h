@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 
 #include "kfac/preconditioner/options.h"
@@ -27,6 +28,19 @@ void add_preconditioner_flags(CLI::App* app, PreconditionerOptions& options);
 /// giving it sets the field in every block that has one. Fields for which `skip` is true get no flag.
 void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTableBase*, void*>>& blocks,
                      bool (*skip)(const OptionSpec&));
+
+/// The flag of a block field: --NAME, or --BLOCK-NAME where NAME is one of the tool's own step-rule flags (the
+/// quadratic model's switch `momentum` is --qmodel-momentum, as --momentum is the methods' momentum rate).
+std::string block_flag(const OptionTableBase& table, const OptionSpec& spec);
+
+/// A step-rule flag for the field `name` of `table` (KfacOptimizerOptions: lr, momentum, kl_clip, weight_decay) whose
+/// default the tool picks per method or model: its name, range and doc come from the table, `defaults` says how the
+/// default is picked ("auto" in the help).
+void add_step_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, std::optional<double>& target,
+                   const std::string& defaults);
+/// The same with the table's default; `note` is added to the table's doc (how other methods read the flag).
+void add_step_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, double& target,
+                   const std::string& note);
 
 /// An option value as JSON (null, bool, number or string).
 nlohmann::json option_json(const OptionValue& value);

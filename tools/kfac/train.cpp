@@ -26,7 +26,7 @@
 #include "kfac/distributed/collectives.h"
 #include "kfac/kfac.h"
 #include "kfac/util/enum_names.h"
-#include "kfac/util/text.h"
+#include "util/text.h"
 #include "lr_schedule.h"
 #include "models.h"
 #include "progress.h"
@@ -51,15 +51,15 @@ PreconditionerOptions with_method(PreconditionerOptions options, const std::stri
                close.empty() ? "" : "; did you mean '" + close + "'?");
   }
   options.method(parts[0]);
-  auto stage = options.global_options();
-  if (parts.size() > 1) apply_global_stage_name(stage, parts[1]);
+  auto stage = options.global_stage();
+  if (parts.size() > 1) apply_global_stage_spelling(parts[1], stage, options.own_blocks());
   for (size_t i = 2; i < parts.size(); ++i) {
     KFAC_CHECK(parts[i] == "krylov", "method spec '", spec, "': unknown part '", parts[i],
                "'; the form is METHOD, "
                "METHOD+SPACE or METHOD+SPACE+krylov");
-    stage.krylov(true);
+    options.with(TwoLevelOptions(options.get<TwoLevelOptions>()).krylov(true));
   }
-  return options.global_options(stage);
+  return options.global_stage(stage);
 }
 
 double default_lr(const std::string& method, const std::string& model) { return model == "autoencoder" ? 0.1 : 0.05; }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/Optional.h>
 
 #include <array>
 #include <memory>
@@ -76,6 +77,15 @@ class Curvature {
   /// refresh (so the vector changes with the decompositions, not at every statistics update).
   virtual at::Tensor lowest_mode() const;
 
+  /// The block as K-FAC's factored damping forms it, (A + π√λ I) ⊗ (G + √λ/π I): the running factors and π;
+  /// nullopt for a block of another form. What a stage coupling layers through their damped factors reads
+  /// (block-tridiagonal K-FAC).
+  struct FactoredDamping {
+    at::Tensor a, g;
+    double pi = 1;
+  };
+  virtual c10::optional<FactoredDamping> factored_damping() const { return c10::nullopt; }
+
   /// ≈ (F + λI)⁻¹ vec(V) as a [d_G, d_A] matrix. Before the first successful refresh: V / λ (reported by the
   /// preconditioner as a fallback). Throws if no statistics were ever seen.
   at::Tensor precondition(const at::Tensor& grad_matrix, double damping) const;
@@ -104,7 +114,7 @@ class Curvature {
   /// Marks a decomposition received from the owner rank as usable.
   void adopt_refresh() { mark_ready(); }
 
-  // Background refresh (kfac/preconditioner/background_refresh.h): a copy is refreshed off the critical path, then adopted.
+  // Background refresh (src/preconditioner/background_refresh.h): a copy is refreshed off the critical path, then adopted.
   /// The context this curvature was built with.
   const CurvatureContext& context() const { return context_; }
   /// A fresh curvature of the same type and context (no state). The default: make_curvature(context().method, ...).

@@ -42,6 +42,8 @@ class EigenCorrected : public Base {
         options_(this->context_.method_options.template get<EigenCorrectedOptions>()) {}
 
   std::string method() const override { return name_; }
+  /// Its block is damped in the eigenbasis, not in factored form.
+  c10::optional<Curvature::FactoredDamping> factored_damping() const override { return c10::nullopt; }
   /// Every position, whatever the base: the spectrum squares per-example sums over positions, which a sample of
   /// them would bias (docs/design.md §5).
   bool takes_sampled_positions() const override { return false; }

@@ -35,6 +35,11 @@ class KfacCurvature : public KroneckerCurvature {
   bool diagonal_by_size() const override { return a_.dim() == 1 || g_.dim() == 1; }
   /// π of the factored damping, 1 when a trace is zero or not finite.
   double pi() const;
+  /// {A, G, π} with damping_mode factored; nullopt with eigen damping (its inverse is not of that form).
+  c10::optional<FactoredDamping> factored_damping() const override {
+    if (context_.damping_mode != DampingMode::Factored) return c10::nullopt;
+    return FactoredDamping{a_, g_, pi()};
+  }
 
  protected:
   at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;

@@ -8,7 +8,8 @@
 //                                `fine` are this step's one-level directions M⁻¹g
 //   apply(grads, fine, pre)      the final directions; pure, so the stage is a fixed linear map between prepares
 //
-// Implementations: TwoLevelCorrection (kfac/global/two_level.h), BlockTridiagonal (kfac/global/block_tridiagonal.h).
+// Stages are registered by name (kfac/global/stage_registry.h): "two-level" (src/global/two_level.h) and
+// "block-tridiagonal" (src/global/block_tridiagonal.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,7 +21,6 @@
 #include "kfac/curvature/curvature.h"
 #include "kfac/distributed/communicator.h"
 #include "kfac/fisher/fisher_products.h"
-#include "kfac/global/global_stage_options.h"
 #include "kfac/util/archive_fwd.h"
 
 namespace kfac {
@@ -62,8 +62,5 @@ class GlobalStage {
   virtual void save(torch::serialize::OutputArchive& archive) const = 0;
   virtual void load(torch::serialize::InputArchive& archive) = 0;
 };
-
-/// The stage `kind` (two-level or block-tridiagonal) with its options; nullptr for GlobalStageKind::None.
-std::unique_ptr<GlobalStage> make_global_stage(GlobalStageKind kind, const GlobalStageOptions& options);
 
 }  // namespace kfac

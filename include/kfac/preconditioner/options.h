@@ -6,14 +6,17 @@
 //   damping       λ and how it enters the inverse
 //   numerics      factor dtype, inversion, eigenvalue floor, failure policy
 //   distributed   how the work is shared among ranks
-//   global_stage  what follows the per-layer preconditioning (kfac/global/global_stage_options.h)
-//   method blocks the options of one curvature method, declared in its own header (EigenCorrectedOptions, ...)
+//   global_stage  what follows the per-layer preconditioning, by registered name (kfac/global/stage_registry.h)
+//   own blocks    the options of one curvature method or global stage, declared in its own header
+//                 (EigenCorrectedOptions, TwoLevelOptions, ...) and set with with()
 //
-// A curvature method receives only the damping and numerics blocks and its own (CurvatureContext). The fields are
+// A curvature method receives only the damping and numerics blocks and its own (CurvatureContext); a global stage
+// its own (GlobalStageContext). The fields are
 // also reachable flat, with fluent setters, and validated once when a Preconditioner is built:
 //
 //   auto opts = kfac::PreconditionerOptions().damping(1e-3).refresh_period(20).fisher(kfac::FisherType::Sampled)
 //                   .with(kfac::EigenCorrectedOptions().spectrum_period(5));
+//   auto two = kfac::PreconditionerOptions().global_stage("two-level").with(kfac::two_level(kfac::CoarseSpace::Residual));
 //
 // Presets reproduce published setups.
 #pragma once
@@ -48,7 +51,7 @@ struct DistributedOptions {
   TORCH_ARG(double, grad_worker_fraction) = 1.0;
 };
 
-/// What the parameters that no layer kind covers get (kfac/preconditioner/fallback.h).
+/// What the parameters that no layer kind covers get (src/preconditioner/fallback.h).
 enum class FallbackKind {
   /// Their raw gradient.
   Identity,
@@ -96,19 +99,20 @@ struct PreconditionerOptions {
   TORCH_ARG(FallbackOptions, fallback_options);
 
  public:
-  /// Sets a method-specific block (EigenCorrectedOptions, TraceDampingOptions, a user method's own).
+  /// Sets the block of a method or a global stage (EigenCorrectedOptions, TraceDampingOptions, TwoLevelOptions, a
+  /// user method's own).
   template <class B>
   PreconditionerOptions& with(B block) {
-    method_blocks_.set(std::move(block));
+    own_blocks_.set(std::move(block));
     return *this;
   }
-  /// A method-specific block as set, or its defaults.
+  /// A method's or stage's block as set, or its defaults.
   template <class B>
   const B& get() const {
-    return method_blocks_.get<B>();
+    return own_blocks_.get<B>();
   }
-  const OptionBlocks& method_blocks() const { return method_blocks_; }
-  OptionBlocks& method_blocks() { return method_blocks_; }
+  const OptionBlocks& own_blocks() const { return own_blocks_; }
+  OptionBlocks& own_blocks() { return own_blocks_; }
 
   // The shared blocks' fields, flat. Meaning, range and default: each block's table (src/preconditioner/options.cpp;
   // listed in docs/options.md and `kfac train --help`).
@@ -134,22 +138,14 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(numerics_options, int64_t, eigenbasis_iterations)
   KFAC_FLAT_OPTION(numerics_options, int64_t, max_consecutive_failures)
   KFAC_FLAT_OPTION(distributed_options, double, grad_worker_fraction)
-  KFAC_FLAT_OPTION(global_options, GlobalStageKind, global_stage)
-  KFAC_FLAT_OPTION(global_options, CoarseSpace, coarse_space)
-  KFAC_FLAT_OPTION(global_options, c10::optional<CoarseMatrix>, coarse_matrix)
-  KFAC_FLAT_OPTION(global_options, CoarseCombine, combine)
-  KFAC_FLAT_OPTION(global_options, bool, krylov)
-  KFAC_FLAT_OPTION(global_options, double, coarse_weight)
-  KFAC_FLAT_OPTION(global_options, c10::optional<double>, coarse_damping)
-  KFAC_FLAT_OPTION(global_options, int64_t, coarse_period)
-  KFAC_FLAT_OPTION(global_options, double, coarse_ema_decay)
+  KFAC_FLAT_OPTION(global_options, std::string, global_stage)
   KFAC_FLAT_OPTION(fallback_options, FallbackKind, fallback)
   KFAC_FLAT_OPTION(fallback_options, double, fallback_beta2)
   KFAC_FLAT_OPTION(fallback_options, double, fallback_epsilon)
   KFAC_FLAT_OPTION(fallback_options, double, fallback_scale)
 
  private:
-  OptionBlocks method_blocks_;
+  OptionBlocks own_blocks_;
 };
 #undef KFAC_FLAT_OPTION
 
@@ -157,10 +153,10 @@ struct PreconditionerOptions {
 void validate(const PreconditionerOptions& options);
 
 // Generic access through the tables: what the CLI, config files, JSON, checkpoints and Python use.
-/// The blocks in effect: the root, the shared blocks, then the blocks of options.method() (or, with
-/// `every_method`, of every registered method, each once).
+/// The blocks in effect: the root, the shared blocks, then the blocks of options.method() and of
+/// options.global_stage() (or, with `every_method`, of every registered method and stage, each once).
 std::vector<OptionBlockRef> option_blocks(const PreconditionerOptions& options, bool every_method = false);
-/// Every option's spec, in block order (every registered method's blocks included).
+/// Every option's spec, in block order (every registered method's and stage's blocks included).
 std::vector<OptionSpec> option_specs();
 /// The option called `name` (any block). Unknown names throw naming the closest valid one.
 OptionValue get_option(const PreconditionerOptions& options, const std::string& name);

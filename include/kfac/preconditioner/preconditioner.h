@@ -12,10 +12,11 @@
 //     if (!s.skipped) opt.step();
 //   }
 //
-// It is assembled from parts, each in its own header and each checkpointing its own state: the Schedule (which steps
-// update statistics and refresh), the StatisticsPass (the capture protocols and the targets' generator), the
-// curvature of each layer (kfac/curvature/), a RefreshExecutor (inline, background or owner rank) with its
-// FailurePolicy, the Placement of work among ranks and the optional GlobalStage. step() is the script that runs them.
+// It is assembled from parts, each checkpointing its own state: the Schedule (which steps update statistics and
+// refresh), the StatisticsPass (the capture protocols and the targets' generator), the curvature of each layer
+// (kfac/curvature/), a RefreshExecutor (inline, background or owner rank) with its FailurePolicy, the Placement of
+// work among ranks and the optional GlobalStage. step() is the script that runs them; the parts that are not API
+// are private headers in src/preconditioner/.
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -26,19 +27,15 @@
 #include <string>
 #include <vector>
 
-#include "kfac/util/archive_fwd.h"
 #include "kfac/curvature/curvature.h"
 #include "kfac/distributed/communicator.h"
 #include "kfac/fisher/fisher_products.h"
-#include "kfac/layers/layer.h"
 #include "kfac/fisher/likelihood.h"
 #include "kfac/global/global_stage.h"
-#include "kfac/preconditioner/fallback.h"
+#include "kfac/layers/layer.h"
 #include "kfac/preconditioner/options.h"
-#include "kfac/preconditioner/refresh_executor.h"
 #include "kfac/preconditioner/registration.h"
-#include "kfac/preconditioner/schedule.h"
-#include "kfac/preconditioner/statistics_pass.h"
+#include "kfac/util/archive_fwd.h"
 
 namespace torch::nn {
 class Module;
@@ -47,6 +44,12 @@ namespace kfac {
 
 class GlobalStage;
 class Placement;
+// The parts behind the preconditioner (private headers in src/preconditioner/).
+class Schedule;
+class StatisticsPass;
+class RefreshExecutor;
+class FailurePolicy;
+class Fallback;
 
 /// What one step did. Returned by Preconditioner::step and KfacOptimizer::step.
 struct StepStats {
@@ -139,7 +142,7 @@ class Preconditioner : public StageView {
 
   double damping() const override { return damping_; }
   void set_damping(double damping);
-  int64_t steps() const override { return schedule_.step(); }
+  int64_t steps() const override;
   const PreconditionerOptions& options() const { return options_; }
   const std::vector<Layer>& layers() const { return layers_; }
   const Curvature& curvature(size_t layer) const override { return *curvatures_.at(layer); }
@@ -179,10 +182,10 @@ class Preconditioner : public StageView {
   std::vector<std::unique_ptr<Curvature>> curvatures_;
   std::unique_ptr<GlobalStage> global_;
   std::unique_ptr<Placement> placement_;
-  Schedule schedule_;
-  StatisticsPass statistics_;
+  std::unique_ptr<Schedule> schedule_;
+  std::unique_ptr<StatisticsPass> statistics_;
   std::unique_ptr<RefreshExecutor> executor_;
-  FailurePolicy failures_;
+  std::unique_ptr<FailurePolicy> failures_;
   bool factors_pending_ = false;  // distributed: local factor updates not yet averaged over ranks
   CapturedFisher captured_;
   Registration registration_;

@@ -1,5 +1,5 @@
 // What a preconditioner registered from a model, and what it did with the rest: every parameter of the model is
-// either in a layer-kind block or in the fallback (kfac/preconditioner/fallback.h), and the report says which.
+// either in a layer-kind block or in the fallback (src/preconditioner/fallback.h), and the report says which.
 //
 //   registered 5 blocks: 4 Linear (expand), 1 Conv2d (expand); diagonal above factor_full_max_dim: 'fc1' (A 9217
 //   diagonal x G 128); fallback (identity) for 2 parameters: pos_embedding, attn.in_proj_weight (use

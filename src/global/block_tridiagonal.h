@@ -23,7 +23,6 @@ namespace kfac {
 
 class BlockTridiagonal final : public GlobalStage {
  public:
-  explicit BlockTridiagonal(const GlobalStageOptions& options) : options_(options) {}
   std::string name() const override { return "block-tridiagonal K-FAC"; }
   void update(const CapturedFisher& fisher, double decay) override;
   void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const StageView& pre,
@@ -46,7 +45,6 @@ class BlockTridiagonal final : public GlobalStage {
     at::Tensor denominator;   // 1 − s_G s_Aᵀ, [d_G, d_A]
   };
 
-  GlobalStageOptions options_;
   std::vector<at::Tensor> cross_a_, cross_g_;  // Ā_{i,i+1}, G_{i,i+1} (undefined: not coupled)
   std::vector<Link> links_;
   int64_t updates_ = 0;

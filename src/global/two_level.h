@@ -10,22 +10,24 @@
 //   residual                 r_i = M_i⁻¹ ρ_i with ρ = g − (F + λI) M⁻¹g, exact F from the statistics batch
 //   krylov (enrichment)      adds M_i⁻¹ r_i to each layer
 // Coarse operator: Q = R₀ᵀ (F_c + λ_c I)⁻¹ R₀ with F_c ≈ R₀ F R₀ᵀ exact or Kronecker-approximated
-// (kfac/global/coarse_matrix.h), an EMA over statistics batches while the basis is unchanged (reset when it changes),
-// inverted by a guarded Cholesky in float64. Combination: CoarseCombine (kfac/global/global_stage_options.h).
+// (src/global/coarse_matrix.h), an EMA over statistics batches while the basis is unchanged (reset when it changes),
+// inverted by a guarded Cholesky in float64. Combination: CoarseCombine (kfac/global/two_level_options.h).
 //
 // Schedule: every `coarse_period` steps the basis is rebuilt and, if the basis changed or a statistics step arrived since,
 // the coarse matrix is updated and inverted; between those steps the correction is a fixed linear map. A failed
 // inversion keeps the previous inverse if the basis is unchanged, otherwise the step is one-level; both are reported.
 #pragma once
 
-#include "kfac/global/coarse_matrix.h"
+#include "global/coarse_matrix.h"
 #include "kfac/global/global_stage.h"
+#include "kfac/global/two_level_options.h"
 
 namespace kfac {
 
 class TwoLevelCorrection final : public GlobalStage {
  public:
-  explicit TwoLevelCorrection(const GlobalStageOptions& options);
+  /// Throws c10::Error for an invalid combination (Krylov enrichment of the spectral or tselepidis space).
+  explicit TwoLevelCorrection(const TwoLevelOptions& options);
   std::string name() const override;
   void update(const CapturedFisher& fisher, double decay) override { fresh_ = true; }
   void prepare(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine, const StageView& pre,
@@ -44,7 +46,7 @@ class TwoLevelCorrection final : public GlobalStage {
   CoarseBasis build_basis(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& fine,
                           const StageView& pre) const;
 
-  GlobalStageOptions options_;
+  TwoLevelOptions options_;
   CoarseBasis basis_;
   at::Tensor coarse_, inverse_;
   int64_t ema_updates_ = 0;

@@ -3,7 +3,7 @@
 //   InlineRefresh        every due layer refreshed now, in this thread (one process)
 //   OwnerRankRefresh     each due layer refreshed by its owner rank and broadcast (kfac/distributed/placement.h)
 //   BackgroundRefresher  layers decomposed before are refreshed on a worker thread and adopted at the next scheduled
-//                        refresh; first decompositions are computed now (kfac/preconditioner/background_refresh.h)
+//                        refresh; first decompositions are computed now (src/preconditioner/background_refresh.h)
 //
 // make_refresh_executor picks one from the options and the placement. Each returns one RefreshOutcome per layer
 // refreshed or adopted; the FailurePolicy books them (max_consecutive_failures) and knows which layers have a
