@@ -67,6 +67,8 @@ void bind_preconditioner(py::module_& m) {
       .def_readonly("skipped", &SS::skipped, "non-finite gradients: nothing was preconditioned or applied")
       .def_readonly("refresh_failures", &SS::refresh_failures, "layers whose refresh failed this step")
       .def_readonly("fallback_layers", &SS::fallback_layers, "layers preconditioned as gradient / lambda")
+      .def_readonly("frozen_layers", &SS::frozen_layers,
+                    "layers frozen after construction (no parameter requires grad), skipped until unfrozen")
       .def_readonly("grad_dot_direction", &SS::grad_dot_direction, "sum over layers of <v, g>")
       .def_readonly("clip_factor", &SS::clip_factor, "scale applied by the step rule (KL clip)")
       .def_readonly("messages", &SS::messages, "reports of anything unusual")

@@ -370,15 +370,3 @@ def test_configure_runtime_reports_what_it_set():
         assert "Freed memory:    kept for reuse" in report
 
 
-def test_a_layer_frozen_after_construction_is_named_in_python_terms():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
-    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="softmax-cross-entropy")
-    for p in model[0].parameters():
-        p.requires_grad_(False)
-    with pytest.raises(RuntimeError) as e:
-        torch.nn.functional.cross_entropy(model(torch.randn(8, 4)), torch.randint(0, 3, (8,))).backward()
-        opt.step()
-    message = str(e.value)
-    assert "layer '0'" in message and "torch.no_grad()" in message and "requires_grad False" in message
-    assert "exclude" in message

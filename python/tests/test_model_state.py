@@ -15,8 +15,8 @@ def bn_dropout_model():
                                torch.nn.Dropout(0.5), torch.nn.Linear(8, 3))
 
 
-def batch():
-    g = torch.Generator().manual_seed(3)
+def batch(seed=3):
+    g = torch.Generator().manual_seed(seed)
     return torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
 
 
@@ -163,16 +163,53 @@ def test_a_model_moved_to_another_dtype_after_construction_trains_on():
         assert all(p.dtype == dtype and torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_a_layer_frozen_after_construction_is_named_with_the_remedy():
+def test_a_layer_frozen_after_construction_is_skipped_then_resumed_and_reported():
+    # Fine-tuning: freeze the head after building the optimizer. The frozen layer is neither tapped nor
+    # preconditioned and keeps .grad None; the others train exactly as if it had been frozen before construction
+    # (one-level blocks are independent); unfreezing resumes it. Each change is reported once.
+    def run(freeze_first):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+        if freeze_first:
+            model[2].requires_grad_(False)
+        opt = kronfac.KFACOptimizer(model, lr=0.1, loss="cross_entropy", refresh_period=1)
+        model[2].requires_grad_(False)
+        head = model[2].weight.detach().clone()
+        stats = []
+        for step in range(3):
+            x, y = batch(seed=step)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            stats.append(opt.last_stats)
+        assert torch.equal(model[2].weight, head) and model[2].weight.grad is None
+        return model, opt, stats
+
+    before, _, _ = run(freeze_first=True)
+    after, opt, stats = run(freeze_first=False)
+    assert torch.allclose(after[0].weight, before[0].weight, rtol=1e-6, atol=1e-7)
+    assert [s.frozen_layers for s in stats] == [1, 1, 1]
+    notes = [m for s in stats for m in s.messages if "frozen" in m]
+    assert notes == ["layer '2' is frozen (no parameter requires grad): it is skipped, neither tapped nor "
+                     "preconditioned, until it is unfrozen"]
+    after[2].requires_grad_(True)  # unfreeze: trained again
+    head = after[2].weight.detach().clone()
+    x, y = batch(seed=9)
+    opt.zero_grad(set_to_none=True)
+    F.cross_entropy(after(x), y).backward()
+    opt.step()
+    assert opt.last_stats.frozen_layers == 0 and not torch.equal(after[2].weight, head)
+    assert any("layer '2' is unfrozen" in m for m in opt.last_stats.messages)
+
+
+def test_a_layer_frozen_after_construction_under_a_global_stage_is_refused_with_the_remedy():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="cross_entropy")
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="cross_entropy", global_stage="two-level")
+    model[2].requires_grad_(False)
     x, y = batch()
-    for p in model[2].parameters():
-        p.requires_grad_(False)
-    opt.zero_grad(set_to_none=True)  # torch 2.x's default: the frozen layer's .grad is None
     F.cross_entropy(model(x), y).backward()
-    with pytest.raises(RuntimeError, match="layer '2' has no gradient because its parameters were frozen"):
+    with pytest.raises(RuntimeError, match="couples every layer, so a layer cannot be frozen after the optimizer"):
         opt.step()
 
 

@@ -35,7 +35,7 @@ void Slot::set_grad_outputs(std::vector<at::Tensor> grad_outputs) {
 }
 
 void Slot::tap(const at::Tensor& input, const at::Tensor& output, bool training) {
-  if (mode_ == Mode::Off) return;
+  if (mode_ == Mode::Off || (kind_ && kind_->frozen())) return;  // a frozen layer has no statistics this step
   Tap t{{}, {}, {}};
   {
     at::NoGradGuard no_grad;
@@ -44,9 +44,8 @@ void Slot::tap(const at::Tensor& input, const at::Tensor& output, bool training)
   if (mode_ == Mode::RetainOutput) {
     KFAC_CHECK(output.requires_grad(), "layer '", name_,
                "': its output does not require grad in a statistics pass, so its output gradients cannot be "
-               "captured. Either the forward ran with gradients off (Python torch.no_grad(), C++ "
-               "torch::NoGradGuard), or the layer's parameters were frozen (requires_grad False) after the optimizer "
-               "was built: build it after freezing, or leave the layer out with the option exclude");
+               "captured: the forward ran with gradients off (Python torch.no_grad(), C++ torch::NoGradGuard); run "
+               "the statistics forward with gradients on");
     t.output = output;
   } else if (output.requires_grad()) {
     // The hook holds the slot's generation counter, not the slot: it writes only into the pass that armed it.

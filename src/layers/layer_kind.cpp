@@ -91,6 +91,8 @@ at::Tensor LayerKind::param_matrix() const {
   return to_matrix(values).clone();
 }
 
+bool LayerKind::frozen() const { return !weight_.requires_grad() && !(bias_.defined() && bias_.requires_grad()); }
+
 std::vector<at::Tensor> LayerKind::parameters() const {
   if (bias_.defined()) return {weight_, bias_};
   return {weight_};

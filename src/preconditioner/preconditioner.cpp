@@ -227,9 +227,11 @@ void Preconditioner::update_factors(StepStats& stats) {
                             "forward (and backward) before step() on statistics steps (see is_statistics_step())"
                           : " did not run in the statistics pass; every registered layer must be used by the "
                             "forward, or must not be registered");
+  if (!capture.any) return;  // every layer is frozen
   std::vector<at::Tensor> finite;
   for (const auto& s : capture.batch) {
-    finite.push_back(s.a.sum());  // a NaN or an infinity makes the sum non-finite; one read, no mask
+    if (!s.a.defined()) continue;  // frozen
+    finite.push_back(s.a.sum());   // a NaN or an infinity makes the sum non-finite; one read, no mask
     finite.push_back(s.g.sum());
   }
   if (!placement_->all_agree(at::isfinite(at::stack(finite)).all().item<bool>())) {
@@ -240,7 +242,8 @@ void Preconditioner::update_factors(StepStats& stats) {
     return;
   }
   const double decay = schedule_->next_decay();
-  for (size_t i = 0; i < layers_.size(); ++i) curvatures_[i]->update(capture.batch[i], decay);
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (capture.batch[i].a.defined()) curvatures_[i]->update(capture.batch[i], decay);
   if (global_ || options_.retain_statistics())
     captured_ = CapturedFisher(std::move(capture.batch),
                                placement_->distributed() ? placement_->shared_communicator() : nullptr);
@@ -298,10 +301,31 @@ StepStats Preconditioner::skip_nonfinite_gradients(StepStats stats) {
   return stats;
 }
 
+void Preconditioner::report_frozen(StepStats& stats) {
+  frozen_.resize(layers_.size(), false);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const bool frozen = layers_[i].kind->frozen();
+    if (frozen == frozen_[i]) continue;
+    frozen_[i] = frozen;
+    stats.messages.push_back("layer '" + layers_[i].name +
+                             (frozen ? "' is frozen (no parameter requires grad): it is skipped, neither tapped nor "
+                                       "preconditioned, until it is unfrozen"
+                                     : "' is unfrozen: preconditioned again (its statistics resume from where they "
+                                       "stopped)"));
+  }
+  const bool any = std::any_of(frozen_.begin(), frozen_.end(), [](bool f) { return f; });
+  for (bool f : frozen_) stats.frozen_layers += f ? 1 : 0;
+  KFAC_CHECK(!any || !(global_ || options_.retain_statistics()),
+             global_ ? "the global stage (" + global_->name() + ")" : std::string("retain_statistics"),
+             " couples every layer, so a layer cannot be frozen after the optimizer was built; freeze before "
+             "building it (frozen layers are then left out), or use global_stage none");
+}
+
 StepStats Preconditioner::step() {
   StepStats stats;
   stats.step = schedule_->step();
   stats.damping = damping_;
+  report_frozen(stats);
   const auto grads = gradient_matrices();
   std::vector<at::Tensor> grad_sums;
   for (const auto& g : grads) grad_sums.push_back(g.sum().to(at::kDouble));
@@ -327,7 +351,7 @@ StepStats Preconditioner::step() {
   stats.seconds_statistics = lap();
   refresh(stats, schedule_->is_refresh_step());
   stats.seconds_refresh = lap();
-  for (bool decomposed : failures_->decomposed()) stats.fallback_layers += decomposed ? 0 : 1;
+  for (size_t i = 0; i < layers_.size(); ++i) stats.fallback_layers += failures_->decomposed()[i] || frozen_[i] ? 0 : 1;
   auto directions = precondition_layers(grads);
   stats.seconds_precondition = lap();
   if (global_) {
@@ -356,7 +380,8 @@ StepStats Preconditioner::step() {
                              "(raise the damping or use factor_dtype float64)");
     return stats;
   }
-  for (size_t i = 0; i < layers_.size(); ++i) layers_[i].kind->set_grad_matrix(directions[i]);
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (!frozen_[i]) layers_[i].kind->set_grad_matrix(directions[i]);  // a frozen layer's .grad stays undefined
   if (fallback_) fallback_->apply();
   stats.grad_dot_direction = values[2];
   return stats;
@@ -364,18 +389,15 @@ StepStats Preconditioner::step() {
 
 std::vector<at::Tensor> Preconditioner::gradient_matrices() const {
   std::vector<at::Tensor> out;
-  for (const auto& l : layers_) {
-    auto v = l.kind->grad_matrix();
-    if (!v.defined()) {
-      const auto params = l.kind->parameters();
-      const bool frozen = std::none_of(params.begin(), params.end(),
-                                       [](const at::Tensor& p) { return p.requires_grad(); });
-      KFAC_CHECK(false, "layer '", l.name, "' has no gradient",
-                 frozen ? " because its parameters were frozen (requires_grad False) after the optimizer was built; "
-                          "build the optimizer after freezing (frozen layers are then left alone and reported), or "
-                          "leave the layer out with the option exclude"
-                        : "; call backward() on the loss first");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = layers_[i];
+    if (l.kind->frozen()) {  // zeros: a frozen layer moves nowhere
+      const auto shape = curvatures_[i]->shape();
+      out.push_back(at::zeros({shape.dim_g, shape.dim_a}, l.kind->weight().options()));
+      continue;
     }
+    auto v = l.kind->grad_matrix();
+    KFAC_CHECK(v.defined(), "layer '", l.name, "' has no gradient; call backward() on the loss first");
     out.push_back(std::move(v));
   }
   return out;
@@ -392,7 +414,7 @@ std::vector<at::Tensor> Preconditioner::precondition_layers(const std::vector<at
   std::vector<at::Tensor> out;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& c = *curvatures_[i];
-    out.push_back(placement_->is_worker(i)
+    out.push_back(placement_->is_worker(i) && !layers_[i].kind->frozen()
                       ? c.precondition(matrices[i].to(c.dtype()), damping_).to(matrices[i].scalar_type())
                       : at::zeros_like(matrices[i]));
   }

@@ -104,7 +104,7 @@ void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind 
   std::vector<std::string> missing;
   for (auto& l : layers_) {
     l.slot->disarm();
-    if (l.slot->taps() == 0) missing.push_back(l.name);
+    if (l.slot->taps() == 0 && !l.kind->frozen()) missing.push_back(l.name);
     for (const auto& t : l.slot->recorded()) outputs.push_back(t.output);
   }
   if (!missing.empty()) {
@@ -114,6 +114,7 @@ void StatisticsPass::record_output_gradients(const at::Tensor& output, LossKind 
                "layer must be used by the model's forward (or not registered)");
   }
 
+  if (outputs.empty()) return;  // every layer is frozen: nothing to differentiate
   // Targets are sampled from the model's outputs: a NaN or an infinity there (NaN inputs, weights that overflowed)
   // would make the sampler abort. The statistics of this step are dropped instead and step() reports it.
   if (!at::isfinite(output.detach()).all().item<bool>()) {
@@ -165,13 +166,17 @@ StatisticsPass::Capture StatisticsPass::collect(const std::vector<at::ScalarType
   for (const auto& l : layers_) {
     if (l.slot->complete())
       c.any = true;
-    else
+    else if (l.slot->taps() > 0 || !l.kind->frozen())
       c.missing.push_back(l.name);
   }
   if (!c.any || !c.missing.empty()) return c;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& l = layers_[i];
     const auto& taps = l.slot->recorded();
+    if (taps.empty()) {  // frozen: no statistics this step
+      c.batch.emplace_back();
+      continue;
+    }
     const auto sharing = l.weight_sharing.value_or(WeightSharing::Expand);
     at::Tensor positions;
     if (sample[i] && taps.size() == 1 && sharing == WeightSharing::Expand) {

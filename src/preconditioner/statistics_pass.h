@@ -38,8 +38,8 @@ class StatisticsPass {
 
   /// What a statistics step captured.
   struct Capture {
-    std::vector<LayerStatistics> batch;  ///< per layer, expanded, in the requested dtypes (empty if none)
-    std::vector<std::string> missing;    ///< layers that captured nothing while others did
+    std::vector<LayerStatistics> batch;  ///< per layer, expanded, in the requested dtypes (undefined: frozen)
+    std::vector<std::string> missing;    ///< layers that captured nothing while others did (frozen ones excepted)
     bool nonfinite_outputs = false;      ///< the model's outputs were not finite: nothing was sampled
     bool any = false;                    ///< some layer captured something
   };

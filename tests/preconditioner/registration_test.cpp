@@ -105,6 +105,42 @@ TEST(Registration, FrozenLayersAndParametersAreLeftAloneAndReported) {
   EXPECT_FALSE(model[0]->parameters()[0].grad().defined());
 }
 
+TEST(Registration, ALayerFrozenAfterConstructionIsSkippedUntilUnfrozen) {
+  // Freezing after the preconditioner is built: the layer records nothing and keeps no gradient, the other layer is
+  // preconditioned exactly as when the frozen one was left out at construction; unfreezing resumes it.
+  auto train = [](bool freeze_first, int steps, bool unfreeze_at_end) {
+    torch::manual_seed(0);
+    torch::nn::Sequential model(kfac::nn::Linear(4, 5), torch::nn::Tanh(), kfac::nn::Linear(5, 3));
+    auto freeze = [&](bool off) {
+      for (auto& p : model[2]->parameters()) p.set_requires_grad(!off);
+    };
+    freeze(freeze_first);
+    Preconditioner p(*model, PreconditionerOptions().refresh_period(1));
+    freeze(true);
+    std::vector<StepStats> all;
+    for (int k = 0; k < steps; ++k) {
+      if (unfreeze_at_end && k == steps - 1) freeze(false);
+      const auto x = torch::randn({6, 4});
+      const auto y = torch::randint(0, 3, {6}, torch::kLong);
+      p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, LossKind::SoftmaxCrossEntropy);
+      for (auto& q : model->parameters()) q.mutable_grad() = at::Tensor();
+      kfac::loss(model->forward(x), y, LossKind::SoftmaxCrossEntropy).backward();
+      all.push_back(p.step());
+    }
+    return std::make_pair(model[0]->parameters()[0].grad().clone(), all);
+  };
+  const auto [left_out, unused] = train(true, 3, false);
+  const auto [frozen_later, stats] = train(false, 3, false);
+  EXPECT_TRUE(torch::allclose(frozen_later, left_out, 1e-6, 1e-7)) << "the other layer's direction is unchanged";
+  EXPECT_EQ(stats[0].frozen_layers, 1);
+  EXPECT_EQ(stats[0].messages.size(), 1u);
+  EXPECT_NE(stats[0].messages[0].find("layer '2' is frozen"), std::string::npos);
+  EXPECT_TRUE(stats[1].messages.empty()) << "reported once";
+  const auto [resumed, resumed_stats] = train(false, 3, true);
+  EXPECT_EQ(resumed_stats[2].frozen_layers, 0);
+  EXPECT_NE(resumed_stats[2].messages.at(0).find("layer '2' is unfrozen"), std::string::npos);
+}
+
 TEST(Registration, TiedWeightsAreRefusedNamingBothModules) {
   struct TiedImpl : torch::nn::Module {
     TiedImpl() {

@@ -78,6 +78,9 @@ class LayerKind {
   const at::Tensor& weight() const { return weight_; }
   const at::Tensor& bias() const { return bias_; }
   std::vector<at::Tensor> parameters() const;
+  /// None of its parameters requires grad (frozen, e.g. for fine-tuning): the layer is then skipped, neither tapped
+  /// nor preconditioned, until it is unfrozen.
+  bool frozen() const;
 
  protected:
   LayerKind(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {}

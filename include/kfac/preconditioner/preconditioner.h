@@ -61,6 +61,7 @@ struct StepStats {
   bool skipped = false;               ///< non-finite gradients: nothing was preconditioned, do not apply the step
   int64_t refresh_failures = 0;       ///< layers whose refresh failed this step (previous decomposition kept)
   int64_t fallback_layers = 0;        ///< layers preconditioned as gradient / λ (no decomposition yet)
+  int64_t frozen_layers = 0;          ///< layers frozen after construction, skipped (LayerKind::frozen)
   double grad_dot_direction = 0;      ///< Σ_l ⟨v_l, g_l⟩ of preconditioned and raw gradients (before any clipping)
   double clip_factor = 1;             ///< scale applied by the step rule (KL clipping), 1 if none
   std::vector<std::string> messages;  ///< human-readable reports of anything unusual
@@ -111,7 +112,9 @@ class Preconditioner : public StageView {
   bool capture_backward(double grad_scale);
 
   /// Updates statistics (if captured), refreshes on schedule, and replaces each layer's .grad() by its
-  /// preconditioned direction. Leaves gradients untouched and reports `skipped` if any is non-finite.
+  /// preconditioned direction. Leaves gradients untouched and reports `skipped` if any is non-finite. A layer frozen
+  /// after construction (no parameter requires grad) is skipped, its .grad left undefined, until it is unfrozen; each
+  /// change is reported once in `messages`.
   StepStats step();
 
   /// The registered layers' current gradients as [d_G, d_A] matrices.
@@ -171,6 +174,8 @@ class Preconditioner : public StageView {
   /// Refreshes the layers that are due (scheduled, or with statistics but no decomposition) through the executor,
   /// and books the outcomes under the failure policy.
   void refresh(StepStats& stats, bool scheduled, bool synchronous = false);
+  /// Notes the layers frozen or unfrozen since the last step in `stats` (each change once) and counts them.
+  void report_frozen(StepStats& stats);
   /// `stats` of a step whose gradients are not finite: skipped, this step's captures dropped, nothing changed.
   StepStats skip_nonfinite_gradients(StepStats stats);
   std::vector<std::string> layer_names() const;
@@ -191,6 +196,7 @@ class Preconditioner : public StageView {
   Registration registration_;
   std::unique_ptr<Fallback> fallback_;
   std::vector<std::string> option_changes_;
+  std::vector<bool> frozen_;  // per layer, as of the last step (report_frozen)
   double damping_;
 };
 
