@@ -97,6 +97,7 @@ class Preconditioner(_state.CoreOwned):
                              "kronfac.register_module_kind adds more; torch.nn.MultiheadAttention needs "
                              "kronfac.nn.replace_attention(model) first)" + (" among the parameters passed in params="
                                                                            if only is not None else ""))
+        self._buffers_made = {id(m): {n: b for n, b in m._buffers.items() if b is not None} for m, _ in self._modules}
         self._set_weight_sharing(layer_weight_sharing or {})
         self.core = _kfac.PreconditionerCore([l for _, l in self._modules], views, opts, self._communicator)
         excluded = set(self.core.registration.excluded)  # the option exclude: no block, so no hook either
@@ -126,8 +127,20 @@ class Preconditioner(_state.CoreOwned):
         self._remove_hooks()
         for module, layer in self._modules:
             def hook(m, inputs, output, layer=layer):
+                if not m.training:
+                    self._check_buffers(m, layer)
                 layer.tap(inputs[0], output, m.training)
             self._hooks.append(module.register_forward_hook(hook))
+
+    def _check_buffers(self, module, layer):
+        """In evaluation the core's kind reads the module's buffers (BatchNorm's running statistics) as they were when
+        the layer was made; model.to(...) or .double() after that replaces them, so they would be stale."""
+        for name, buffer in self._buffers_made[id(module)].items():
+            if module._buffers.get(name) is not buffer:
+                raise RuntimeError(
+                    f"kronfac: {type(module).__name__} '{layer.name}' has a new buffer '{name}': the model was moved "
+                    "or converted (model.to(...), .cuda(), .double()) after the optimizer was built, and in eval mode "
+                    "its statistics read the running statistics; build the optimizer after moving the model")
 
     def _auto_arm(self, inputs):
         if (self._explicit or self._hooks or _separate_passes[0] or not torch.is_grad_enabled() or self._auto_taken

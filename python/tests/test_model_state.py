@@ -213,6 +213,29 @@ def test_a_layer_frozen_after_construction_under_a_global_stage_is_refused_with_
         opt.step()
 
 
+def test_a_batchnorm_model_moved_after_construction_is_refused_in_eval_with_the_remedy():
+    # Before: "mixed dtype (CPU): expect input to have scalar type of BFloat16" from inside the core, or, on one
+    # device, statistics from stale running statistics.
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+    opt = kronfac.KFACOptimizer(model, lr=0.1, loss="cross_entropy")
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
+    model.double()
+    x = x.double()
+    opt.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    opt.step()  # training mode: batch statistics, the buffers are not read
+    assert opt.last_stats.statistics_updated
+    model.eval()
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match=r"BatchNorm2d '1' has a new buffer "
+                                                                       r"'running_mean'.*build the optimizer after "
+                                                                       r"moving the model"):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
 def test_a_model_without_a_k_fac_layer_is_told_in_python_terms():
     with pytest.raises(ValueError, match=r"no module of this GRU has a K-FAC block \(the kinds: Linear, Conv2d"):
         kronfac.KFACOptimizer(torch.nn.GRU(3, 3), lr=0.1, loss="mse")
