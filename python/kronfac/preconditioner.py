@@ -127,20 +127,20 @@ class Preconditioner(_state.CoreOwned):
         self._remove_hooks()
         for module, layer in self._modules:
             def hook(m, inputs, output, layer=layer):
-                if not m.training:
-                    self._check_buffers(m, layer)
+                self._rebind_buffers(m)
                 layer.tap(inputs[0], output, m.training)
             self._hooks.append(module.register_forward_hook(hook))
 
-    def _check_buffers(self, module, layer):
-        """In evaluation the core's kind reads the module's buffers (BatchNorm's running statistics) as they were when
-        the layer was made; model.to(...) or .double() after that replaces them, so they would be stale."""
-        for name, buffer in self._buffers_made[id(module)].items():
-            if module._buffers.get(name) is not buffer:
-                raise RuntimeError(
-                    f"kronfac: {type(module).__name__} '{layer.name}' has a new buffer '{name}': the model was moved "
-                    "or converted (model.to(...), .cuda(), .double()) after the optimizer was built, and in eval mode "
-                    "its statistics read the running statistics; build the optimizer after moving the model")
+    def _rebind_buffers(self, module):
+        """The core's kind holds the module's buffers (BatchNorm's running statistics, read in eval mode) as they were
+        when the layer was made. model.to(...), .cuda() or .double() after that replaces them with new tensors; the
+        held ones then take the new data (as torch.nn.Module._apply does for parameters) and go back into the
+        module, so that the kind and the module's own updates share them again."""
+        for name, made in self._buffers_made[id(module)].items():
+            current = module._buffers.get(name)
+            if current is not made and current is not None:
+                made.data = current
+                module._buffers[name] = made
 
     def _auto_arm(self, inputs):
         if (self._explicit or self._hooks or _separate_passes[0] or not torch.is_grad_enabled() or self._auto_taken
