@@ -69,8 +69,9 @@ std::vector<const OptionTableBase*> global_stage_option_tables(const std::string
 
 std::unique_ptr<GlobalStage> make_global_stage(const std::string& name, const GlobalStageContext& context) {
   if (name == "none") return nullptr;
-  check_registered_global_stage(name);
-  return find_stage(name)->make(context);
+  const auto entry = find_stage(name);
+  if (!entry) check_registered_global_stage(name);  // throws naming the valid stages
+  return entry->make(context);
 }
 
 std::vector<std::string> global_stage_spellings() {

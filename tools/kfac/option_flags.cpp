@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -114,30 +115,30 @@ std::string block_flag(const OptionTableBase& table, const OptionSpec& spec) {
 }
 
 namespace {
-const OptionSpec& spec_of(const OptionTableBase& table, const std::string& name) {
+// The flag of the real field `name` of `table`, writing into `target` (a double, or an optional one).
+template <class Target>
+void add_real_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, Target& target,
+                   const std::string& doc_suffix, const std::function<std::string(const OptionSpec&)>& default_text) {
   const auto field = table.find(name);
   TORCH_INTERNAL_ASSERT(field < table.specs().size(), "no field '", name, "' in the ", table.name(), " table");
-  TORCH_INTERNAL_ASSERT(table.specs()[field].type == OptionType::Real, "a step-rule flag is a real: ", name);
-  return table.specs()[field];
+  const auto& spec = table.specs()[field];
+  TORCH_INTERNAL_ASSERT(spec.type == OptionType::Real, "a step-rule flag is a real: ", name);
+  app->add_option_function<double>(
+         "--" + spec.cli_name(), [&target](double v) { target = v; }, spec.doc + "; " + doc_suffix)
+      ->check(bounds_check(spec))
+      ->default_str(default_text(spec));
 }
 }  // namespace
 
 void add_step_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, std::optional<double>& target,
                    const std::string& defaults) {
-  const auto& spec = spec_of(table, name);
-  app->add_option_function<double>(
-         "--" + spec.cli_name(), [&target](double v) { target = v; }, spec.doc + "; default " + defaults)
-      ->check(bounds_check(spec))
-      ->default_str("auto");
+  add_real_flag(app, table, name, target, "default " + defaults, [](const OptionSpec&) { return std::string("auto"); });
 }
 
 void add_step_flag(CLI::App* app, const OptionTableBase& table, const std::string& name, double& target,
                    const std::string& note) {
-  const auto& spec = spec_of(table, name);
-  app->add_option_function<double>(
-         "--" + spec.cli_name(), [&target](double v) { target = v; }, spec.doc + "; " + note)
-      ->check(bounds_check(spec))
-      ->default_str(format_value(spec, spec.default_value));
+  add_real_flag(app, table, name, target, note,
+                [](const OptionSpec& spec) { return format_value(spec, spec.default_value); });
 }
 
 void add_block_flags(CLI::App* app, const std::vector<std::pair<const OptionTableBase*, void*>>& blocks,
