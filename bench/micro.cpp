@@ -10,6 +10,7 @@
 #include "kfac/curvature/curvature.h"
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/curvature/per_example.h"
+#include "kfac/linalg/batched.h"
 #include "kfac/linalg/psd.h"
 #include "kfac/runtime/setup.h"
 
@@ -136,12 +137,32 @@ void BM_CholeskyInverse(benchmark::State& state) {
 
 // Preconditioning an n×n gradient through the layer's curvature (factored: 2 products, 4n³ flops; eigen: 4
 // products, 8n³ flops).
+// A refresh's decompositions, one at a time (arg 0) or batched by shape (arg 1, kfac/linalg/batched.h), for a
+// transformer block's factors: 12 of side 65 (width 64 + bias) and 4 of side 257 (the MLP's 256 + bias), as the
+// tool's char-lm and vit have; arg 2: eigh or Cholesky inverses.
+void BM_RefreshFactors(benchmark::State& state) {
+  const bool batched = state.range(0) == 1, eig = state.range(1) == 1;
+  std::vector<at::Tensor> factors;
+  for (int k = 0; k < 16; ++k) factors.push_back(spd(k < 12 ? 65 : 257));
+  for (auto _ : state) {
+    std::vector<kfac::linalg::FactorRequest> requests;
+    for (const auto& f : factors)
+      requests.push_back(eig ? kfac::linalg::FactorRequest::eig_of(f, "f", 0)
+                             : kfac::linalg::FactorRequest::damped_inverse_of(f, 1e-3, true, 0, "f"));
+    if (batched) {
+      kfac::linalg::decompose(requests);
+    } else {
+      for (auto& r : requests) kfac::linalg::decompose(std::vector<kfac::linalg::FactorRequest*>{&r});
+    }
+    benchmark::DoNotOptimize(requests.back().eig.values);
+  }
+}
+
 void precondition(benchmark::State& state, kfac::DampingMode mode) {
   const int64_t n = state.range(0);
-  kfac::CurvatureContext ctx{"bench",
-                             {n, n},
-                             kfac::PreconditionerOptions().damping_mode(mode),
-                             at::TensorOptions().dtype(at::kFloat)};
+  kfac::CurvatureContext ctx;
+  ctx.layer_name = "bench", ctx.shape = {n, n}, ctx.damping_mode = mode;
+  ctx.tensor_options = at::TensorOptions().dtype(at::kFloat);
   kfac::KfacCurvature c(ctx);
   kfac::LayerStatistics s{at::randn({kRows, 1, n}), at::randn({1, kRows, 1, n})};
   c.update(s, 0.0);
@@ -183,6 +204,10 @@ BENCHMARK(BM_PreconditionEigen) KFAC_SIZES;
 BENCHMARK(BM_CholeskyInverse) KFAC_SIZES;
 BENCHMARK(BM_Eigh) KFAC_SIZES;
 BENCHMARK(BM_ProjectedSecondMomentConv)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RefreshFactors)
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->ArgNames({"batched", "eigh"})
+    ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   // As the kfac tool does: the best BLAS kernel (relaunching once if OpenBLAS fell back), every available core

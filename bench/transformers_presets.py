@@ -5,9 +5,10 @@ loss, steps and seconds to AdamW's final training loss as ratios to AdamW's, the
 profile; draws loss against steps and against seconds (gnuplot) into the report folder.
 
     /usr/bin/python3 bench/transformers_presets.py [--horizons 300,1000] [--out reports/transformers-presets]
-        [--variant "--eigenbasis-iterations 1" ...]
+        [--variant="--eigenbasis-iterations 1" ...] [--repeats 3]
 
-Each --variant is a row more: the preset with those flags added (same seed and batches).
+Each --variant is a row more: the preset with those flags added (same seed and batches). With --repeats R every row
+runs R times, round robin, and the times are medians: single runs on a shared 2-vCPU machine move by 10-40%.
 """
 import argparse
 import json
@@ -38,44 +39,70 @@ def run(path, flags):
     return json.loads(path.read_text())
 
 
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def combine(runs, target):
+    """One row from the repeats of a run: losses from the first (the trajectory is the same seed and batches; the
+    spread of the final loss over the repeats is printed), times as medians over the repeats."""
+    first = runs[0]
+    steps, _ = first_reaching(first["history"], target)
+    seconds = median([r["history"][steps - 1]["seconds"] for r in runs]) if steps else None
+    keys = first.get("profile_seconds_per_step", {}).keys()
+    return {"run": first, "steps": steps, "seconds": seconds,
+            "step_time": median([r["seconds_per_step"] for r in runs]),
+            "spread": max(r["train_loss"] for r in runs) - min(r["train_loss"] for r in runs),
+            "profile": {k: median([r["profile_seconds_per_step"][k] for r in runs]) for k in keys}}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--horizons", default="300,1000")
     ap.add_argument("--models", default="char-lm,vit")
     ap.add_argument("--out", default="reports/transformers-presets")
     ap.add_argument("--variant", action="append", default=[], help="flags added to the preset, one row each")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs of every row, interleaved (round robin), so that a slow spell of the machine falls on "
+                         "every row alike; times are the medians")
     args = ap.parse_args()
     out = pathlib.Path(args.out)
     for model in args.models.split(","):
         adamw_flags, preset = SETUPS[model]
         for steps in map(int, args.horizons.split(",")):
             folder = out / f"{model}-{steps}"
-            ref = run(folder / "adamw.json", ["--model", model, *adamw_flags, "--steps", str(steps)])
-            kf = run(folder / f"{preset}.json", ["--preset", preset, "--steps", str(steps)])
-            variants = [(f"--preset {preset} {v}",
-                         run(folder / f"{preset}{v.replace(' ', '').replace('-', '_')}.json",
-                             ["--preset", preset, *v.split(), "--steps", str(steps)])) for v in args.variant]
+            rows = [("adamw", "adamw", ["--model", model, *adamw_flags]), (f"--preset {preset}", preset, ["--preset", preset])]
+            rows += [(f"--preset {preset} {v}", preset + v.replace(" ", "").replace("-", "_"),
+                      ["--preset", preset, *v.split()]) for v in args.variant]
+            runs = {name: [] for name, _, _ in rows}
+            for r in range(args.repeats):
+                for name, file, flags in rows:
+                    suffix = "" if r == 0 else f"-r{r}"
+                    runs[name].append(run(folder / f"{file}{suffix}.json", [*flags, "--steps", str(steps)]))
+            ref = runs["adamw"][0]
             target = smoothed(ref["history"], len(ref["history"]) - 1)
-            s0, t0 = first_reaching(ref["history"], target)
-            s1, t1 = first_reaching(kf["history"], target)
-            rt = kf["runtime"]
+            table = {name: combine(runs[name], target) for name, _, _ in rows}
+            base = table["adamw"]
+            rt = ref["runtime"]
             print(f"\n### {model}, {steps} steps (BLAS {rt['blas']['library']} {rt['blas']['kernel']}, "
-                  f"{rt['threads']['intra_op']} threads)\n")
+                  f"{rt['threads']['intra_op']} threads; times: medians of {args.repeats} interleaved runs)\n")
             print(f"target: AdamW's (lr {ref['lr']:g}) final training loss {target:.4f}\n")
             print("| run | final loss | validation | steps to target (x AdamW) | seconds to target (x AdamW) |"
                   " s/step (x AdamW) |")
             print("|---|---|---|---|---|---|")
-            rows = [("adamw", ref, s0, t0), (f"--preset {preset}", kf, s1, t1)]
-            rows += [(name, r, *first_reaching(r["history"], target)) for name, r in variants]
-            for name, r, s, t in rows:
-                reach = f"{s} ({s / s0:.2f}) | {t:.1f} ({t / t0:.2f})" if s else "not reached | -"
-                print(f"| {name} | {smoothed(r['history'], len(r['history']) - 1):.4f} | {r['test_loss']:.4f} | "
-                      f"{reach} | {r['seconds_per_step'] * 1e3:.1f} ms "
-                      f"({r['seconds_per_step'] / ref['seconds_per_step']:.2f}) |")
-            for name, r in [(f"--preset {preset}", kf), *variants]:
-                profile = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in r.get("profile_seconds_per_step", {}).items())
+            for name, row in table.items():
+                r, s, t = row["run"], row["steps"], row["seconds"]
+                reach = f"{s} ({s / base['steps']:.2f}) | {t:.1f} ({t / base['seconds']:.2f})" if s else "not reached | -"
+                spread = f" (±{row['spread']:.1e} over repeats)" if row["spread"] > 1e-6 else ""
+                print(f"| {name} | {smoothed(r['history'], len(r['history']) - 1):.4f}{spread} | {r['test_loss']:.4f} | "
+                      f"{reach} | {row['step_time'] * 1e3:.1f} ms ({row['step_time'] / base['step_time']:.2f}) |")
+            for name, row in list(table.items())[1:]:
+                profile = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row["profile"].items())
                 print(f"\nprofile of {name}: {profile}")
-            plot(folder, {"adamw": ref, preset: kf, **{name: r for name, r in variants}})
+            plot(folder, {("adamw" if name == "adamw" else name.replace("--preset ", "")): runs[name][0]
+                          for name, _, _ in rows})
 
 
 if __name__ == "__main__":

@@ -50,6 +50,12 @@ at::Tensor Curvature::precondition(const at::Tensor& grad_matrix, double damping
   return precondition_impl(grad_matrix, damping);
 }
 
+void Curvature::refresh_by_plan(double damping) {
+  auto plan = plan_refresh(damping);
+  linalg::decompose(plan);
+  finish_refresh(plan, damping);
+}
+
 void Curvature::note_update(const LayerStatistics& stats) {
   KFAC_CHECK(stats.a.dim() == 3 && stats.a.size(2) == input_width(), "layer '", layer_name(),
              "': expanded inputs must be [B, T, ", input_width(), "], got ", stats.a.sizes());

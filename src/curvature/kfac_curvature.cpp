@@ -28,19 +28,26 @@ double KfacCurvature::pi() const {
   return std::isfinite(pi) && pi > 0 ? pi : 1.0;
 }
 
-void KfacCurvature::refresh(double damping) {
+std::vector<linalg::FactorRequest> KfacCurvature::plan_refresh(double damping) {
+  using linalg::FactorRequest;
   const double floor = context_.numerics.eigenvalue_floor();
   if (context_.damping_mode == DampingMode::Eigen) {
     const int64_t k = context_.numerics.eigenbasis_iterations();
-    auto ea = linalg::factor_eig_refined(a_, a_vecs_, k, what("factor A"), floor);
-    auto eg = linalg::factor_eig_refined(g_, g_vecs_, k, what("factor G"), floor);
-    a_vals_ = ea.values, a_vecs_ = ea.vectors, g_vals_ = eg.values, g_vecs_ = eg.vectors;
+    return {FactorRequest::eig_of(a_, what("factor A"), floor, a_vecs_, k),
+            FactorRequest::eig_of(g_, what("factor G"), floor, g_vecs_, k)};
+  }
+  const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
+  const bool cholesky = inverts_by_cholesky(context_.damping_mode, context_.numerics);
+  return {FactorRequest::damped_inverse_of(a_, p * gamma, cholesky, floor, what("factor A")),
+          FactorRequest::damped_inverse_of(g_, gamma / p, cholesky, floor, what("factor G"))};
+}
+
+void KfacCurvature::finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) {
+  linalg::throw_if_failed(d);
+  if (context_.damping_mode == DampingMode::Eigen) {
+    a_vals_ = d[0].eig.values, a_vecs_ = d[0].eig.vectors, g_vals_ = d[1].eig.values, g_vecs_ = d[1].eig.vectors;
   } else {
-    const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
-    const bool cholesky = inverts_by_cholesky(context_.damping_mode, context_.numerics);
-    auto ai = linalg::factor_damped_inverse(a_, p * gamma, cholesky, floor, what("factor A"));
-    auto gi = linalg::factor_damped_inverse(g_, gamma / p, cholesky, floor, what("factor G"));
-    a_inv_ = ai, g_inv_ = gi;
+    a_inv_ = d[0].inverse, g_inv_ = d[1].inverse;
   }
   mark_ready();
 }

@@ -58,25 +58,24 @@ double TkfacCurvature::spectrum_damping(double damping) const {
              : damping * delta_.item<double>();
 }
 
-void TkfacCurvature::refresh(double damping) {
+std::vector<linalg::FactorRequest> TkfacCurvature::plan_refresh(double damping) {
   const double delta = positive(delta_.item<double>());
   const auto phi = phi_raw_ / positive(phi_raw_.trace().item<double>());
   const auto psi = psi_raw_ / positive(psi_raw_.trace().item<double>());
-  // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar; fold the scalar into the returned inverses.
+  // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar, folded into the inverses by finish_refresh.
   const bool relative = context_.method_options.get<TraceDampingOptions>().trace_damping() ==
                         TraceDamping::TraceRelative;
   const double shift = std::sqrt(damping) / (relative ? 1.0 : std::sqrt(delta));
-  const double scale = 1.0 / std::sqrt(delta);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
   const double floor = context_.numerics.eigenvalue_floor();
-  at::Tensor pi, si;
-  if (inverts_by_cholesky(context_.damping_mode, context_.numerics)) {
-    pi = linalg::cholesky_inverse_psd(phi, shift, what("factor Phi"));
-    si = linalg::cholesky_inverse_psd(psi, shift, what("factor Psi"));
-  } else {
-    pi = linalg::inverse_from_eig(linalg::eigh_psd(phi, what("factor Phi"), floor), shift);
-    si = linalg::inverse_from_eig(linalg::eigh_psd(psi, what("factor Psi"), floor), shift);
-  }
-  phi_inv_ = pi * scale, psi_inv_ = si * scale;
+  const bool cholesky = inverts_by_cholesky(context_.damping_mode, context_.numerics);
+  return {linalg::FactorRequest::damped_inverse_of(phi, shift, cholesky, floor, what("factor Phi")),
+          linalg::FactorRequest::damped_inverse_of(psi, shift, cholesky, floor, what("factor Psi"))};
+}
+
+void TkfacCurvature::finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) {
+  linalg::throw_if_failed(d);
+  const double scale = 1.0 / std::sqrt(positive(delta_.item<double>()));  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
+  phi_inv_ = d[0].inverse * scale, psi_inv_ = d[1].inverse * scale;
   mark_ready();
 }
 

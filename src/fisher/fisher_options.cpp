@@ -7,8 +7,9 @@ const OptionTable<FisherOptions>& FisherOptions::table() {
   static const OptionTable<O> t(
       "fisher", "Which Fisher the statistics estimate, and from how much of the batch",
       {field<O>(KFAC_FIELD(O, fisher),
-                "sampled (true Fisher, targets from the model), empirical (training labels) or exact (one backward "
-                "per output unit; tiny models)"),
+                "sampled (true Fisher, targets from the model: a second backward), empirical (the training labels' "
+                "gradients; on the whole batch the training backward itself, capture_backward, with no extra pass) "
+                "or exact (one backward per output unit; tiny models)"),
        field<O>(KFAC_FIELD(O, fisher_samples), "Targets sampled per example for the sampled Fisher",
                 bounded(at_least(1))),
        field<O>(KFAC_FIELD(O, stats_fraction),

@@ -113,6 +113,14 @@ at::Tensor loss(const at::Tensor& output, const at::Tensor& targets, LossKind ki
   return l.loss(z, targets);
 }
 
+int64_t loss_terms(const at::Tensor& targets, LossKind kind) {
+  KFAC_CHECK(targets.defined() && targets.dim() >= 1 && targets.size(0) > 0,
+             "loss_terms needs the training targets with a batch dimension, got ",
+             targets.defined() ? targets.sizes() : at::IntArrayRef{});
+  // A positionwise loss averages over every position its class-index targets hold; the others over examples.
+  return kind.likelihood().positionwise() ? targets.numel() : targets.size(0);
+}
+
 at::Tensor output_gradient_rows(const at::Tensor& output, LossKind kind, FisherType fisher, int64_t samples,
                                 const at::Tensor& targets, at::Generator generator) {
   const auto& l = kind.likelihood();

@@ -149,6 +149,7 @@ at::Tensor inverse_from_eig(const SymEig& eig, double shift) {
 
 namespace testing {
 void inject_decomposition_failures(int count) { injected_failures.store(count); }
+int pending_decomposition_failures() { return injected_failures.load(); }
 }  // namespace testing
 
 }  // namespace kfac::linalg

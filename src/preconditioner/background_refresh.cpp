@@ -128,7 +128,8 @@ class BackgroundRefresher final : public RefreshExecutor {
     if (!copies.empty()) worker_.launch(std::move(copies), r.damping);
     if (now.empty()) return out;
     if (r.before_compute) r.before_compute();
-    for (size_t i : now) out.push_back(refresh_layer(*curvatures[i], i, r.damping));
+    auto first = refresh_layers(now, curvatures, r.damping);
+    out.insert(out.end(), first.begin(), first.end());
     return out;
   }
 

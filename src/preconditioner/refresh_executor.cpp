@@ -19,18 +19,46 @@ RefreshOutcome refresh_layer(Curvature& curvature, size_t layer, double damping)
   }
 }
 
+std::vector<RefreshOutcome> refresh_layers(const std::vector<size_t>& layers,
+                                           std::vector<std::unique_ptr<Curvature>>& curvatures, double damping) {
+  // Every layer's decompositions first, in one linalg::decompose (same-shaped factors batched), then each layer
+  // finishes from its own: a failure stays the failing layer's.
+  std::vector<std::vector<linalg::FactorRequest>> plans(layers.size());
+  std::vector<std::string> errors(layers.size());
+  std::vector<linalg::FactorRequest*> all;
+  for (size_t k = 0; k < layers.size(); ++k) {
+    try {
+      plans[k] = curvatures[layers[k]]->plan_refresh(damping);
+    } catch (const NumericalError& e) {
+      errors[k] = e.what();
+    }
+    for (auto& request : plans[k]) all.push_back(&request);
+  }
+  linalg::decompose(all);
+  std::vector<RefreshOutcome> out;
+  out.reserve(layers.size());
+  for (size_t k = 0; k < layers.size(); ++k) {
+    if (errors[k].empty()) {
+      try {
+        curvatures[layers[k]]->finish_refresh(plans[k], damping);
+      } catch (const NumericalError& e) {
+        errors[k] = e.what();
+      }
+    }
+    out.push_back({layers[k], errors[k].empty(), errors[k]});
+  }
+  return out;
+}
+
 namespace {
 
 class InlineRefresh final : public RefreshExecutor {
  public:
   std::string name() const override { return "inline"; }
   std::vector<RefreshOutcome> run(const RefreshRequest& r) override {
-    std::vector<RefreshOutcome> out;
-    if (r.due.empty()) return out;
+    if (r.due.empty()) return {};
     if (r.before_compute) r.before_compute();
-    out.reserve(r.due.size());
-    for (size_t i : r.due) out.push_back(refresh_layer(*(*r.curvatures)[i], i, r.damping));
-    return out;
+    return refresh_layers(r.due, *r.curvatures, r.damping);
   }
 };
 

@@ -1,6 +1,6 @@
 // How a refresh runs, behind one interface, and the failure policy beside it.
 //
-//   InlineRefresh        every due layer refreshed now, in this thread (one process)
+//   InlineRefresh        every due layer refreshed now, in this thread (one process), same-shaped factors batched
 //   OwnerRankRefresh     each due layer refreshed by its owner rank and broadcast (kfac/distributed/placement.h)
 //   BackgroundRefresher  layers decomposed before are refreshed on a worker thread and adopted at the next scheduled
 //                        refresh; first decompositions are computed now (src/preconditioner/background_refresh.h)
@@ -78,5 +78,9 @@ class FailurePolicy {
 
 /// Refreshes one curvature, turning a NumericalError into a failed outcome.
 RefreshOutcome refresh_layer(Curvature& curvature, size_t layer, double damping);
+/// Refreshes these layers together: their planned decompositions in one linalg::decompose, so that same-shaped
+/// factors are batched (Curvature::plan_refresh); one outcome per layer, in order.
+std::vector<RefreshOutcome> refresh_layers(const std::vector<size_t>& layers,
+                                           std::vector<std::unique_ptr<Curvature>>& curvatures, double damping);
 
 }  // namespace kfac

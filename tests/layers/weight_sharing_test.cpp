@@ -138,30 +138,47 @@ TEST(WeightSharing, ALayersOwnChoiceOverridesTheOption) {
   EXPECT_LT(block_error(r, 0), 1e-10);
 }
 
+// The G factor of fc1 from the empirical Fisher: a separate statistics pass, or the training backward of
+// kfac::loss captured with `grad_scale` (<= 0: loss_terms of the targets).
+at::Tensor empirical_factors(bool hooks, const at::Tensor& x, const at::Tensor& y, LossKind loss,
+                             double grad_scale = 0) {
+  torch::manual_seed(27);
+  SequenceNet net(false, true);
+  net->to(torch::kDouble);
+  Preconditioner p(*net, PreconditionerOptions().fisher(FisherType::Empirical));
+  net->zero_grad();
+  if (hooks) {
+    p.capture_backward(grad_scale > 0 ? grad_scale : static_cast<double>(loss_terms(y, loss)));
+    kfac::loss(net->forward(x), y, loss).backward();
+  } else {
+    p.update_statistics([&](const at::Tensor& in) { return net->forward(in); }, x, loss, y);
+    kfac::loss(net->forward(x), y, loss).backward();
+  }
+  p.step();
+  return p.curvature(0).to_dense();
+}
+
 TEST(WeightSharing, TrainingBackwardCaptureSeesEveryTap) {
-  // capture_backward delivers each tap's gradient through its own hook; the factors equal the statistics pass's
-  // empirical Fisher.
+  // capture_backward delivers each tap's gradient through its own hook; under loss_terms' scale the factors equal
+  // the statistics pass's empirical Fisher, for a loss over examples (squared error: B terms) and for a loss per
+  // position (softmax cross-entropy on [B, T, C]: B·T terms).
   torch::manual_seed(26);
   const auto x = torch::randn({6, 3, 3}, torch::kDouble);
   const auto y = torch::randn({6, 3, 2}, torch::kDouble);
-  auto factors = [&](bool hooks) {
-    torch::manual_seed(27);
-    SequenceNet net(false, true);
-    net->to(torch::kDouble);
-    Preconditioner p(*net, PreconditionerOptions().fisher(FisherType::Empirical));
-    net->zero_grad();
-    if (hooks) {
-      p.capture_backward(static_cast<double>(x.size(0)));
-      kfac::loss(net->forward(x), y, LossKind::SquaredError).backward();
-    } else {
-      p.update_statistics([&](const at::Tensor& in) { return net->forward(in); }, x, LossKind::SquaredError, y);
-      kfac::loss(net->forward(x), y, LossKind::SquaredError).backward();
-    }
-    p.step();
-    return p.curvature(0).to_dense();
-  };
-  const auto pass = factors(false), hooks = factors(true);
-  EXPECT_LT(max_abs_diff(pass, hooks), 1e-12);
+  EXPECT_EQ(loss_terms(y, LossKind::SquaredError), 6);
+  EXPECT_LT(max_abs_diff(empirical_factors(false, x, y, LossKind::SquaredError),
+                         empirical_factors(true, x, y, LossKind::SquaredError)),
+            1e-12);
+
+  const auto labels = torch::randint(0, 2, {6, 3}, torch::kLong);
+  const auto loss = LossKind::SoftmaxCrossEntropy;
+  EXPECT_EQ(loss_terms(labels, loss), 18);
+  const auto pass = empirical_factors(false, x, labels, loss);
+  EXPECT_LT(max_abs_diff(pass, empirical_factors(true, x, labels, loss)), 1e-12);
+  // Negative control: the batch size alone (the scale of a loss over examples) is off by the positions, squared.
+  const auto batch_scaled = empirical_factors(true, x, labels, loss, /*grad_scale=*/6);
+  EXPECT_LT(max_abs_diff(pass, batch_scaled * 9), 1e-12);
+  EXPECT_GT(max_abs_diff(pass, batch_scaled), 1e-3 * pass.abs().max().item<double>());
 }
 
 TEST(WeightSharing, LinearLayersTakeAnyNumberOfPositionDimensions) {

@@ -74,20 +74,28 @@ void RunOptimizer::scale_lr(double factor) {
   for (size_t i = 0; i < groups.size() && i < base_lr_.size(); ++i) groups[i].options().set_lr(base_lr_[i] * factor);
 }
 
-bool RunOptimizer::before_forward(const at::Tensor& x, const at::Tensor& y, StepProfile& profile) {
-  if (!precond_) return false;
+RunOptimizer::Capture RunOptimizer::before_forward(const at::Tensor& x, const at::Tensor& y, StepProfile& profile) {
+  if (!precond_) return Capture::None;
   const auto start = std::chrono::steady_clock::now();
-  // Statistics on the whole batch share the training forward; a subsample gets its own small forward.
-  const bool shared = precond_->options().stats_fraction() == 1.0 && precond_->capture_forward();
-  if (!shared)
+  const auto& fisher = precond_->options().fisher_options();
+  auto capture = Capture::None;
+  if (fisher.stats_fraction() < 1.0) {  // a subsample gets its own small forward
     precond_->update_statistics([this](const at::Tensor& in) { return model_.net->forward(in); }, x, model_.loss, y);
+  } else if (fisher.fisher() == FisherType::Empirical) {
+    // The empirical Fisher's rows are the loss's own per-example gradients: the training backward delivers them
+    // (scaled back by the terms the loss averages), the same statistics as a separate pass at no extra cost.
+    if (precond_->capture_backward(static_cast<double>(loss_terms(y, model_.loss))))
+      capture = Capture::TrainingBackward;
+  } else if (precond_->capture_forward()) {
+    capture = Capture::SharedForward;
+  }
   profile.lap(StepProfile::StatisticsPass, start);
-  return shared;
+  return capture;
 }
 
-void RunOptimizer::after_backward(bool shared_forward, const at::Tensor& output, const at::Tensor& y,
+void RunOptimizer::after_backward(Capture capture, const at::Tensor& output, const at::Tensor& y,
                                   StepProfile& profile) {
-  if (!shared_forward) return;
+  if (capture != Capture::SharedForward) return;
   const auto start = std::chrono::steady_clock::now();
   precond_->statistics_from_forward(output, model_.loss, y);
   profile.lap(StepProfile::StatisticsPass, start);

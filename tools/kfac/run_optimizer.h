@@ -23,12 +23,18 @@ class RunOptimizer {
   /// Resolves the defaults of lr, momentum and the KL clip into `result` and builds the optimizer.
   RunOptimizer(const TrainConfig& cfg, Model& model, std::shared_ptr<Communicator> comm, TrainResult& result);
 
-  /// Before the training forward: the statistics pass on statistics steps. Returns whether it shares the forward.
-  bool before_forward(const at::Tensor& x, const at::Tensor& y, StepProfile& profile);
+  /// How a statistics step takes its statistics from the training step.
+  enum class Capture {
+    None,              ///< not a statistics step, or a separate pass already ran (a subsample)
+    SharedForward,     ///< the training forward is shared; the Fisher's backward runs after the loss's
+    TrainingBackward,  ///< the empirical Fisher from the loss's own backward: no extra pass
+  };
+  /// Before the training forward: the statistics pass on statistics steps, or arming the capture.
+  Capture before_forward(const at::Tensor& x, const at::Tensor& y, StepProfile& profile);
   /// After the loss's backward: the statistics of a shared forward.
-  void after_backward(bool shared_forward, const at::Tensor& output, const at::Tensor& y, StepProfile& profile);
+  void after_backward(Capture capture, const at::Tensor& output, const at::Tensor& y, StepProfile& profile);
   /// Whether the backward must keep the graph (the quadratic model and a shared statistics forward reuse it).
-  bool retains_graph(bool shared_forward) const { return qmodel_ != nullptr || shared_forward; }
+  bool retains_graph(Capture capture) const { return qmodel_ != nullptr || capture == Capture::SharedForward; }
   /// Sets every parameter group's rate to its base rate (--lr, --fallback-lr) times `factor` (the schedule's).
   void scale_lr(double factor);
   /// Whether the optimizer averages the gradients of a distributed run itself (K-FAC's step rules do).

@@ -278,13 +278,13 @@ TrainResult train(const TrainConfig& cfg) {
     const auto x = train_set.images.index_select(0, idx).to(device);
     const auto y = targets_of(model, train_set, idx).to(device);
     model.net->zero_grad();
-    const bool shared_forward = optimizer.before_forward(x, y, profile);
+    const auto capture = optimizer.before_forward(x, y, profile);
     const auto tp = std::chrono::steady_clock::now();
     auto output = model.net->forward(x);
     auto loss = kfac::loss(output, y, model.loss);
-    loss.backward({}, /*retain_graph=*/optimizer.retains_graph(shared_forward));
+    loss.backward({}, /*retain_graph=*/optimizer.retains_graph(capture));
     profile.lap(StepProfile::ForwardBackward, tp);
-    optimizer.after_backward(shared_forward, output, y, profile);
+    optimizer.after_backward(capture, output, y, profile);
     double value = loss.item<double>();  // also synchronizes an accelerator
     bool stop = interrupted();
     if (ranks > 1) {  // the whole batch's loss, and every rank stops at the same step

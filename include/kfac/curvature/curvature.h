@@ -6,7 +6,8 @@
 //
 //   update(stats, decay)   fold one statistics step into the running estimates (EMA with the given decay)
 //   refresh(damping)       the amortized work (eigendecompositions / inverses); on NumericalError it must leave
-//                          the previous decomposition intact, so the preconditioner can keep using it
+//                          the previous decomposition intact, so the preconditioner can keep using it. Methods
+//                          that list their decompositions (plan_refresh) have them batched across layers
 //   precondition(V, λ)     ≈ (F + λI)⁻¹ vec(V), returned as a [d_G, d_A] matrix
 //   to_dense()             the undamped approximation of the Fisher block, [d_A·d_G]², column-major vec order
 #pragma once
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "kfac/layers/layer_statistics.h"
+#include "kfac/linalg/batched.h"
 #include "kfac/util/archive_fwd.h"
 #include "kfac/curvature/curvature_options.h"
 #include "kfac/layers/layer_options.h"
@@ -69,6 +71,12 @@ class Curvature {
   virtual bool takes_sampled_positions() const { return false; }
   /// Recomputes the decompositions. Throws NumericalError and keeps the previous state on failure.
   virtual void refresh(double damping) = 0;
+  /// A refresh in two halves, so that the refresh executor can decompose the factors of every due layer together
+  /// (linalg::decompose batches the same-shaped ones): plan_refresh lists the decompositions refresh() needs, and
+  /// finish_refresh completes the refresh from them, throwing the NumericalError of a failed one with the state
+  /// untouched. The default plans nothing and finishes by refresh().
+  virtual std::vector<linalg::FactorRequest> plan_refresh(double /*damping*/) { return {}; }
+  virtual void finish_refresh(std::vector<linalg::FactorRequest>& /*decomposed*/, double damping) { refresh(damping); }
   /// The undamped approximate Fisher block in column-major vec order.
   virtual at::Tensor to_dense() const = 0;
   virtual int64_t memory_bytes() const;
@@ -133,6 +141,8 @@ class Curvature {
   virtual int64_t input_width() const { return shape().dim_a; }
   /// Records the statistics step's geometry and counts it; methods call this from update().
   void note_update(const LayerStatistics& stats);
+  /// refresh() of a method that plans: plan_refresh, linalg::decompose, finish_refresh.
+  void refresh_by_plan(double damping);
   void mark_ready() { ready_ = true, ++refreshes_; }
   std::string what(const std::string& part) const;  ///< "factor A of layer 'fc1'" for messages
 

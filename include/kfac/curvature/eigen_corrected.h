@@ -56,11 +56,18 @@ class EigenCorrected : public Base {
     spectrum_.mul_(decay).add_(moment, 1.0 - decay);
   }
 
-  void refresh(double damping) override {
+  void refresh(double damping) override { this->refresh_by_plan(damping); }
+
+  std::vector<linalg::FactorRequest> plan_refresh(double /*damping*/) override {
     const double floor = this->context_.numerics.eigenvalue_floor();
     const int64_t k = this->context_.numerics.eigenbasis_iterations();
-    auto el = linalg::factor_eig_refined(this->input_factor(), q_a_, k, this->what("input factor"), floor);
-    auto er = linalg::factor_eig_refined(this->output_factor(), q_g_, k, this->what("output factor"), floor);
+    return {linalg::FactorRequest::eig_of(this->input_factor(), this->what("input factor"), floor, q_a_, k),
+            linalg::FactorRequest::eig_of(this->output_factor(), this->what("output factor"), floor, q_g_, k)};
+  }
+
+  void finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) override {
+    linalg::throw_if_failed(d);
+    const auto &el = d[0].eig, &er = d[1].eig;
     const bool first = !spectrum_.defined();
     q_a_ = el.vectors, q_g_ = er.vectors;
     if (first || options_.reset_spectrum()) spectrum_ = at::outer(er.values, el.values) * this->kronecker_scale();

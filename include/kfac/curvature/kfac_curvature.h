@@ -20,7 +20,9 @@ class KfacCurvature : public KroneckerCurvature {
   std::string method() const override { return "kfac"; }
   void update(const LayerStatistics& stats, double decay) override;
   bool takes_sampled_positions() const override { return true; }  // A and G are means over positions
-  void refresh(double damping) override;
+  void refresh(double damping) override { refresh_by_plan(damping); }
+  std::vector<linalg::FactorRequest> plan_refresh(double damping) override;
+  void finish_refresh(std::vector<linalg::FactorRequest>& decomposed, double damping) override;
   at::Tensor to_dense() const override;
 
   const at::Tensor& factor_a() const { return a_; }

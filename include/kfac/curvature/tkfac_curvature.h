@@ -47,7 +47,9 @@ class TkfacCurvature : public KroneckerCurvature {
   explicit TkfacCurvature(CurvatureContext context);
   std::string method() const override { return "tkfac"; }
   void update(const LayerStatistics& stats, double decay) override;
-  void refresh(double damping) override;
+  void refresh(double damping) override { refresh_by_plan(damping); }
+  std::vector<linalg::FactorRequest> plan_refresh(double damping) override;
+  void finish_refresh(std::vector<linalg::FactorRequest>& decomposed, double damping) override;
   at::Tensor to_dense() const override;
 
   const at::Tensor& input_factor() const override { return phi_raw_; }

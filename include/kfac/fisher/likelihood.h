@@ -88,6 +88,12 @@ inline LossKind parse_loss_kind(const std::string& name) { return LossKind::name
 /// a language model, torch's cross_entropy).
 at::Tensor loss(const at::Tensor& output, const at::Tensor& targets, LossKind kind);
 
+/// The number of terms loss() averages over for these targets: the examples, or examples × positions for a
+/// positionwise likelihood (targets [B, T, ...]). It is the grad_scale under which Preconditioner::capture_backward
+/// turns the training backward of loss() into the empirical Fisher's rows (those of output_gradient_rows with
+/// FisherType::Empirical): the gradient of a mean over n terms is 1/n times the rows.
+int64_t loss_terms(const at::Tensor& targets, LossKind kind);
+
 /// Gradients of per-example losses with respect to `output` for the statistics pass: shape [S, B, C], where the
 /// Fisher of the outputs is Σ_s E_b[r_sb r_sbᵀ]. S = `samples` (Sampled, scaled by 1/√S), 1 (Empirical), the
 /// factor's rows (Exact). `output` must be detached. `targets` is used only for FisherType::Empirical. For a

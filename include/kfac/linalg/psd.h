@@ -56,6 +56,8 @@ void check_finite(const at::Tensor& m, const std::string& what);
 namespace testing {
 /// Test seam: the next `count` decomposition attempts (each try, including float64 retries) fail as LinAlgError.
 void inject_decomposition_failures(int count);
+/// How many injected failures are still to come (batched decompositions go one at a time while any are).
+int pending_decomposition_failures();
 }  // namespace testing
 
 }  // namespace kfac::linalg

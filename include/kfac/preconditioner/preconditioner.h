@@ -108,7 +108,8 @@ class Preconditioner : public StageView {
 
   /// Alternative to update_statistics: capture from the user's own training forward/backward (empirical Fisher,
   /// no extra pass). Call before that forward on statistics steps; `grad_scale` turns the loss gradient into
-  /// per-example gradients (the batch size for a mean-reduced loss). Returns false off statistics steps.
+  /// per-example gradients (the batch size for a mean-reduced loss; kfac::loss_terms(targets, kind) for kfac::loss).
+  /// Returns false off statistics steps.
   bool capture_backward(double grad_scale);
 
   /// Updates statistics (if captured), refreshes on schedule, and replaces each layer's .grad() by its
