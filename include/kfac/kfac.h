@@ -40,6 +40,7 @@
 #include "kfac/layers/rms_norm_kind.h"
 #include "kfac/layers/scale_shift_kind.h"
 #include "kfac/layers/weight_sharing.h"
+#include "kfac/linalg/batched.h"
 #include "kfac/linalg/factor.h"
 #include "kfac/linalg/psd.h"
 #include "kfac/nn/attention.h"
