@@ -11,6 +11,7 @@
 #include "kfac/curvature/kfac_curvature.h"
 #include "kfac/curvature/per_example.h"
 #include "kfac/linalg/batched.h"
+#include "kfac/linalg/factor.h"
 #include "kfac/linalg/psd.h"
 #include "kfac/runtime/setup.h"
 
@@ -137,11 +138,13 @@ void BM_CholeskyInverse(benchmark::State& state) {
 
 // Preconditioning an n×n gradient through the layer's curvature (factored: 2 products, 4n³ flops; eigen: 4
 // products, 8n³ flops).
-// A refresh's decompositions, one at a time (arg 0) or batched by shape (arg 1, kfac/linalg/batched.h), for a
-// transformer block's factors: 12 of side 65 (width 64 + bias) and 4 of side 257 (the MLP's 256 + bias), as the
-// tool's char-lm and vit have; arg 2: eigh or Cholesky inverses.
+// A refresh's decompositions (kfac/linalg/batched.h) for a transformer block's factors: 12 of side 65 (width 64 +
+// bias) and 4 of side 257 (the MLP's 256 + bias), as the tool's char-lm and vit have. Arg "how": 0 one after the
+// other by the one-factor functions, 1 batched by shape (a GPU's default), 2 decompose()'s sequential strategy (the
+// CPU's default); "eigh": eigendecompositions (1) or Cholesky inverses (0).
 void BM_RefreshFactors(benchmark::State& state) {
-  const bool batched = state.range(0) == 1, eig = state.range(1) == 1;
+  const int64_t how = state.range(0);
+  const bool eig = state.range(1) == 1;
   std::vector<at::Tensor> factors;
   for (int k = 0; k < 16; ++k) factors.push_back(spd(k < 12 ? 65 : 257));
   for (auto _ : state) {
@@ -149,10 +152,13 @@ void BM_RefreshFactors(benchmark::State& state) {
     for (const auto& f : factors)
       requests.push_back(eig ? kfac::linalg::FactorRequest::eig_of(f, "f", 0)
                              : kfac::linalg::FactorRequest::damped_inverse_of(f, 1e-3, true, 0, "f"));
-    if (batched) {
-      kfac::linalg::decompose(requests);
+    if (how == 0) {
+      for (auto& r : requests)
+        r.eig = eig ? kfac::linalg::factor_eig(r.factor, "f", 0)
+                    : kfac::linalg::SymEig{kfac::linalg::factor_damped_inverse(r.factor, 1e-3, true, 0, "f"), {}};
     } else {
-      for (auto& r : requests) kfac::linalg::decompose(std::vector<kfac::linalg::FactorRequest*>{&r});
+      kfac::linalg::decompose(requests, how == 1 ? kfac::linalg::DecomposeStrategy::Batched
+                                                 : kfac::linalg::DecomposeStrategy::Sequential);
     }
     benchmark::DoNotOptimize(requests.back().eig.values);
   }
@@ -205,8 +211,8 @@ BENCHMARK(BM_CholeskyInverse) KFAC_SIZES;
 BENCHMARK(BM_Eigh) KFAC_SIZES;
 BENCHMARK(BM_ProjectedSecondMomentConv)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RefreshFactors)
-    ->ArgsProduct({{0, 1}, {0, 1}})
-    ->ArgNames({"batched", "eigh"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}})
+    ->ArgNames({"how", "eigh"})
     ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {

@@ -108,7 +108,8 @@ void decompose_group(const std::vector<FactorRequest*>& group) {
     for (auto* r : members) decompose_one(*r);
     return;
   }
-  auto part = members.size() == group.size() ? stack : stack.index_select(0, at::tensor(rows, at::kLong).to(stack.device()));
+  auto part = members.size() == group.size() ? stack
+                                             : stack.index_select(0, at::tensor(rows, at::kLong).to(stack.device()));
   const auto sym = (part + part.transpose(1, 2)) * 0.5;
   try {
     by_cholesky(*members.front()) ? cholesky_batch(members, sym) : eigh_batch(members, sym);
@@ -117,16 +118,12 @@ void decompose_group(const std::vector<FactorRequest*>& group) {
   }
 }
 
-}  // namespace
-
-void decompose(const std::vector<FactorRequest*>& requests) {
+void decompose_batched(const std::vector<FactorRequest*>& requests) {
   // Batches of the same operation, size, dtype, device and floor; the order inside each is the requests' order.
   using Key = std::tuple<bool, int64_t, int, std::string, double>;
   std::map<Key, std::vector<FactorRequest*>> groups;
-  const bool injecting = testing::pending_decomposition_failures() > 0;  // the test seam counts single attempts
   for (auto* r : requests) {
-    r->error.clear();
-    if (injecting || !batchable(*r)) {
+    if (!batchable(*r)) {
       decompose_one(*r);
       continue;
     }
@@ -142,10 +139,29 @@ void decompose(const std::vector<FactorRequest*>& requests) {
   }
 }
 
-void decompose(std::vector<FactorRequest>& requests) {
+void decompose_sequentially(const std::vector<FactorRequest*>& requests) {
+  for (auto* r : requests) decompose_one(*r);
+}
+
+}  // namespace
+
+void decompose(const std::vector<FactorRequest*>& requests, DecomposeStrategy strategy) {
+  for (auto* r : requests) r->error.clear();
+  if (strategy == DecomposeStrategy::Auto) {
+    const bool cpu = std::all_of(requests.begin(), requests.end(), [](auto* r) { return r->factor.is_cpu(); });
+    strategy = cpu ? DecomposeStrategy::Sequential : DecomposeStrategy::Batched;
+  }
+  // The test seam counts single attempts, in order.
+  if (strategy == DecomposeStrategy::Sequential || testing::pending_decomposition_failures() > 0)
+    decompose_sequentially(requests);
+  else
+    decompose_batched(requests);
+}
+
+void decompose(std::vector<FactorRequest>& requests, DecomposeStrategy strategy) {
   std::vector<FactorRequest*> pointers;
   for (auto& r : requests) pointers.push_back(&r);
-  decompose(pointers);
+  decompose(pointers, strategy);
 }
 
 void throw_if_failed(const std::vector<FactorRequest>& requests) {

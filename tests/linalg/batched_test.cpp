@@ -1,5 +1,5 @@
-// Batched decompositions (kfac/linalg/batched.h): every result equals the one-factor function's, same-shaped factors
-// or not, and a failure stays with its own factor and layer.
+// Decompositions of many factors at once (kfac/linalg/batched.h), batched by shape or spread over the threads: every
+// result equals the one-factor function's, and a failure stays with its own factor and layer.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -43,7 +43,9 @@ void expect_same(const FactorRequest& batched, const FactorRequest& single) {
   }
 }
 
-TEST(BatchedDecompositions, EveryRequestEqualsItsOneFactorFunction) {
+class BatchedDecompositions : public ::testing::TestWithParam<linalg::DecomposeStrategy> {};
+
+TEST_P(BatchedDecompositions, EveryRequestEqualsItsOneFactorFunction) {
   torch::manual_seed(90);
   std::vector<FactorRequest> requests;
   for (int k = 0; k < 3; ++k) {  // same-shaped groups of each kind, with their own shifts
@@ -59,13 +61,13 @@ TEST(BatchedDecompositions, EveryRequestEqualsItsOneFactorFunction) {
   requests.push_back(FactorRequest::eig_of(random_psd(6), "other floor", 0.5));
   std::vector<FactorRequest> singles;
   for (const auto& r : requests) singles.push_back(alone(r));
-  linalg::decompose(requests);
+  linalg::decompose(requests, GetParam());
   for (size_t k = 0; k < requests.size(); ++k) expect_same(requests[k], singles[k]);
   // Each result is its own storage, not a view of a batch that a checkpoint would save whole.
   EXPECT_EQ(requests[0].eig.vectors.storage().nbytes(), 36 * sizeof(double));
 }
 
-TEST(BatchedDecompositions, AFailureStaysWithItsFactor) {
+TEST_P(BatchedDecompositions, AFailureStaysWithItsFactor) {
   torch::manual_seed(91);
   std::vector<FactorRequest> requests;
   for (int k = 0; k < 3; ++k) requests.push_back(FactorRequest::eig_of(random_psd(4), "eig " + std::to_string(k), 0));
@@ -79,16 +81,19 @@ TEST(BatchedDecompositions, AFailureStaysWithItsFactor) {
                                                         "chol " + std::to_string(k)));
   std::vector<FactorRequest> singles;
   for (size_t k = 0; k < requests.size(); ++k) singles.push_back(k == 1 || k == 5 ? requests[k] : alone(requests[k]));
-  linalg::decompose(requests);
+  linalg::decompose(requests, GetParam());
   for (size_t k : {0, 2, 3, 4}) expect_same(requests[k], singles[k]);
   EXPECT_NE(requests[1].error.find("eig 1 has non-finite entries"), std::string::npos) << requests[1].error;
   EXPECT_NE(requests[5].error.find("Cholesky factorization of chol 2 failed"), std::string::npos) << requests[5].error;
   EXPECT_THROW(linalg::throw_if_failed(requests), NumericalError);
 }
 
+INSTANTIATE_TEST_SUITE_P(Strategies, BatchedDecompositions,
+                         ::testing::Values(linalg::DecomposeStrategy::Batched, linalg::DecomposeStrategy::Sequential));
+
 // Layers refreshed together (refresh_layers: one linalg::decompose over every due layer) precondition exactly as
 // each refreshed alone, for every method that plans its refresh and both damping forms.
-TEST(BatchedDecompositions, LayersRefreshedTogetherEqualEachAlone) {
+TEST(RefreshLayers, LayersRefreshedTogetherEqualEachAlone) {
   struct Setup {
     std::string method;
     PreconditionerOptions options;

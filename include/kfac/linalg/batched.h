@@ -1,9 +1,9 @@
-// Decompositions of many factors at once (docs/design.md §16, "Batched refreshes"). A refresh lists what it needs as
-// FactorRequests (Curvature::plan_refresh); decompose() computes them all, the full factors of one size, dtype,
-// device, floor and kind in one batched call (at::linalg_eigh, at::linalg_cholesky_ex on a stack: one library call
-// and one host read of the finiteness checks where each factor alone took its own), the others one at a time. A
-// transformer has many same-shaped factors (every block's q, k, v and out projections), so its refresh is a few
-// batched calls, which is what a GPU needs.
+// Decompositions of many factors at once (docs/design.md §5, "Batched refreshes"). A refresh lists what it needs as
+// FactorRequests (Curvature::plan_refresh); decompose() computes them all. On a GPU the full factors of one size,
+// dtype, device, floor and kind go in one batched call (at::linalg_eigh, at::linalg_cholesky_ex on a stack: one
+// library call and one host read of the finiteness checks where each factor alone took its own); a transformer has
+// many same-shaped factors (every block's q, k, v and out projections), so its refresh is a few calls. On the CPU,
+// where a batched LAPACK call is a loop over the matrices, they go one by one.
 //
 // Every result is what the one-factor functions of kfac/linalg/factor.h give, under the same policy (psd.h): a
 // non-finite factor, a batch that LAPACK or cuSOLVER refuses, or a single Cholesky that fails is redone alone, so the
@@ -43,10 +43,20 @@ struct FactorRequest {
                                          const std::string& what);
 };
 
+/// How decompose() runs the requests.
+enum class DecomposeStrategy {
+  /// Sequential when every factor is on the CPU, Batched otherwise.
+  Auto,
+  /// Same-shaped full factors stacked into one call each (what a GPU needs).
+  Batched,
+  /// Each factor alone, one after the other: on the CPU a batched LAPACK call is such a loop anyway.
+  Sequential,
+};
+
 /// Computes every request in place (results or error).
-void decompose(const std::vector<FactorRequest*>& requests);
+void decompose(const std::vector<FactorRequest*>& requests, DecomposeStrategy strategy = DecomposeStrategy::Auto);
 /// decompose() over a vector.
-void decompose(std::vector<FactorRequest>& requests);
+void decompose(std::vector<FactorRequest>& requests, DecomposeStrategy strategy = DecomposeStrategy::Auto);
 
 /// Throws the NumericalError of the first failed request; a refresh calls it before it changes any state.
 void throw_if_failed(const std::vector<FactorRequest>& requests);
