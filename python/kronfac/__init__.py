@@ -17,7 +17,7 @@ default and range: ``kronfac.option_specs()`` lists them. Under torchrun/DDP the
 torch.distributed's default group (``kronfac.TorchDistributed``).
 """
 from ._kfac import (Communicator, Registration, StepStats, __version__, connect_from_environment,  # noqa: F401
-                    loss)
+                    loss, loss_terms)
 from . import nn  # noqa: F401
 from .distributed import TorchDistributed  # noqa: F401
 from .runtime import configure_runtime  # noqa: F401
@@ -29,4 +29,4 @@ from .matrix_optimizers import SOAP, Muon, Shampoo, muon_split  # noqa: F401
 
 __all__ = ["Preconditioner", "KFACOptimizer", "QModelOptimizer", "StepStats", "Registration", "Communicator",
            "TorchDistributed", "connect_from_environment", "configure_runtime", "option_specs", "register_module_kind",
-           "registered_module_kinds", "loss", "nn", "Muon", "Shampoo", "SOAP", "muon_split"]
+           "registered_module_kinds", "loss", "loss_terms", "nn", "Muon", "Shampoo", "SOAP", "muon_split"]

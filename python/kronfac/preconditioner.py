@@ -38,7 +38,9 @@ class Preconditioner(_state.CoreOwned):
     gradients enabled on a statistics step is captured: with ``loss`` given, its output's sampled targets are
     back-propagated through the retained graph (the true Fisher, the shared-forward protocol: one extra backward, no
     extra forward); without, the loss's own backward is (the empirical Fisher, as capture_backward with the input's
-    batch size as grad_scale, right for a mean-reduced loss; a warning says so once).
+    batch size as grad_scale, right for a loss averaged over examples; a warning says so once). A loss averaged over
+    positions as well (a language model's per-token cross-entropy) needs the scale ``kronfac.loss_terms(targets,
+    kind)``: call ``capture_backward`` with it yourself.
 
     The statistics pass leaves the model as the user's loop would: BatchNorm running statistics are restored after a
     separate forward, whose dropout draws from a random stream of its own, and targets are sampled from the core's

@@ -116,6 +116,15 @@ PYBIND11_MODULE(_kfac, m) {
       },
       py::arg("output"), py::arg("targets"), py::arg("kind"), "The likelihood's loss (the C++ core's kfac::loss)");
   m.def(
+      "loss_terms",
+      [](const at::Tensor& targets, const std::string& kind) {
+        return kfac::loss_terms(targets, kfac::LossKind::named(kind));
+      },
+      py::arg("targets"), py::arg("kind"),
+      "The number of terms the likelihood's loss averages over for these targets: the examples, or examples x "
+      "positions for a loss per position (softmax-cross-entropy on [B, T, C]). It is capture_backward's grad_scale "
+      "for that loss (the C++ core's kfac::loss_terms)");
+  m.def(
       "configure_runtime",
       [](int threads, bool flush_subnormals, bool keep_freed_memory) {
         kfac::runtime::RuntimeSetup setup;

@@ -210,6 +210,32 @@ def test_capture_backward_is_the_empirical_fisher_of_the_training_backward():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # float32: the two sums round differently
 
 
+def test_capture_backward_with_loss_terms_is_the_empirical_fisher_of_a_loss_per_position():
+    # A loss per token (F.cross_entropy over [B*T, C], kronfac.loss on [B, T, C]) averages B*T terms: loss_terms gives
+    # capture_backward that scale; the batch size alone would leave G short by T**2.
+    torch.manual_seed(5)
+    x, y = torch.randn(6, 4, 5), torch.randint(0, 3, (6, 4))
+    assert kronfac.loss_terms(y, "softmax-cross-entropy") == 24
+    assert kronfac.loss_terms(torch.randn(6, 2), "squared-error") == 6
+    runs = []
+    for scale in ("loss_terms", "pass", "batch"):
+        torch.manual_seed(6)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+        pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", fisher="empirical", refresh_period=1,
+                                     damping=1e-3)
+        model.zero_grad()
+        if scale == "pass":
+            pre.update_statistics(x, targets=y)
+        else:
+            assert pre.capture_backward(kronfac.loss_terms(y, "softmax-cross-entropy") if scale == "loss_terms" else 6)
+        kronfac.loss(model(x), y, "softmax-cross-entropy").backward()
+        pre.step()
+        runs.append(gradients(model))
+    for a, b in zip(runs[0], runs[1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert any((a - b).abs().max() > 1e-3 * a.abs().max() for a, b in zip(runs[2], runs[1]))
+
+
 def test_hooks_exist_only_while_capturing():
     model = mlp()
     pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", stats_period=2)
