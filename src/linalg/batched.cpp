@@ -54,9 +54,9 @@ void eigh_batch(const std::vector<FactorRequest*>& group, const at::Tensor& sym)
   auto [values, vectors] = at::linalg_eigh(sym);
   values.clamp_min_(group.front()->floor);  // one floor per group
   at::Tensor inverses;
-  std::vector<double> shifts;
-  for (const auto* r : group) shifts.push_back(r->kind == FactorRequest::Kind::DampedInverse ? r->shift : 0.0);
   if (std::any_of(group.begin(), group.end(), [](auto* r) { return r->kind == FactorRequest::Kind::DampedInverse; })) {
+    std::vector<double> shifts;
+    for (const auto* r : group) shifts.push_back(r->kind == FactorRequest::Kind::DampedInverse ? r->shift : 0.0);
     const auto shift = at::tensor(shifts, at::dtype(at::kDouble)).to(values.options()).unsqueeze(1);
     inverses = at::matmul(vectors * (1.0 / (values + shift)).unsqueeze(1), vectors.transpose(1, 2));
   }
