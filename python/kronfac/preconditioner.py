@@ -37,10 +37,10 @@ class Preconditioner(_state.CoreOwned):
     The ordinary loop needs none of them. Until one is called, the first training-mode forward of ``model`` with
     gradients enabled on a statistics step is captured: with ``loss`` given, its output's sampled targets are
     back-propagated through the retained graph (the true Fisher, the shared-forward protocol: one extra backward, no
-    extra forward); without, the loss's own backward is (the empirical Fisher, as capture_backward with the input's
-    batch size as grad_scale, right for a loss averaged over examples; a warning says so once). A loss averaged over
-    positions as well (a language model's per-token cross-entropy) needs the scale ``kronfac.loss_terms(targets,
-    kind)``: call ``capture_backward`` with it yourself.
+    extra forward); with fisher="empirical", the loss's own backward is, scaled by the terms the loss averages
+    (``kronfac.loss_terms``: the batch size, or batch x positions for ``loss`` per position on logits [B, T, C]);
+    without ``loss``, the loss's own backward too, scaled by the input's batch size, right for a loss averaged over
+    examples (a warning says so once). A loss averaged otherwise needs its own scale: call ``capture_backward``.
 
     The statistics pass leaves the model as the user's loop would: BatchNorm running statistics are restored after a
     separate forward, whose dropout draws from a random stream of its own, and targets are sampled from the core's
@@ -172,6 +172,12 @@ class Preconditioner(_state.CoreOwned):
         self._remove_hooks()  # the backward capture keeps its gradient hooks on the outputs
         if mode == "forward":
             self.core.statistics_from_forward(self._select(output), self.loss, None)
+        elif self.loss is not None:
+            # The loss averages over the terms its targets hold: for a loss per position (logits [B, T, C]) B*T, which
+            # only the output tells; its targets have the output's shape less the class dimension.
+            logits = self._select(output)
+            if logits.dim() >= 2:
+                self.core.set_capture_scale(float(_kfac.loss_terms(logits.detach()[..., 0], self.loss)))
 
     def _select(self, output):
         """The tensor the likelihood reads, from what the model returned (the option ``output``)."""

@@ -148,6 +148,7 @@ void bind_preconditioner(py::module_& m) {
           },
           py::arg("output"), py::arg("loss"), py::arg("targets") = py::none(), Release())
       .def("capture_backward", &P::capture_backward, py::arg("grad_scale"))
+      .def("set_capture_scale", &P::set_capture_scale, py::arg("grad_scale"))
       .def("step", &P::step, Release())
       .def("refresh_all", &P::refresh_all, Release())
       .def("gradient_matrices", &P::gradient_matrices)

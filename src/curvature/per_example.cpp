@@ -59,7 +59,9 @@ at::Tensor projected_second_moment_per_position(const LayerStatistics& s, const 
   const int64_t d_g = s.g.size(3), d_a = s.a.size(2);
   const auto ap2 = rotate(s.a, q_a).pow(2).reshape({-1, d_a});         // [B·T, dA]
   const auto gp2 = rotate(s.g, q_g).pow(2).sum(0).reshape({-1, d_g});  // [B·T, dG], the samples summed
-  return gp2.t().mm(ap2) / static_cast<double>(s.examples());
+  // A sample of k of the layer's T positions (statistics_at) stands for all T: each is drawn with probability k/T.
+  const double positions = static_cast<double>(s.shared_positions()) / static_cast<double>(s.locations());
+  return gp2.t().mm(ap2) * (positions / static_cast<double>(s.examples()));
 }
 
 at::Tensor gradient_sq_norms(const LayerStatistics& s, int64_t chunk_bytes) {

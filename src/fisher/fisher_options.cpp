@@ -18,8 +18,8 @@ const OptionTable<FisherOptions>& FisherOptions::table() {
        field<O>(KFAC_FIELD(O, stats_positions),
                 "Shared positions (sequence positions, conv output locations) per example that form K-FAC's factors, "
                 "for layers with more: a uniform sample of this many, the same for every example, drawn from (seed, "
-                "step); 0 takes every position. The factors stay unbiased means over positions (method kfac, weight "
-                "sharing expand)",
+                "step); 0 takes every position. The factors stay unbiased means over positions (method kfac, and ekfac "
+                "with per_position_spectrum; weight sharing expand)",
                 bounded(at_least(0))),
        field<O>(KFAC_FIELD(O, seed),
                 "Seed of the sampled targets; step k samples from (seed, k), so runs resume exactly",

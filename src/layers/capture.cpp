@@ -49,14 +49,14 @@ void Slot::tap(const at::Tensor& input, const at::Tensor& output, bool training)
     t.output = output;
   } else if (output.requires_grad()) {
     // The hook holds the slot's generation counter, not the slot: it writes only into the pass that armed it.
-    const double scale = grad_scale_;
+    // The scale is read when the gradient arrives, so that set_grad_scale after the forward applies.
     const size_t index = taps_.size();
     const int64_t generation = *generation_;
     std::weak_ptr<int64_t> alive = generation_;
-    output.register_hook([this, scale, index, generation, alive](const at::Tensor& g) {
+    output.register_hook([this, index, generation, alive](const at::Tensor& g) {
       const auto counter = alive.lock();
       if (!counter || *counter != generation || index >= taps_.size()) return;
-      taps_[index].grad_output = (scale == 1.0 ? g.detach() : g.detach() * scale).unsqueeze(0);
+      taps_[index].grad_output = (grad_scale_ == 1.0 ? g.detach() : g.detach() * grad_scale_).unsqueeze(0);
     });
   }
   taps_.push_back(std::move(t));

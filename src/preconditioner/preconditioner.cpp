@@ -183,6 +183,11 @@ bool Preconditioner::capture_backward(double grad_scale) {
   return true;
 }
 
+void Preconditioner::set_capture_scale(double grad_scale) {
+  KFAC_CHECK(std::isfinite(grad_scale) && grad_scale > 0, "grad_scale must be finite and > 0, got ", grad_scale);
+  statistics_->set_backward_scale(grad_scale);
+}
+
 void Preconditioner::set_damping(double damping) {
   KFAC_CHECK(std::isfinite(damping) && damping > 0, "damping must be finite and > 0, got ", damping);
   for (const auto& c : curvatures_) check_damping_fits(damping, c->dtype());

@@ -67,6 +67,17 @@ void StatisticsPass::arm_backward(double grad_scale) {
   for (auto& l : layers_) l.slot->arm(Slot::Mode::HookGradient, grad_scale);
 }
 
+void StatisticsPass::set_backward_scale(double grad_scale) {
+  bool armed = false;
+  for (auto& l : layers_)
+    if (l.slot->mode() == Slot::Mode::HookGradient) {
+      l.slot->set_grad_scale(grad_scale);
+      armed = true;
+    }
+  KFAC_CHECK(armed, "set_capture_scale changes the scale of capture_backward, which is not armed: call "
+                    "capture_backward(grad_scale) before the training forward of a statistics step");
+}
+
 namespace {
 
 // SplitMix-style mix of (seed, step, stream): reproducible per step, so a resumed run draws the same numbers.

@@ -35,6 +35,8 @@ class StatisticsPass {
   void arm_forward();
   void from_forward(const at::Tensor& output, LossKind loss, const at::Tensor& targets, int64_t step);
   void arm_backward(double grad_scale);
+  /// Sets the scale of an armed backward capture (throws when none is armed).
+  void set_backward_scale(double grad_scale);
 
   /// What a statistics step captured.
   struct Capture {

@@ -24,7 +24,10 @@ warns "--fallback-beta2 has no effect on kfac: it sets --fallback adam" --method
 warns "--eigenvalue-floor has no effect on kfac: the Cholesky inverse" --method kfac --inverse cholesky \
   --eigenvalue-floor 1e-6
 warns "--coarse-weight has no effect on kfac: there is no global stage" --method kfac --coarse-weight 0.5
+warns "--stats-positions has no effect on ekfac: it samples the positions" --method ekfac --stats-positions 8
 silent --method ekfac --spectrum-period 3
+silent --method ekfac --per-position-spectrum --stats-positions 8
+silent --method kfac --stats-positions 8
 silent --method kfac --fallback adam --fallback-beta2 0.9
 silent --method kfac --inverse eigen --eigenvalue-floor 1e-6
 silent --method sgd --momentum 0.5

@@ -1,6 +1,7 @@
 // Weight sharing (docs/design.md §13): Linear layers on sequences [B, T, d], layers used several times per forward,
 // and the two flavours of Eschenhagen et al. 2023, each against the brute-force Fisher in the setting where it is
 // exact, with the other flavour as the negative control.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -140,8 +141,8 @@ TEST(WeightSharing, ALayersOwnChoiceOverridesTheOption) {
 
 // The G factor of fc1 from the empirical Fisher: a separate statistics pass, or the training backward of
 // kfac::loss captured with `grad_scale` (<= 0: loss_terms of the targets).
-at::Tensor empirical_factors(bool hooks, const at::Tensor& x, const at::Tensor& y, LossKind loss,
-                             double grad_scale = 0) {
+at::Tensor empirical_factors(bool hooks, const at::Tensor& x, const at::Tensor& y, LossKind loss, double grad_scale = 0,
+                             double scale_after_forward = 0) {
   torch::manual_seed(27);
   SequenceNet net(false, true);
   net->to(torch::kDouble);
@@ -149,7 +150,9 @@ at::Tensor empirical_factors(bool hooks, const at::Tensor& x, const at::Tensor& 
   net->zero_grad();
   if (hooks) {
     p.capture_backward(grad_scale > 0 ? grad_scale : static_cast<double>(loss_terms(y, loss)));
-    kfac::loss(net->forward(x), y, loss).backward();
+    const auto output = net->forward(x);
+    if (scale_after_forward > 0) p.set_capture_scale(scale_after_forward);
+    kfac::loss(output, y, loss).backward();
   } else {
     p.update_statistics([&](const at::Tensor& in) { return net->forward(in); }, x, loss, y);
     kfac::loss(net->forward(x), y, loss).backward();
@@ -179,6 +182,19 @@ TEST(WeightSharing, TrainingBackwardCaptureSeesEveryTap) {
   const auto batch_scaled = empirical_factors(true, x, labels, loss, /*grad_scale=*/6);
   EXPECT_LT(max_abs_diff(pass, batch_scaled * 9), 1e-12);
   EXPECT_GT(max_abs_diff(pass, batch_scaled), 1e-3 * pass.abs().max().item<double>());
+  // The scale set after the forward (known only from the output) is the one the backward applies.
+  EXPECT_LT(max_abs_diff(pass, empirical_factors(true, x, labels, loss, /*grad_scale=*/6, /*after=*/18)), 1e-12);
+}
+
+TEST(WeightSharing, CaptureScaleNeedsAnArmedBackwardCapture) {
+  SequenceNet net(false, true);
+  Preconditioner p(*net, PreconditionerOptions().fisher(FisherType::Empirical));
+  EXPECT_THAT(error_of([&] { p.set_capture_scale(4); }),
+              ::testing::HasSubstr("call capture_backward(grad_scale) before"));
+  ASSERT_TRUE(p.capture_backward(2));
+  EXPECT_THAT(error_of([&] { p.set_capture_scale(0); }),
+              ::testing::HasSubstr("grad_scale must be finite and > 0, got 0"));
+  p.set_capture_scale(4);
 }
 
 TEST(WeightSharing, LinearLayersTakeAnyNumberOfPositionDimensions) {

@@ -15,16 +15,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "<no error>";
-}
-
 TEST(Options, InvalidValuesFailNamingOptionAndValue) {
   auto model = mlp({3, 2});
   auto build = [&](PreconditionerOptions o) { return [&model, o] { Preconditioner p(*model, o); }; };

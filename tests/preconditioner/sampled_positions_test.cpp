@@ -1,6 +1,6 @@
-// Sampled positions (option stats_positions, docs/design.md §5): K-FAC's factors from a uniform sample of a layer's
-// shared positions pair each input with its own gradient, are unbiased, keep the layer's T in the Kronecker form, and
-// change nothing when the sample would cover every position.
+// Sampled positions (option stats_positions, docs/design.md §5): K-FAC's factors (and EKFAC's per-position spectrum)
+// from a uniform sample of a layer's shared positions pair each input with its own gradient, are unbiased, keep the
+// layer's T in the Kronecker form, and change nothing when the sample would cover every position.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -85,6 +85,28 @@ TEST(SampledPositions, TheSampledFactorsAreUnbiased) {
   EXPECT_GT(relative_error(mean_outer(one.a), full_a), 0.05);
 }
 
+// EKFAC's per-position spectrum is a sum over positions: on a sample of k of T, scaled by T/k, it is unbiased.
+TEST(SampledPositions, ThePerPositionSpectrumOfASampleIsUnbiased) {
+  torch::manual_seed(3);
+  ConvTap c;
+  std::vector<Layer> none;
+  StatisticsPass pass(none, FisherOptions().stats_positions(3));
+  const auto full = c.kind.statistics({c.tap}, WeightSharing::Expand, torch::kDouble);
+  const auto q_a = std::get<0>(at::linalg_qr(torch::randn({full.a.size(2), full.a.size(2)}, torch::kDouble)));
+  const auto q_g = std::get<0>(at::linalg_qr(torch::randn({full.g.size(3), full.g.size(3)}, torch::kDouble)));
+  const auto exact = projected_second_moment_per_position(full, q_a, q_g);
+  auto mean = torch::zeros_like(exact);
+  const int draws = 4000;
+  for (int step = 0; step < draws; ++step) {
+    const auto x = c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), step, 0), torch::kDouble);
+    mean += projected_second_moment_per_position(x, q_a, q_g) / draws;
+  }
+  EXPECT_LT(relative_error(mean, exact), 0.03);
+  // Without the T/k scale the average would be k/T = 1/4 of the sum.
+  const auto one = c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), 0, 0), torch::kDouble);
+  EXPECT_GT(relative_error(projected_second_moment_per_position(one, q_a, q_g), exact), 0.05);
+}
+
 // A 1x1 convolution on inputs that are constant over space, read through a spatial mean: every position has the same
 // input and the same output gradient, so a sample's factors are the full ones and only the Kronecker scaling T could
 // tell a sample from the whole. The directions must agree (T is the layer's 16, not the sample's 2).
@@ -108,18 +130,21 @@ TEST(SampledPositions, TheKroneckerFormKeepsTheLayersPositions) {
   EXPECT_LT(max_abs_diff(sampled, all), 1e-10 * all.abs().max().item<double>());
 }
 
-// Only curvatures whose statistics are means over positions take a sample: K-FAC. EKFAC and TEKFAC's spectra square
-// per-example sums over positions, and TKFAC's traces weigh them per example; a sample would bias them.
+// Only curvatures whose statistics are sums or means over positions take a sample: K-FAC, and EKFAC with the
+// per-position spectrum. The per-example spectra of EKFAC and TEKFAC square per-example sums over positions, and
+// TKFAC's traces weigh them per example; a sample would bias them.
 TEST(SampledPositions, OnlyCurvaturesOfMeansOverPositionsTakeASample) {
   // The built-in methods (every_method() also holds those other tests register while the binary runs).
-  for (const auto& [method, takes] : std::vector<std::pair<std::string, bool>>{{"kfac", true},
-                                                                               {"ekfac", false},
-                                                                               {"tekfac", false},
-                                                                               {"tkfac", false}}) {
-    auto model = cnn(3);
-    Preconditioner p(*model, PreconditionerOptions().method(method));
-    EXPECT_EQ(p.curvature(0).takes_sampled_positions(), takes) << method;
-  }
+  for (const bool per_position : {false, true})
+    for (const auto& [method, takes] : std::vector<std::pair<std::string, bool>>{{"kfac", true},
+                                                                                 {"ekfac", per_position},
+                                                                                 {"tekfac", false},
+                                                                                 {"tkfac", false}}) {
+      auto model = cnn(3);
+      Preconditioner p(*model, PreconditionerOptions().method(method).with(
+                                   EigenCorrectedOptions().per_position_spectrum(per_position)));
+      EXPECT_EQ(p.curvature(0).takes_sampled_positions(), takes) << method << " " << per_position;
+    }
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include <string>
+
 #include "kfac/kfac.h"
 
 namespace kfac::test {
@@ -14,6 +16,17 @@ inline StepStats stats_and_step(Preconditioner& p, torch::nn::Sequential& model,
   p.update_statistics([&](const at::Tensor& in) { return model->forward(in); }, x, loss, y);
   kfac::loss(model->forward(x), y, loss).backward();
   return p.step();
+}
+
+/// The message of the kfac error `f` throws, or "<no error>".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "<no error>";
 }
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }

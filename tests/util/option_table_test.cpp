@@ -6,20 +6,12 @@
 #include <set>
 
 #include "kfac/kfac.h"
+#include "support/helpers.h"
 
 namespace kfac::test {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    return e.what_without_backtrace();
-  }
-  return "";
-}
 
 TEST(OptionTable, EveryFieldHasAUniqueNameADocAndAValidDefault) {
   std::set<std::string> names;

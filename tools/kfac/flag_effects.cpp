@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "baselines.h"
+#include "kfac/curvature/eigen_corrected.h"
 #include "kfac/curvature/registry.h"
 #include "kfac/global/stage_registry.h"
 #include "option_flags.h"
@@ -84,10 +85,14 @@ std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfi
     note("--eigenvalue-floor", "the Cholesky inverse has no eigenvalues to floor (use --inverse eigen)");
   if (options.method() == "tkfac" || (options.method() == "kfac" && options.damping_mode() != DampingMode::Eigen))
     note("--eigenbasis-iterations", "it refines the eigenbases of ekfac, tekfac and --damping-mode eigen");
-  if (options.method() != "kfac" || options.weight_sharing() == WeightSharing::Reduce ||
-      options.global_stage() != "none" || options.retain_statistics())
+  const bool sums_over_positions = options.method() == "kfac" ||
+                                   (options.method() == "ekfac" &&
+                                    options.get<EigenCorrectedOptions>().per_position_spectrum());
+  if (!sums_over_positions || options.weight_sharing() == WeightSharing::Reduce || options.global_stage() != "none" ||
+      options.retain_statistics())
     note("--stats-positions",
-         "it samples the positions of method kfac's factors under --weight-sharing expand, without a global stage");
+         "it samples the positions of method kfac's factors (and ekfac's with --per-position-spectrum) under "
+         "--weight-sharing expand, without a global stage");
   return out;
 }
 

@@ -44,9 +44,11 @@ class EigenCorrected : public Base {
   std::string method() const override { return name_; }
   /// Its block is damped in the eigenbasis, not in factored form.
   c10::optional<Curvature::FactoredDamping> factored_damping() const override { return c10::nullopt; }
-  /// Every position, whatever the base: the spectrum squares per-example sums over positions, which a sample of
-  /// them would bias (docs/design.md §5).
-  bool takes_sampled_positions() const override { return false; }
+  /// The per-example spectrum squares per-example sums over positions, which a sample of them would bias; the
+  /// per-position one is a sum over positions, which a sample estimates without bias (docs/design.md §5).
+  bool takes_sampled_positions() const override {
+    return options_.per_position_spectrum() && Base::takes_sampled_positions();
+  }
 
   void update(const LayerStatistics& stats, double decay) override {
     Base::update(stats, decay);

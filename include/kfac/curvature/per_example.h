@@ -21,7 +21,8 @@ at::Tensor projected_second_moment(const LayerStatistics& stats, const at::Tenso
                                    int64_t chunk_bytes = kPerExampleChunkBytes);
 
 /// The same with the positions as examples (docs/design.md §4, "EKFAC's spectrum over positions"):
-/// (1/B) Σ_{s,b,t} (Q_Gᵀ g_sbt)^∘2 ((Q_Aᵀ ā_bt)^∘2)ᵀ, one product; equal to projected_second_moment when T = 1.
+/// (1/B) Σ_{s,b,t} (Q_Gᵀ g_sbt)^∘2 ((Q_Aᵀ ā_bt)^∘2)ᵀ, one product; equal to projected_second_moment when T = 1. On a
+/// sample of k of the layer's T positions (LayerStatistics::sampled_from) the sum is scaled by T/k: unbiased.
 at::Tensor projected_second_moment_per_position(const LayerStatistics& stats, const at::Tensor& q_a,
                                                 const at::Tensor& q_g);
 

@@ -47,6 +47,9 @@ class Slot {
   void set_kind(std::shared_ptr<const LayerKind> kind) { kind_ = std::move(kind); }
 
   void arm(Mode mode, double grad_scale = 1.0);
+  /// The scale of an armed HookGradient capture, read when the backward delivers the gradients: it may be set after
+  /// the forward (a scale known only from the model's output).
+  void set_grad_scale(double grad_scale) { grad_scale_ = grad_scale; }
   void disarm() { mode_ = Mode::Off; }
   /// Drops every recorded tensor.
   void clear();

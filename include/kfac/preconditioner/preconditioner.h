@@ -111,6 +111,9 @@ class Preconditioner : public StageView {
   /// per-example gradients (the batch size for a mean-reduced loss; kfac::loss_terms(targets, kind) for kfac::loss).
   /// Returns false off statistics steps.
   bool capture_backward(double grad_scale);
+  /// Changes an armed capture_backward's grad_scale between the training forward and its backward, for a scale
+  /// known only from the model's output (kfac::loss_terms of a loss per position).
+  void set_capture_scale(double grad_scale);
 
   /// Updates statistics (if captured), refreshes on schedule, and replaces each layer's .grad() by its
   /// preconditioned direction. Leaves gradients untouched and reports `skipped` if any is non-finite. A layer frozen
