@@ -8,7 +8,8 @@ profile; draws loss against steps and against seconds (gnuplot) into the report 
         [--variant="--eigenbasis-iterations 1" ...] [--repeats 3]
 
 Each --variant is a row more: the preset with those flags added (same seed and batches). With --repeats R every row
-runs R times, round robin, and the times are medians: single runs on a shared 2-vCPU machine move by 10-40%.
+runs R times, round robin; the times are medians and the ratios medians of each round's ratio to AdamW's run of the
+same round: single runs on a shared 2-vCPU machine move by 10-40%, and a slow spell can start mid-round.
 """
 import argparse
 import json
@@ -47,15 +48,21 @@ def median(values):
 
 def combine(runs, target):
     """One row from the repeats of a run: losses from the first (the trajectory is the same seed and batches; the
-    spread of the final loss over the repeats is printed), times as medians over the repeats."""
+    spread of the final loss over the repeats is printed), times per repeat and their medians."""
     first = runs[0]
     steps, _ = first_reaching(first["history"], target)
-    seconds = median([r["history"][steps - 1]["seconds"] for r in runs]) if steps else None
     keys = first.get("profile_seconds_per_step", {}).keys()
-    return {"run": first, "steps": steps, "seconds": seconds,
-            "step_time": median([r["seconds_per_step"] for r in runs]),
+    return {"run": first, "steps": steps,
+            "seconds_each": [r["history"][steps - 1]["seconds"] for r in runs] if steps else None,
+            "step_time_each": [r["seconds_per_step"] for r in runs],
             "spread": max(r["train_loss"] for r in runs) - min(r["train_loss"] for r in runs),
             "profile": {k: median([r["profile_seconds_per_step"][k] for r in runs]) for k in keys}}
+
+
+def ratio(row, base, key):
+    """The median over the rounds of the row's time over AdamW's in the same round: the machine's speed moves
+    between rounds (a slow spell can start mid-run), and a ratio of medians would then mix rounds."""
+    return median([a / b for a, b in zip(row[key], base[key])])
 
 
 def main():
@@ -87,17 +94,20 @@ def main():
             base = table["adamw"]
             rt = ref["runtime"]
             print(f"\n### {model}, {steps} steps (BLAS {rt['blas']['library']} {rt['blas']['kernel']}, "
-                  f"{rt['threads']['intra_op']} threads; times: medians of {args.repeats} interleaved runs)\n")
+                  f"{rt['threads']['intra_op']} threads; times: medians of {args.repeats} interleaved rounds, "
+                  "ratios: medians of each round's ratio to AdamW's)\n")
             print(f"target: AdamW's (lr {ref['lr']:g}) final training loss {target:.4f}\n")
             print("| run | final loss | validation | steps to target (x AdamW) | seconds to target (x AdamW) |"
                   " s/step (x AdamW) |")
             print("|---|---|---|---|---|---|")
             for name, row in table.items():
-                r, s, t = row["run"], row["steps"], row["seconds"]
-                reach = f"{s} ({s / base['steps']:.2f}) | {t:.1f} ({t / base['seconds']:.2f})" if s else "not reached | -"
+                r, s = row["run"], row["steps"]
+                reach = (f"{s} ({s / base['steps']:.2f}) | {median(row['seconds_each']):.1f} "
+                         f"({ratio(row, base, 'seconds_each'):.2f})") if s else "not reached | -"
                 spread = f" (±{row['spread']:.1e} over repeats)" if row["spread"] > 1e-6 else ""
                 print(f"| {name} | {smoothed(r['history'], len(r['history']) - 1):.4f}{spread} | {r['test_loss']:.4f} | "
-                      f"{reach} | {row['step_time'] * 1e3:.1f} ms ({row['step_time'] / base['step_time']:.2f}) |")
+                      f"{reach} | {median(row['step_time_each']) * 1e3:.1f} ms "
+                      f"({ratio(row, base, 'step_time_each'):.2f}) |")
             for name, row in list(table.items())[1:]:
                 profile = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row["profile"].items())
                 print(f"\nprofile of {name}: {profile}")

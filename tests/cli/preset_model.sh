@@ -28,9 +28,12 @@ field_of() {  # python expression over the metrics JSON m, flags...
   "$KFAC" train "$@" --batch-size 8 --eval-examples 16 --quiet --metrics-json "$DIR/t.json" >/dev/null || return 1
   /usr/bin/python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(repr(($expr,)))" "$DIR/t.json"
 }
-got=$(field_of 'm["model"], m["method"], m["preconditioner_options"]["schedule"]["stats_period"], m["warmup_steps"]' \
+got=$(field_of 'm["model"], m["method"], m["preconditioner_options"]["schedule"]["stats_period"], m["warmup_steps"], m["preconditioner_options"]["ekfac"]["per_position_spectrum"]' \
   --preset char-lm-kfac --steps 20)
-[ "$got" = "('char-lm', 'ekfac', 5, 2)" ] || { echo "FAIL: --preset char-lm-kfac --steps 20 recorded $got"; exit 1; }
+[ "$got" = "('char-lm', 'ekfac', 5, 2, True)" ] || { echo "FAIL: --preset char-lm-kfac --steps 20 recorded $got"; exit 1; }
+got=$(field_of 'm["preconditioner_options"]["ekfac"]["per_position_spectrum"]' --preset char-lm-kfac --steps 2 \
+  --no-per-position-spectrum)
+[ "$got" = "(False,)" ] || { echo "FAIL: --no-per-position-spectrum after the preset gave $got"; exit 1; }
 got=$(field_of 'm["warmup_steps"]' --steps 20 --preset char-lm-kfac --warmup-steps 0)
 [ "$got" = "(0,)" ] || { echo "FAIL: an explicit --warmup-steps 0 gave $got"; exit 1; }
 got=$(field_of 'm["model"], m["method"], m["kl_clip"]' --preset vit-kfac --steps 2)
