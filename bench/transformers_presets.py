@@ -9,7 +9,9 @@ profile; draws loss against steps and against seconds (gnuplot) into the report 
 
 Each --variant is a row more: the preset with those flags added (same seed and batches). With --repeats R every row
 runs R times, round robin; the times are medians and the ratios medians of each round's ratio to AdamW's run of the
-same round: single runs on a shared 2-vCPU machine move by 10-40%, and a slow spell can start mid-round.
+same round: single runs on a shared 2-vCPU machine move by 10-40%, and a slow spell can start mid-round. The last
+column measures each run in units of its own training forward and backward (the same work for every method), which
+takes out the machine's speed during that run.
 """
 import argparse
 import json
@@ -55,14 +57,18 @@ def combine(runs, target):
     return {"run": first, "steps": steps,
             "seconds_each": [r["history"][steps - 1]["seconds"] for r in runs] if steps else None,
             "step_time_each": [r["seconds_per_step"] for r in runs],
+            "forward_backward_each": [r["profile_seconds_per_step"]["forward + backward"] for r in runs],
             "spread": max(r["train_loss"] for r in runs) - min(r["train_loss"] for r in runs),
             "profile": {k: median([r["profile_seconds_per_step"][k] for r in runs]) for k in keys}}
 
 
-def ratio(row, base, key):
+def ratio(row, base, key, per_forward_backward=False):
     """The median over the rounds of the row's time over AdamW's in the same round: the machine's speed moves
-    between rounds (a slow spell can start mid-run), and a ratio of medians would then mix rounds."""
-    return median([a / b for a, b in zip(row[key], base[key])])
+    between rounds (a slow spell can start mid-run), and a ratio of medians would then mix rounds. Per forward +
+    backward: each run's time in units of its own training forward and backward, the work every method does alike,
+    so that a run that fell in a slow spell of the machine is measured by that spell's speed."""
+    unit = (lambda r, i: r["forward_backward_each"][i]) if per_forward_backward else (lambda r, i: 1.0)
+    return median([(a / unit(row, i)) / (b / unit(base, i)) for i, (a, b) in enumerate(zip(row[key], base[key]))])
 
 
 def main():
@@ -98,8 +104,8 @@ def main():
                   "ratios: medians of each round's ratio to AdamW's)\n")
             print(f"target: AdamW's (lr {ref['lr']:g}) final training loss {target:.4f}\n")
             print("| run | final loss | validation | steps to target (x AdamW) | seconds to target (x AdamW) |"
-                  " s/step (x AdamW) |")
-            print("|---|---|---|---|---|---|")
+                  " s/step (x AdamW) | per forward + backward: seconds to target, s/step (x AdamW) |")
+            print("|---|---|---|---|---|---|---|")
             for name, row in table.items():
                 r, s = row["run"], row["steps"]
                 reach = (f"{s} ({s / base['steps']:.2f}) | {median(row['seconds_each']):.1f} "
@@ -107,7 +113,9 @@ def main():
                 spread = f" (±{row['spread']:.1e} over repeats)" if row["spread"] > 1e-6 else ""
                 print(f"| {name} | {smoothed(r['history'], len(r['history']) - 1):.4f}{spread} | {r['test_loss']:.4f} | "
                       f"{reach} | {median(row['step_time_each']) * 1e3:.1f} ms "
-                      f"({ratio(row, base, 'step_time_each'):.2f}) |")
+                      f"({ratio(row, base, 'step_time_each'):.2f}) | "
+                      + (f"{ratio(row, base, 'seconds_each', True):.2f}, " if s else "-, ")
+                      + f"{ratio(row, base, 'step_time_each', True):.2f} |")
             for name, row in list(table.items())[1:]:
                 profile = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row["profile"].items())
                 print(f"\nprofile of {name}: {profile}")
