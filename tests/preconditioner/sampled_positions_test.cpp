@@ -25,6 +25,13 @@ at::Tensor mean_outer(const at::Tensor& x) {  // every row of [..., d]: XᵀX / 
   return rows.t().mm(rows) / static_cast<double>(rows.size(0));
 }
 
+// The tap's statistics at step `step`'s uniform sample of 3 of its 12 positions.
+LayerStatistics sample_of(const ConvTap& c, int64_t step) {
+  std::vector<Layer> none;
+  const StatisticsPass pass(none, FisherOptions().stats_positions(3));
+  return c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), step, 0), torch::kDouble);
+}
+
 double relative_error(const at::Tensor& estimate, const at::Tensor& exact) {
   return max_abs_diff(estimate, exact) / exact.abs().max().item<double>();
 }
@@ -67,44 +74,36 @@ TEST(SampledPositions, StatisticsAtASampleAreTheFullStatisticsAtThosePositions) 
 TEST(SampledPositions, TheSampledFactorsAreUnbiased) {
   torch::manual_seed(1);
   ConvTap c;
-  std::vector<Layer> none;
-  StatisticsPass pass(none, FisherOptions().stats_positions(3));
   const auto full = c.kind.statistics({c.tap}, WeightSharing::Expand, torch::kDouble);
   const auto full_a = mean_outer(full.a), full_g = mean_outer(full.g);
   auto a = torch::zeros_like(full_a), g = torch::zeros_like(full_g);
   const int draws = 4000;
   for (int step = 0; step < draws; ++step) {
-    const auto x = c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), step, 0), torch::kDouble);
+    const auto x = sample_of(c, step);
     a += mean_outer(x.a) / draws;
     g += mean_outer(x.g) / draws;
   }
   EXPECT_LT(relative_error(a, full_a), 0.02);
   EXPECT_LT(relative_error(g, full_g), 0.02);
   // One sample alone is far from the full factor, so the average's agreement is the estimator's, not the data's.
-  const auto one = c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), 0, 0), torch::kDouble);
-  EXPECT_GT(relative_error(mean_outer(one.a), full_a), 0.05);
+  EXPECT_GT(relative_error(mean_outer(sample_of(c, 0).a), full_a), 0.05);
 }
 
 // EKFAC's per-position spectrum is a sum over positions: on a sample of k of T, scaled by T/k, it is unbiased.
 TEST(SampledPositions, ThePerPositionSpectrumOfASampleIsUnbiased) {
   torch::manual_seed(3);
   ConvTap c;
-  std::vector<Layer> none;
-  StatisticsPass pass(none, FisherOptions().stats_positions(3));
   const auto full = c.kind.statistics({c.tap}, WeightSharing::Expand, torch::kDouble);
   const auto q_a = std::get<0>(at::linalg_qr(torch::randn({full.a.size(2), full.a.size(2)}, torch::kDouble)));
   const auto q_g = std::get<0>(at::linalg_qr(torch::randn({full.g.size(3), full.g.size(3)}, torch::kDouble)));
   const auto exact = projected_second_moment_per_position(full, q_a, q_g);
   auto mean = torch::zeros_like(exact);
   const int draws = 4000;
-  for (int step = 0; step < draws; ++step) {
-    const auto x = c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), step, 0), torch::kDouble);
-    mean += projected_second_moment_per_position(x, q_a, q_g) / draws;
-  }
+  for (int step = 0; step < draws; ++step)
+    mean += projected_second_moment_per_position(sample_of(c, step), q_a, q_g) / draws;
   EXPECT_LT(relative_error(mean, exact), 0.03);
-  // Without the T/k scale the average would be k/T = 1/4 of the sum.
-  const auto one = c.kind.statistics_at(c.tap, pass.positions_to_sample(c.positions(), 0, 0), torch::kDouble);
-  EXPECT_GT(relative_error(projected_second_moment_per_position(one, q_a, q_g), exact), 0.05);
+  // Without the T/k scale the average would be k/T = 1/4 of the sum; one draw alone is far from it.
+  EXPECT_GT(relative_error(projected_second_moment_per_position(sample_of(c, 0), q_a, q_g), exact), 0.05);
 }
 
 // A 1x1 convolution on inputs that are constant over space, read through a spatial mean: every position has the same
