@@ -277,6 +277,27 @@ def test_the_preconditioner_alone_rewrites_grad_for_any_torch_optimizer():
     assert stats.grad_dot_direction > 0
 
 
+@pytest.mark.parametrize("method", ["kfac", "ekfac"])
+def test_statistics_products_in_bfloat16_are_close_to_float32_and_not_equal(method):
+    def direction(precision):
+        model = mlp()
+        pre = kronfac.Preconditioner(model, loss="softmax-cross-entropy", method=method, damping=1e-2,
+                                     refresh_period=1, statistics_precision=precision)
+        x, y = data()
+        for _ in range(3):  # EKFAC's spectrum needs a basis first
+            model.zero_grad()
+            pre.update_statistics(x)
+            F.cross_entropy(model(x), y).backward()
+            pre.step()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    exact, low = direction("factor"), direction("bfloat16")
+    error = ((low - exact).norm() / exact.norm()).item()
+    assert 1e-6 < error < 4e-2
+    with pytest.raises(ValueError, match="bfloat32"):
+        kronfac.Preconditioner(mlp(), statistics_precision="bfloat32")
+
+
 def test_the_quadratic_model_rule_trains_and_adapts_its_damping():
     model = mlp()
     opt = kronfac.QModelOptimizer(model, loss="softmax-cross-entropy", lambda_period=1, initial_lambda=1.0)

@@ -56,6 +56,14 @@ void Curvature::refresh_by_plan(double damping) {
   finish_refresh(plan, damping);
 }
 
+LayerStatistics Curvature::in_product_dtype(const LayerStatistics& stats) const {
+  const auto dtype = context_.product_dtype.value_or(stats.a.scalar_type());
+  if (stats.a.scalar_type() == dtype && stats.g.scalar_type() == dtype) return stats;
+  auto out = stats;
+  out.a = stats.a.to(dtype), out.g = stats.g.to(dtype);
+  return out;
+}
+
 void Curvature::note_update(const LayerStatistics& stats) {
   KFAC_CHECK(stats.a.dim() == 3 && stats.a.size(2) == input_width(), "layer '", layer_name(),
              "': expanded inputs must be [B, T, ", input_width(), "], got ", stats.a.sizes());

@@ -15,7 +15,8 @@ KfacCurvature::KfacCurvature(CurvatureContext context) : KroneckerCurvature(std:
   g_ = linalg::zero_factor(s.dim_g, linalg::factor_is_full(s.dim_g, full_max), context_.tensor_options);
 }
 
-void KfacCurvature::update(const LayerStatistics& stats, double decay) {
+void KfacCurvature::update(const LayerStatistics& given, double decay) {
+  const auto stats = in_product_dtype(given);
   note_update(stats);
   const double rows = static_cast<double>(stats.examples() * stats.locations());
   // new = decay·old + (1 − decay)·XᵀX/rows, in place (X: every example's every location as a row).

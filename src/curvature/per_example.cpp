@@ -19,8 +19,14 @@ void for_each_chunk(const LayerStatistics& s, int64_t chunk_bytes, F&& f) {
   }
 }
 
-// x rotated into the basis q (x q); an undefined q is the identity basis of a diagonal factor.
-at::Tensor rotate(const at::Tensor& x, const at::Tensor& q) { return q.defined() ? at::matmul(x, q) : x; }
+// x rotated into the basis q (x q), in x's dtype (bfloat16 statistics: statistics_precision); an undefined q is the
+// identity basis of a diagonal factor.
+at::Tensor rotate(const at::Tensor& x, const at::Tensor& q) {
+  return q.defined() ? at::matmul(x, q.to(x.scalar_type())) : x;
+}
+
+// The dtype sums of products are kept in: float32 for bfloat16 statistics, theirs otherwise.
+at::ScalarType accumulation_dtype(const LayerStatistics& s) { return at::promote_types(s.a.scalar_type(), at::kFloat); }
 
 // Per-example gradients [S, b, dG, dA] of a chunk.
 at::Tensor per_example_grads(const at::Tensor& a, const at::Tensor& g) {
@@ -35,7 +41,7 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
     // (Q_Gᵀ g)(Q_Aᵀ ā)ᵀ squared elementwise is the outer product of the squares: one product for the batch.
     const auto ap2 = rotate(s.a.squeeze(1), q_a).pow(2);         // [B, dA]
     const auto gp2 = rotate(s.g.squeeze(2), q_g).pow(2).sum(0);  // [B, dG]
-    return at::matmul(gp2.t(), ap2) / examples;
+    return at::matmul(gp2.t(), ap2).to(accumulation_dtype(s)) / examples;
   }
   // Two orders give Q_Gᵀ ∇ Q_A = (g Q_G)ᵀ ā Q_A per example; take the cheaper one (multiply-adds per example):
   //   rotate both sides first:           T(d_A² + d_G²) + T d_G d_A
@@ -44,7 +50,7 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
   // one large product; the per-example part is one batched product of [d_G, T]·[T, d_A].
   const int64_t d_g = s.g.size(3), d_a = s.a.size(2);
   const bool gradient_first = d_g < s.locations();
-  auto total = at::zeros({d_g, d_a}, s.a.options());
+  auto total = at::zeros({d_g, d_a}, s.a.options().dtype(accumulation_dtype(s)));
   for_each_chunk(s, chunk_bytes, [&](const at::Tensor& a, const at::Tensor& g) {
     const auto gq = rotate(g, q_g);  // [S, b, T, dG]
     const auto projected = gradient_first ? rotate(per_example_grads(a, gq), q_a)
@@ -57,11 +63,12 @@ at::Tensor projected_second_moment(const LayerStatistics& s, const at::Tensor& q
 at::Tensor projected_second_moment_per_position(const LayerStatistics& s, const at::Tensor& q_a,
                                                 const at::Tensor& q_g) {
   const int64_t d_g = s.g.size(3), d_a = s.a.size(2);
-  const auto ap2 = rotate(s.a, q_a).pow(2).reshape({-1, d_a});         // [B·T, dA]
-  const auto gp2 = rotate(s.g, q_g).pow(2).sum(0).reshape({-1, d_g});  // [B·T, dG], the samples summed
+  const auto ap2 = rotate(s.a, q_a).pow(2).reshape({-1, d_a});                            // [B·T, dA]
+  const auto gq = rotate(s.g.size(0) == 1 ? s.g.squeeze(0) : s.g, q_g);                   // one sample: nothing to sum
+  const auto gp2 = (s.g.size(0) == 1 ? gq.pow(2) : gq.pow(2).sum(0)).reshape({-1, d_g});  // [B·T, dG], samples summed
   // A sample of k of the layer's T positions (statistics_at) stands for all T: each is drawn with probability k/T.
   const double positions = static_cast<double>(s.shared_positions()) / static_cast<double>(s.locations());
-  return gp2.t().mm(ap2) * (positions / static_cast<double>(s.examples()));
+  return gp2.t().mm(ap2).to(accumulation_dtype(s)) * (positions / static_cast<double>(s.examples()));
 }
 
 at::Tensor gradient_sq_norms(const LayerStatistics& s, int64_t chunk_bytes) {

@@ -10,8 +10,8 @@ at::Tensor zero_factor(int64_t n, bool full, const at::TensorOptions& options) {
 
 void factor_update_(at::Tensor& f, const at::Tensor& x, double beta, double alpha) {
   if (!is_diagonal_factor(f)) return gram_update_(f, x, beta, alpha);
-  const auto rows = x.reshape({-1, f.size(0)});
-  f.mul_(beta).add_(rows.square().sum(0).to(f.scalar_type()), alpha);
+  const auto rows = x.reshape({-1, f.size(0)}).to(f.scalar_type());  // a sum of squares: no product to speed up
+  f.mul_(beta).add_(rows.square().sum(0), alpha);
 }
 
 double factor_mean_eigenvalue(const at::Tensor& f) {

@@ -40,6 +40,11 @@ constexpr int64_t kNarrowWidth = 64, kRowBlock = 1024, kBatchedResultBytes = int
 
 void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha) {
   const int64_t n = x.size(-1);
+  if (x.scalar_type() != m.scalar_type()) {  // products in x's precision (accumulated in float32), sums in m's
+    const auto rows = x.reshape({-1, n});
+    m.mul_(beta).add_(rows.t().mm(rows).to(m.scalar_type()), alpha);
+    return;
+  }
   if (x.dim() >= 3 && x.stride(-2) == 1 && x.size(-2) > 1 &&
       x.numel() / (x.size(-2) * n) * n * n * static_cast<int64_t>(x.element_size()) <= kBatchedResultBytes) {
     const auto xt = x.transpose(-1, -2).reshape({-1, n, x.size(-2)});  // [batch, n, r], a view here

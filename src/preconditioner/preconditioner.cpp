@@ -117,7 +117,8 @@ Preconditioner::Preconditioner(std::vector<Layer> layers, PreconditionerOptions 
                              w.options().dtype(dtype),
                              options_.layer_options(),
                              options_.method(),
-                             *layer.weight_sharing};
+                             *layer.weight_sharing,
+                             statistics_product_dtype(options_.statistics_precision(), w.is_cuda())};
     auto own = make_kind_curvature(layer.kind->own_block(), context);
     curvatures_.push_back(own ? std::move(own) : make_curvature(options_.method(), std::move(context)));
     const auto& curvature = *curvatures_.back();

@@ -218,6 +218,12 @@ TEST(PerExample, PerPositionMomentTreatsPositionsAsExamples) {
     for (int64_t b = 0; b < 5; ++b)
       for (int64_t t = 0; t < 7; ++t) expected += q_g.t().mm(torch::outer(s.g[r][b][t], s.a[b][t])).mm(q_a).pow(2);
   EXPECT_LT(max_abs_diff(projected_second_moment_per_position(s, q_a, q_g), expected / 5.0), 1e-10);
+  // One sample per example (the sampled Fisher's default), which skips the sum over samples.
+  auto first_sample = torch::zeros({3, 4}, torch::kDouble);
+  for (int64_t b = 0; b < 5; ++b)
+    for (int64_t t = 0; t < 7; ++t) first_sample += q_g.t().mm(torch::outer(s.g[0][b][t], s.a[b][t])).mm(q_a).pow(2);
+  const LayerStatistics single{s.a, s.g.narrow(0, 0, 1)};
+  EXPECT_LT(max_abs_diff(projected_second_moment_per_position(single, q_a, q_g), first_sample / 5.0), 1e-10);
   // One position: the per-example moment; undefined bases are the identity.
   LayerStatistics one{s.a.narrow(1, 0, 1), s.g.narrow(2, 0, 1)};
   EXPECT_LT(max_abs_diff(projected_second_moment_per_position(one, q_a, q_g), projected_second_moment(one, q_a, q_g)),

@@ -47,6 +47,8 @@ struct CurvatureContext {
   LayerOptions layers;               ///< how layer kinds form their blocks (a kind's own curvature reads it)
   std::string method = "kfac";       ///< the method option (a kind's own curvature may follow it)
   WeightSharing weight_sharing = WeightSharing::Expand;  ///< this layer's flavour
+  /// The dtype of the statistics products (statistics_precision resolved for the device); unset: the factor dtype.
+  c10::optional<at::ScalarType> product_dtype;
 };
 
 class Curvature {
@@ -139,6 +141,8 @@ class Curvature {
   virtual std::vector<std::pair<std::string, at::Tensor*>> state_tensors() = 0;
   /// Columns of the expanded inputs LayerStatistics::a (d_A for the Kronecker kinds).
   virtual int64_t input_width() const { return shape().dim_a; }
+  /// The statistics with a and g in the dtype of the products (statistics_precision); as given when that is theirs.
+  LayerStatistics in_product_dtype(const LayerStatistics& stats) const;
   /// Records the statistics step's geometry and counts it; methods call this from update().
   void note_update(const LayerStatistics& stats);
   /// refresh() of a method that plans: plan_refresh, linalg::decompose, finish_refresh.

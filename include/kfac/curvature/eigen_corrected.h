@@ -50,7 +50,8 @@ class EigenCorrected : public Base {
     return options_.per_position_spectrum() && Base::takes_sampled_positions();
   }
 
-  void update(const LayerStatistics& stats, double decay) override {
+  void update(const LayerStatistics& given, double decay) override {
+    const auto stats = this->in_product_dtype(given);  // cast once for the factors and the spectrum
     Base::update(stats, decay);
     if (!spectrum_.defined() || this->updates_ % options_.spectrum_period() != 0) return;
     const auto moment = options_.per_position_spectrum() ? projected_second_moment_per_position(stats, q_a_, q_g_)

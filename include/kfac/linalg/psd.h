@@ -46,6 +46,8 @@ at::Tensor inverse_from_eig(const SymEig& eig, double shift);
 /// x ([..., n]: leading dimensions flattened). Blocks of at least 2·256 columns are split: the diagonal blocks
 /// recursively, the upper-right by one product, the lower-left mirrored, so one split computes 3/4 of the full
 /// product's multiply-adds, two 5/8. Narrow tall X and channels-major conv gradients take batched products.
+/// An x in a narrower dtype than m (bfloat16 statistics, option statistics_precision) is multiplied in its dtype,
+/// whole, and the product added to m in m's.
 void gram_update_(at::Tensor& m, const at::Tensor& x, double beta, double alpha);
 /// Benchmarks: the narrowest block gram_update_ computes whole (default 256; a huge value disables the split).
 void set_gram_min_block(int64_t columns);

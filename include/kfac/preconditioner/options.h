@@ -137,6 +137,7 @@ struct PreconditionerOptions {
   KFAC_FLAT_OPTION(numerics_options, double, eigenvalue_floor)
   KFAC_FLAT_OPTION(numerics_options, int64_t, eigenbasis_iterations)
   KFAC_FLAT_OPTION(numerics_options, int64_t, max_consecutive_failures)
+  KFAC_FLAT_OPTION(numerics_options, StatisticsPrecision, statistics_precision)
   KFAC_FLAT_OPTION(distributed_options, double, grad_worker_fraction)
   KFAC_FLAT_OPTION(global_options, std::string, global_stage)
   KFAC_FLAT_OPTION(fallback_options, FallbackKind, fallback)
