@@ -7,6 +7,7 @@
 
 #include "kfac/curvature/eigen_corrected.h"
 #include "kfac/curvature/kfac_curvature.h"
+#include "kfac/curvature/tkfac_curvature.h"
 #include "kfac/kfac.h"
 #include "kfac/linalg/factor.h"
 #include "kfac/runtime/runtime_info.h"
@@ -59,8 +60,9 @@ TEST(StatisticsPrecision, SpectrumOfBfloat16StatisticsIsAccumulatedInFloat32) {
   }
 }
 
-// K-FAC and EKFAC (per-example and per-position spectrum) on a conv net, float32, with the products in bf16 against
-// the same run in float32: factors, spectrum and the preconditioned gradients agree to bf16's precision.
+// K-FAC, EKFAC (per-example and per-position spectrum) and TEKFAC (its spectrum in bf16, its factors not) on a conv
+// net, float32, with the products in bf16 against the same run in float32: factors, spectrum and the preconditioned
+// gradients agree to bf16's precision.
 class WholeRun : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(WholeRun, Bfloat16ProductsAgreeWithFloat32ToItsPrecision) {
@@ -70,22 +72,22 @@ TEST_P(WholeRun, Bfloat16ProductsAgreeWithFloat32ToItsPrecision) {
     model->to(torch::kFloat);
     const auto x = torch::randn({8, 2, 5, 5});
     const auto y = torch::randint(0, 3, {8});
-    const auto method = GetParam() == "kfac" ? "kfac" : "ekfac";
-    Preconditioner p(*model, PreconditionerOptions()
-                                 .method(method)
-                                 .damping(1e-2)
-                                 .refresh_period(2)
-                                 .statistics_precision(precision)
-                                 .with(EigenCorrectedOptions().per_position_spectrum(GetParam() == "ekfac-position")));
+    const std::string method = GetParam() == "ekfac-position" ? "ekfac" : GetParam();
+    Preconditioner p(
+        *model,
+        PreconditionerOptions().method(method).damping(1e-2).refresh_period(2).statistics_precision(precision).with(
+            EigenCorrectedOptions().per_position_spectrum(GetParam() == "ekfac-position")));
     for (int step = 0; step < 4; ++step)
       EXPECT_EQ(stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy).refresh_failures, 0);
     std::vector<at::Tensor> out;
     for (size_t i = 0; i < p.layers().size(); ++i) {
-      const auto& c = dynamic_cast<const KfacCurvature&>(p.curvature(i));
+      const auto& c = dynamic_cast<const KroneckerCurvature&>(p.curvature(i));
       out.push_back(c.input_factor().clone());
       out.push_back(c.output_factor().clone());
-      if (method == std::string("ekfac"))
+      if (method == "ekfac")
         out.push_back(dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.curvature(i)).spectrum().clone());
+      if (method == "tekfac")
+        out.push_back(dynamic_cast<const EigenCorrected<TkfacCurvature>&>(p.curvature(i)).spectrum().clone());
       EXPECT_EQ(c.dtype(), torch::kFloat);
     }
     for (const auto& w : model->parameters()) out.push_back(w.grad().clone());
@@ -103,7 +105,7 @@ TEST_P(WholeRun, Bfloat16ProductsAgreeWithFloat32ToItsPrecision) {
   EXPECT_GT(largest, 1e-5);  // not the float32 run itself
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, WholeRun, ::testing::Values("kfac", "ekfac", "ekfac-position"));
+INSTANTIATE_TEST_SUITE_P(Methods, WholeRun, ::testing::Values("kfac", "ekfac", "ekfac-position", "tekfac"));
 
 TEST(StatisticsPrecision, AutoIsBfloat16WhereTheDeviceMultipliesItNatively) {
   // The library's own check agrees with the CPU flags the runtime report reads from /proc/cpuinfo.

@@ -51,9 +51,9 @@ class EigenCorrected : public Base {
   }
 
   void update(const LayerStatistics& given, double decay) override {
-    const auto stats = this->in_product_dtype(given);  // cast once for the factors and the spectrum
-    Base::update(stats, decay);
+    Base::update(given, decay);  // the base casts what it multiplies (K-FAC: statistics_precision; TKFAC: nothing)
     if (!spectrum_.defined() || this->updates_ % options_.spectrum_period() != 0) return;
+    const auto stats = this->in_product_dtype(given);
     const auto moment = options_.per_position_spectrum() ? projected_second_moment_per_position(stats, q_a_, q_g_)
                                                          : projected_second_moment(stats, q_a_, q_g_);
     spectrum_.mul_(decay).add_(moment, 1.0 - decay);
