@@ -21,7 +21,7 @@ check 0.0001 --preset koroko --model cnn
 check 0.0001 --model cnn --preset koroko
 check 1e-05 --preset koroko --model mlp
 check 0.003 --model cnn --preset koroko --damping 0.003
-# The transformer presets: their model, method and schedule, and a warm-up of a tenth of the final --steps.
+# The transformer presets: their model, method and schedule (no warm-up), and explicit flags over them.
 field_of() {  # python expression over the metrics JSON m, flags...
   local expr=$1
   shift
@@ -30,12 +30,13 @@ field_of() {  # python expression over the metrics JSON m, flags...
 }
 got=$(field_of 'm["model"], m["method"], m["preconditioner_options"]["schedule"]["stats_period"], m["warmup_steps"], m["preconditioner_options"]["ekfac"]["per_position_spectrum"]' \
   --preset char-lm-kfac --steps 20)
-[ "$got" = "('char-lm', 'ekfac', 5, 2, True)" ] || { echo "FAIL: --preset char-lm-kfac --steps 20 recorded $got"; exit 1; }
+[ "$got" = "('char-lm', 'ekfac', 10, 0, True)" ] || { echo "FAIL: --preset char-lm-kfac --steps 20 recorded $got"; exit 1; }
 got=$(field_of 'm["preconditioner_options"]["ekfac"]["per_position_spectrum"]' --preset char-lm-kfac --steps 2 \
   --no-per-position-spectrum)
 [ "$got" = "(False,)" ] || { echo "FAIL: --no-per-position-spectrum after the preset gave $got"; exit 1; }
-got=$(field_of 'm["warmup_steps"]' --steps 20 --preset char-lm-kfac --warmup-steps 0)
-[ "$got" = "(0,)" ] || { echo "FAIL: an explicit --warmup-steps 0 gave $got"; exit 1; }
+got=$(field_of 'm["warmup_steps"], m["preconditioner_options"]["schedule"]["stats_period"]' --steps 20 --warmup-steps 4 \
+  --preset char-lm-kfac --stats-period 5)
+[ "$got" = "(4, 5)" ] || { echo "FAIL: explicit --warmup-steps 4 and --stats-period 5 gave $got"; exit 1; }
 got=$(field_of 'm["model"], m["method"], m["kl_clip"]' --preset vit-kfac --steps 2)
 [ "$got" = "('vit', 'kfac', 0.0003)" ] || { echo "FAIL: --preset vit-kfac recorded $got"; exit 1; }
 echo "PASS: preset follows the model"
