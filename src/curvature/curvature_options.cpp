@@ -29,7 +29,8 @@ const OptionTable<NumericsOptions>& NumericsOptions::table() {
        field<O>(KFAC_FIELD(O, eigenvalue_floor), "Eigenvalues below this are clamped to it (after a float64 retry)",
                 bounded(at_least(0))),
        field<O>(KFAC_FIELD(O, eigenbasis_iterations),
-                "Eigenbases after the first (ekfac, tekfac, damping_mode eigen): 0 decomposes every refresh; k "
+                "Eigenbases after the first (ekfac, tekfac, damping_mode eigen, full normalization blocks): 0 "
+                "decomposes every refresh; k "
                 "refines the previous basis by k subspace-iteration steps and a QR each, with Rayleigh quotients "
                 "as eigenvalues (cheaper, approximate)",
                 bounded(between(0, 100))),

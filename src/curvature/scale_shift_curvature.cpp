@@ -24,10 +24,20 @@ void ScaleShiftCurvature::update(const LayerStatistics& stats, double decay) {
     block_.mul_(decay).add_(u.pow(2).sum(0), scale);
 }
 
-void ScaleShiftCurvature::refresh(double /*damping*/) {
+void ScaleShiftCurvature::refresh(double damping) { refresh_by_plan(damping); }
+
+std::vector<linalg::FactorRequest> ScaleShiftCurvature::plan_refresh(double /*damping*/) {
+  if (!full_) return {};
+  // Refined from the previous basis like the Kronecker factors' eigenbases (eigenbasis_iterations), and batched
+  // with the other blocks of its size.
+  return {linalg::FactorRequest::eig_of(block_, what("scale-shift block"), context_.numerics.eigenvalue_floor(), vecs_,
+                                        context_.numerics.eigenbasis_iterations())};
+}
+
+void ScaleShiftCurvature::finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) {
   if (full_) {
-    auto eig = linalg::eigh_psd(block_, what("scale-shift block"), context_.numerics.eigenvalue_floor());
-    vals_ = eig.values, vecs_ = eig.vectors;
+    linalg::throw_if_failed(d);
+    vals_ = d[0].eig.values, vecs_ = d[0].eig.vectors;
   } else {  // the diagonal is its own spectrum: a snapshot, so that the block changes only at refreshes, as all do
     linalg::check_finite(block_, what("scale-shift diagonal"));
     vals_ = block_.clamp_min(context_.numerics.eigenvalue_floor());

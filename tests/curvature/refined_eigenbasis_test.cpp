@@ -83,20 +83,22 @@ TEST(RefinedEigenbasis, ANonFiniteFactorIsRefusedByName) {
 // EKFAC and K-FAC (eigen damping) from exact statistics of a new batch every step (ema_decay 0: the factors jump
 // between refreshes), refreshed every step with k iterations from the previous basis. The preconditioned gradients
 // of the last step, against the eigh-based method's.
-std::vector<at::Tensor> preconditioned(const std::string& method, int64_t iterations, int steps) {
+// With `tokens`, token_model() under the method's default damping: for kfac only its LayerNorm block has an
+// eigenbasis (the Linear and Embedding factors are inverted).
+std::vector<at::Tensor> preconditioned(const std::string& method, int64_t iterations, int steps, bool tokens = false) {
   torch::manual_seed(61);
-  auto model = mlp({4, 5, 3});
+  auto model = tokens ? token_model() : mlp({4, 5, 3});
   Preconditioner p(*model, PreconditionerOptions()
                                .method(method)
-                               .damping_mode(DampingMode::Eigen)
+                               .damping_mode(tokens ? DampingMode::Factored : DampingMode::Eigen)
                                .fisher(FisherType::Exact)
                                .ema_decay(0)
                                .refresh_period(1)
                                .damping(1e-3)
                                .eigenbasis_iterations(iterations));
   for (int k = 0; k < steps; ++k) {
-    const auto x = torch::randn({12, 4}, torch::kDouble);
-    const auto y = torch::randint(0, 3, {12});
+    const auto x = tokens ? torch::randint(7, {12, 5}) : torch::randn({12, 4}, torch::kDouble);
+    const auto y = tokens ? torch::randint(3, {12, 5}) : torch::randint(0, 3, {12});
     stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);
   }
   std::vector<at::Tensor> out;
@@ -121,6 +123,13 @@ TEST(RefinedEigenbasis, EkfacAndEigenDampedKfacConvergeToTheirEighSelves) {
     // Many iterations per refresh: the eigh method's gradients.
     EXPECT_LT(largest_difference(preconditioned(method, 100, 3), eigh), 1e-6) << method;
   }
+}
+
+TEST(RefinedEigenbasis, NormalizationBlocksRefineTheirBasisToo) {
+  EXPECT_LT(largest_difference(preconditioned("kfac", 1, 1, true), preconditioned("kfac", 0, 1, true)), 1e-12);
+  const auto eigh = preconditioned("kfac", 0, 3, true);
+  EXPECT_GT(largest_difference(preconditioned("kfac", 1, 3, true), eigh), 1e-4);
+  EXPECT_LT(largest_difference(preconditioned("kfac", 100, 3, true), eigh), 1e-6);
 }
 
 }  // namespace

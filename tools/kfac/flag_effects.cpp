@@ -83,8 +83,6 @@ std::vector<std::string> ineffective_flags(const CLI::App& cmd, const TrainConfi
     for (const char* flag : {"--fallback-beta2", "--fallback-epsilon"}) note(flag, "it sets --fallback adam");
   if (options.method() == "kfac" && inverts_by_cholesky(options.damping_mode(), options.numerics_options()))
     note("--eigenvalue-floor", "the Cholesky inverse has no eigenvalues to floor (use --inverse eigen)");
-  if (options.method() == "tkfac" || (options.method() == "kfac" && options.damping_mode() != DampingMode::Eigen))
-    note("--eigenbasis-iterations", "it refines the eigenbases of ekfac, tekfac and --damping-mode eigen");
   const bool sums_over_positions = options.method() == "kfac" ||
                                    (options.method() == "ekfac" &&
                                     options.get<EigenCorrectedOptions>().per_position_spectrum());

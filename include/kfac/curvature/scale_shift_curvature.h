@@ -1,7 +1,7 @@
 // The block of a scale-and-shift layer (kfac/layers/scale_shift_kind.h): the Fisher of (γ, β) from per-example
 // gradients u_sb = [Σ_t g ⊙ x̂; Σ_t g] (the first part alone without a shift: RMSNorm), F = (1/B) Σ_{s,b} u uᵀ,
-// kept as an EMA like every factor. Full (kd × kd, k = 2 or 1,
-// eigendecomposed at each refresh, so the current λ applies exactly: Q (Λ + λI)⁻¹ Qᵀ) when d ≤
+// kept as an EMA like every factor. Full (kd × kd, k = 2 or 1, eigendecomposed at each refresh, or its previous
+// basis refined with eigenbasis_iterations, so the current λ applies exactly: Q (Λ + λI)⁻¹ Qᵀ) when d ≤
 // norm_full_max_features; otherwise its diagonal, (diag F + λ)⁻¹ elementwise. Damping is always exact Tikhonov;
 // damping_mode (a Kronecker notion) does not apply.
 #pragma once
@@ -21,6 +21,8 @@ class ScaleShiftCurvature final : public Curvature {
   }
   void update(const LayerStatistics& stats, double decay) override;
   void refresh(double damping) override;
+  std::vector<linalg::FactorRequest> plan_refresh(double damping) override;
+  void finish_refresh(std::vector<linalg::FactorRequest>& decomposed, double damping) override;
   at::Tensor to_dense() const override;
   std::vector<std::pair<at::Tensor*, bool>> running_statistics() override;
   bool full() const { return full_; }
