@@ -59,9 +59,12 @@ TEST_P(BatchedDecompositions, EveryRequestEqualsItsOneFactorFunction) {
   requests.push_back(FactorRequest::eig_of(torch::rand({6}, torch::kDouble), "diagonal", 1e-3));
   requests.push_back(FactorRequest::eig_of(m, "refined", 0, linalg::factor_eig(m + 0.01, "m", 0).vectors, 2));
   requests.push_back(FactorRequest::eig_of(random_psd(6), "other floor", 0.5));
+  requests.push_back(FactorRequest::eig_of(random_psd(513), "above the one-thread rows", 0));
   std::vector<FactorRequest> singles;
   for (const auto& r : requests) singles.push_back(alone(r));
+  const int threads = at::get_num_threads();
   linalg::decompose(requests, GetParam());
+  EXPECT_EQ(at::get_num_threads(), threads) << "the small factors' one thread was not given back";
   for (size_t k = 0; k < requests.size(); ++k) expect_same(requests[k], singles[k]);
   // Each result is its own storage, not a view of a batch that a checkpoint would save whole.
   EXPECT_EQ(requests[0].eig.vectors.storage().nbytes(), 36 * sizeof(double));
