@@ -66,14 +66,14 @@ void apply_preset(const std::string& name, TrainConfig& c) {
                            .stats_period(100)
                            .refresh_period(100);
   } else if (name == "char-lm-kfac") {
-    // bench/sweep_transformers.py on char-lm (bench/README.md): EKFAC with statistics every 5 steps and a refresh
-    // every 10 reached AdamW's 300-step loss in 0.47x its steps. Momentum 0.5 and KL clip 0.01 are the tool's defaults. Then (2026-12-05,
-    // bench/transformers_presets.py --variant): a refresh every 20 steps that refines the previous eigenbasis by one
-    // subspace iteration instead of an eigh gave 0.76-0.83x and 0.71-0.81x AdamW's seconds at 300 and 1000 steps in
-    // two runs, against 0.73-0.77x and 0.86-0.98x for an eigh every 10 (fewer steps to the loss at 1000: 556 vs 626).
-    // Then (2026-12-05, seventh session, three interleaved rounds): EKFAC's per-position spectrum reached AdamW's loss
-    // in fewer steps than the per-example one at both horizons (157 vs 174 at 300, 516 vs 559 at 1000) at the same
-    // step cost, with lower training and validation losses. Then (2026-12-06, ninth session, three seeds): no
+    // bench/sweep_transformers.py on char-lm (bench/README.md): EKFAC with statistics every 5 steps and a refresh every
+    // 10 reached AdamW's 300-step loss in 0.47x its steps. Momentum 0.5 and KL clip 0.01 are the tool's defaults. Then
+    // (2026-12-05, bench/transformers_presets.py --variant): a refresh every 20 steps that refines the previous
+    // eigenbasis by one subspace iteration instead of an eigh gave 0.76-0.83x and 0.71-0.81x AdamW's seconds at 300 and
+    // 1000 steps in two runs, against 0.73-0.77x and 0.86-0.98x for an eigh every 10 (fewer steps to the loss at 1000:
+    // 556 vs 626). Then (2026-12-05, seventh session, three interleaved rounds): EKFAC's per-position spectrum reached
+    // AdamW's loss in fewer steps than the per-example one at both horizons (157 vs 174 at 300, 516 vs 559 at 1000) at
+    // the same step cost, with lower training and validation losses. Then (2026-12-06, ninth session, three seeds): no
     // warm-up (the 10% warm-up left seed 1 on the 2.2 plateau until step ~400: 909 steps to AdamW's 1000-step loss
     // against 510 without) and statistics every 10 steps (same steps to the loss, 1.26x AdamW's step instead of 1.40x).
     // With a refresh every second statistics step, every second spectrum estimate is overwritten in the same step by
