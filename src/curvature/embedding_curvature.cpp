@@ -58,6 +58,7 @@ void EmbeddingCurvature::update(const LayerStatistics& stats, double decay) {
   }
   a_.mul_(decay).add_(a_batch, 1.0 - decay);
   if (!corrected_ || !g_vecs_.defined() || updates_ % options_.spectrum_period() != 0) return;
+  if (refresh_follows_ && options_.reset_spectrum()) return;  // the refresh resets the spectrum in this step
   // (1/B) Σ_{s,n} (Q_Gᵀ ∇_sn)^∘2, column v of ∇_sn being Σ_{t: v_nt = v} g_snt (expand) or ĝ_sn c_nv/T (reduce).
   const auto rotated = at::matmul(g, g_vecs_);  // [S, B, T, d]
   at::Tensor per_pair, tokens;                  // [P, d], [P]

@@ -248,8 +248,11 @@ void Preconditioner::update_factors(StepStats& stats) {
     return;
   }
   const double decay = schedule_->next_decay();
-  for (size_t i = 0; i < layers_.size(); ++i)
-    if (capture.batch[i].a.defined()) curvatures_[i]->update(capture.batch[i], decay);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!capture.batch[i].a.defined()) continue;
+    curvatures_[i]->set_refresh_follows(schedule_->is_refresh_step());
+    curvatures_[i]->update(capture.batch[i], decay);
+  }
   if (global_ || options_.retain_statistics())
     captured_ = CapturedFisher(std::move(capture.batch),
                                placement_->distributed() ? placement_->shared_communicator() : nullptr);

@@ -76,9 +76,8 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     // the same step cost, with lower training and validation losses. Then (2026-12-06, ninth session, three seeds): no
     // warm-up (the 10% warm-up left seed 1 on the 2.2 plateau until step ~400: 909 steps to AdamW's 1000-step loss
     // against 510 without) and statistics every 10 steps (same steps to the loss, 1.26x AdamW's step instead of 1.40x).
-    // With a refresh every second statistics step, every second spectrum estimate is overwritten in the same step by
-    // the refresh's reset (reset_spectrum): spectrum_period 2 skips those (the same trajectory, bit for bit, measured;
-    // factor update 2.0 -> 1.6 ms a step).
+    // (Every second statistics step refreshes; the spectrum update that the refresh's reset would overwrite is
+    // skipped by the library itself, factor update 2.0 -> 1.3-1.6 ms a step.)
     c.model = "char-lm";
     c.dataset = "kjv";
     c.batch_size = 32;
@@ -86,7 +85,7 @@ void apply_preset(const std::string& name, TrainConfig& c) {
     c.step_rule = "kl-clip";
     c.lr = 1.0;
     c.preconditioner = PreconditionerOptions().stats_period(10).refresh_period(20).eigenbasis_iterations(1).with(
-        EigenCorrectedOptions().per_position_spectrum(true).spectrum_period(2));
+        EigenCorrectedOptions().per_position_spectrum(true));
   } else if (name == "vit-kfac") {
     // bench/sweep_transformers.py and the follow-up on vit (bench/README.md): with the tool's KL clip of 0.01 every
     // K-FAC run stalled above AdamW's loss, the steps too long for the attention and LayerNorm blocks; a clip of

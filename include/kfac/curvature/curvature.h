@@ -68,6 +68,10 @@ class Curvature {
   virtual bool diagonal_by_size() const { return false; }
   /// Folds in one statistics step: new = decay·old + (1 − decay)·batch.
   virtual void update(const LayerStatistics& stats, double decay) = 0;
+  /// Told by the preconditioner before update(): whether a scheduled refresh follows in the same step. A method
+  /// whose refresh overwrites part of what update() would compute (EKFAC's spectrum under reset_spectrum) skips
+  /// that part; should the refresh fail, that one update of it is missing (and the failure is reported).
+  void set_refresh_follows(bool follows) { refresh_follows_ = follows; }
   /// Whether update() may be given a sample of the shared positions (option stats_positions): true where the
   /// statistics are means over positions, so that a uniform sample estimates them without bias.
   virtual bool takes_sampled_positions() const { return false; }
@@ -155,6 +159,7 @@ class Curvature {
   int64_t updates_ = 0;
   int64_t refreshes_ = 0;  ///< successful refreshes (in this process), keys caches of decomposition-derived values
   bool ready_ = false;
+  bool refresh_follows_ = false;  ///< set_refresh_follows
 };
 
 }  // namespace kfac

@@ -8,7 +8,8 @@
 // Schedule: the basis is recomputed at each refresh (or refined from the previous one: eigenbasis_iterations); S is
 // updated (EMA) every spectrum_period-th statistics update once a basis exists; at a refresh S is reset to the base
 // method's eigenvalues (c · d_R d_Lᵀ) when reset_spectrum is set (default), so right after such a refresh the method
-// equals its base in the exact-Tikhonov form. Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
+// equals its base in the exact-Tikhonov form (and a statistics step followed by a refresh skips the S update that
+// the reset would overwrite). Without reset, S carries on with its EMA (its old entries then refer to the previous basis).
 // per_position_spectrum estimates S with the T positions of a sequence or conv map as examples, dropping the
 // cross-position terms of each example's gradient: one product instead of per-example gradients (docs/design.md §4).
 // A diagonal factor (kfac/linalg/factor.h) has the identity basis: its Q is undefined and its side is not rotated.
@@ -53,6 +54,7 @@ class EigenCorrected : public Base {
   void update(const LayerStatistics& given, double decay) override {
     Base::update(given, decay);  // the base casts what it multiplies (K-FAC: statistics_precision; TKFAC: nothing)
     if (!spectrum_.defined() || this->updates_ % options_.spectrum_period() != 0) return;
+    if (this->refresh_follows_ && options_.reset_spectrum()) return;  // the refresh resets S in this step
     const auto stats = this->in_product_dtype(given);
     const auto moment = options_.per_position_spectrum() ? projected_second_moment_per_position(stats, q_a_, q_g_)
                                                          : projected_second_moment(stats, q_a_, q_g_);
