@@ -74,24 +74,33 @@ void EmbeddingCurvature::update(const LayerStatistics& stats, double decay) {
   spectrum_.mul_(decay).add_(moment.t(), (1.0 - decay) / static_cast<double>(batch));
 }
 
-void EmbeddingCurvature::refresh(double damping) {
-  linalg::check_finite(a_, what("factor A (token frequencies)"));
+double EmbeddingCurvature::pi() const {
+  const double ta = a_.mean().item<double>(), tg = g_.trace().item<double>() / static_cast<double>(shape().dim_g);
+  const double p = std::sqrt(ta / tg);
+  return std::isfinite(p) && p > 0 ? p : 1.0;
+}
+
+std::vector<linalg::FactorRequest> EmbeddingCurvature::plan_refresh(double damping) {
+  using linalg::FactorRequest;
   const double floor = context_.numerics.eigenvalue_floor();
-  const double t = static_cast<double>(locations_);
-  if (corrected_ || context_.damping_mode == DampingMode::Eigen) {
-    auto eg = linalg::eigh_psd(g_, what("factor G"), floor);
+  if (has_eigenbasis())
+    return {FactorRequest::eig_of(g_, what("factor G"), floor, g_vecs_, context_.numerics.eigenbasis_iterations())};
+  const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
+  return {FactorRequest::damped_inverse_of(a_, p * gamma, /*cholesky=*/false, floor, what("factor A (token frequencies)")),
+          FactorRequest::damped_inverse_of(g_, gamma / p, inverts_by_cholesky(context_.damping_mode, context_.numerics),
+                                           floor, what("factor G"))};
+}
+
+void EmbeddingCurvature::finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) {
+  linalg::check_finite(a_, what("factor A (token frequencies)"));
+  linalg::throw_if_failed(d);
+  if (has_eigenbasis()) {
     const bool first = !g_vecs_.defined();
-    g_vals_ = eg.values, g_vecs_ = eg.vectors;
-    if (corrected_ && (first || options_.reset_spectrum())) spectrum_ = at::outer(g_vals_, a_) * t;
+    g_vals_ = d[0].eig.values, g_vecs_ = d[0].eig.vectors;
+    if (corrected_ && (first || options_.reset_spectrum()))
+      spectrum_ = at::outer(g_vals_, a_) * static_cast<double>(locations_);
   } else {
-    const double ta = a_.mean().item<double>(), tg = g_.trace().item<double>() / static_cast<double>(shape().dim_g);
-    double pi = std::sqrt(ta / tg);
-    if (!std::isfinite(pi) || pi <= 0) pi = 1.0;
-    const double gamma = std::sqrt(damping / t);
-    a_inv_ = 1.0 / (a_.clamp_min(floor) + pi * gamma);
-    g_inv_ = inverts_by_cholesky(context_.damping_mode, context_.numerics)
-                 ? linalg::cholesky_inverse_psd(g_, gamma / pi, what("factor G"))
-                 : linalg::inverse_from_eig(linalg::eigh_psd(g_, what("factor G"), floor), gamma / pi);
+    a_inv_ = d[0].inverse, g_inv_ = d[1].inverse;
   }
   mark_ready();
 }

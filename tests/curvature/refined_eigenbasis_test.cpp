@@ -84,8 +84,10 @@ TEST(RefinedEigenbasis, ANonFiniteFactorIsRefusedByName) {
 // between refreshes), refreshed every step with k iterations from the previous basis. The preconditioned gradients
 // of the last step, against the eigh-based method's.
 // With `tokens`, token_model() under the method's default damping: for kfac only its LayerNorm block has an
-// eigenbasis (the Linear and Embedding factors are inverted).
-std::vector<at::Tensor> preconditioned(const std::string& method, int64_t iterations, int steps, bool tokens = false) {
+// eigenbasis (the Linear and Embedding factors are inverted). With `only`, the gradients of the parameters whose names
+// contain it.
+std::vector<at::Tensor> preconditioned(const std::string& method, int64_t iterations, int steps, bool tokens = false,
+                                       const std::string& only = "") {
   torch::manual_seed(61);
   auto model = tokens ? token_model() : mlp({4, 5, 3});
   Preconditioner p(*model, PreconditionerOptions()
@@ -102,7 +104,9 @@ std::vector<at::Tensor> preconditioned(const std::string& method, int64_t iterat
     stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);
   }
   std::vector<at::Tensor> out;
-  for (auto& param : model->parameters()) out.push_back(param.grad().clone());
+  for (auto& param : model->named_parameters())
+    if (param.key().find(only) != std::string::npos) out.push_back(param.value().grad().clone());
+  EXPECT_FALSE(out.empty()) << "no parameter named like '" << only << "'";
   return out;
 }
 
@@ -130,6 +134,17 @@ TEST(RefinedEigenbasis, NormalizationBlocksRefineTheirBasisToo) {
   const auto eigh = preconditioned("kfac", 0, 3, true);
   EXPECT_GT(largest_difference(preconditioned("kfac", 1, 3, true), eigh), 1e-4);
   EXPECT_LT(largest_difference(preconditioned("kfac", 100, 3, true), eigh), 1e-6);
+}
+
+TEST(RefinedEigenbasis, EmbeddingBlocksRefineTheirBasisToo) {
+  // EKFAC's Embedding block: a diagonal A and G's eigenbasis, refined like every factor's.
+  const auto embedding = [](int64_t iterations, int steps) {
+    return preconditioned("ekfac", iterations, steps, /*tokens=*/true, "embed.");
+  };
+  EXPECT_LT(largest_difference(embedding(1, 1), embedding(0, 1)), 1e-12);
+  const auto eigh = embedding(0, 3);
+  EXPECT_GT(largest_difference(embedding(1, 3), eigh), 1e-4);
+  EXPECT_LT(largest_difference(embedding(100, 3), eigh), 1e-6);
 }
 
 }  // namespace

@@ -24,7 +24,11 @@ class EmbeddingCurvature final : public Curvature {
     return "A " + std::to_string(shape().dim_a) + " diagonal x G " + std::to_string(shape().dim_g);
   }
   void update(const LayerStatistics& stats, double decay) override;
-  void refresh(double damping) override;
+  void refresh(double damping) override { refresh_by_plan(damping); }
+  /// G's eigenbasis (ekfac, damping_mode eigen; refined like every factor's: eigenbasis_iterations), or the damped
+  /// inverses of diag(a) and G: batched with the other layers' factors.
+  std::vector<linalg::FactorRequest> plan_refresh(double damping) override;
+  void finish_refresh(std::vector<linalg::FactorRequest>& decomposed, double damping) override;
   /// [V·d]²: only for small vocabularies (tests).
   at::Tensor to_dense() const override;
   std::vector<std::pair<at::Tensor*, bool>> running_statistics() override;
@@ -45,6 +49,9 @@ class EmbeddingCurvature final : public Curvature {
     at::Tensor tokens, examples, sums, counts;
   };
   Pairs by_pair(const at::Tensor& ids, const at::Tensor& values) const;
+  bool has_eigenbasis() const { return corrected_ || context_.damping_mode == DampingMode::Eigen; }
+  /// π of the factored damping from the mean diagonals of A and G (1 where that is not a positive number).
+  double pi() const;
 
   bool corrected_;
   EigenCorrectedOptions options_;
