@@ -86,9 +86,10 @@ std::vector<linalg::FactorRequest> EmbeddingCurvature::plan_refresh(double dampi
   if (has_eigenbasis())
     return {FactorRequest::eig_of(g_, what("factor G"), floor, g_vecs_, context_.numerics.eigenbasis_iterations())};
   const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
-  return {FactorRequest::damped_inverse_of(a_, p * gamma, /*cholesky=*/false, floor, what("factor A (token frequencies)")),
-          FactorRequest::damped_inverse_of(g_, gamma / p, inverts_by_cholesky(context_.damping_mode, context_.numerics),
-                                           floor, what("factor G"))};
+  return {
+      FactorRequest::damped_inverse_of(a_, p * gamma, /*cholesky=*/false, floor, what("factor A (token frequencies)")),
+      FactorRequest::damped_inverse_of(g_, gamma / p, inverts_by_cholesky(context_.damping_mode, context_.numerics),
+                                       floor, what("factor G"))};
 }
 
 void EmbeddingCurvature::finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) {
