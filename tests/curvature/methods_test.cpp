@@ -7,6 +7,7 @@
 
 #include "kfac/kfac.h"
 #include "kfac/fisher/dense_fisher.h"
+#include "kfac/linalg/psd.h"
 #include "support/helpers.h"
 #include "support/method_lists.h"
 #include "support/tiny_models.h"
@@ -110,6 +111,27 @@ TEST(Ekfac, SpectrumUpdatesAtItsOwnPeriod) {
   }
   // Update k+1 (1-based) touches the spectrum when divisible by 3; step 0 sets it at the first refresh.
   EXPECT_EQ(changed, (std::vector<bool>{true, false, true, false, false, true, false}));
+}
+
+// With reset_spectrum a refresh replaces the spectrum, so a statistics step that a refresh follows skips its spectrum
+// update (Curvature::set_refresh_follows). Seen where the refresh fails: the spectrum keeps its last value.
+TEST(Ekfac, SpectrumUpdateThatASameStepRefreshResetsIsSkipped) {
+  torch::manual_seed(47);
+  auto model = mlp({3, 4, 3});
+  auto x = torch::randn({8, 3}, torch::kDouble);
+  auto y = torch::randint(0, 3, {8});
+  Preconditioner p(*model, PreconditionerOptions().method("ekfac").refresh_period(2));
+  const auto& e = dynamic_cast<const EigenCorrected<KfacCurvature>&>(p.curvature(0));
+  stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);  // step 0: the first refresh sets the spectrum
+  stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);  // step 1: statistics only, the spectrum moves
+  const auto before = e.spectrum().clone();
+  linalg::testing::inject_decomposition_failures(2);  // step 2 refreshes: layer 0's first factor fails, and its retry
+  const auto s = stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);
+  linalg::testing::inject_decomposition_failures(0);
+  EXPECT_EQ(s.refresh_failures, 1);
+  EXPECT_TRUE(torch::equal(before, e.spectrum()));
+  stats_and_step(p, model, x, y, LossKind::SoftmaxCrossEntropy);  // step 3: statistics only, the spectrum moves
+  EXPECT_FALSE(torch::equal(before, e.spectrum()));
 }
 
 // The exact true-Fisher blocks of a model and the approximations of the given methods, from exact statistics.
