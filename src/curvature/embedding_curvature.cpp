@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kfac/errors.h"
+#include "kfac/linalg/factor.h"
 #include "kfac/linalg/psd.h"
 
 namespace kfac {
@@ -74,18 +75,12 @@ void EmbeddingCurvature::update(const LayerStatistics& stats, double decay) {
   spectrum_.mul_(decay).add_(moment.t(), (1.0 - decay) / static_cast<double>(batch));
 }
 
-double EmbeddingCurvature::pi() const {
-  const double ta = a_.mean().item<double>(), tg = g_.trace().item<double>() / static_cast<double>(shape().dim_g);
-  const double p = std::sqrt(ta / tg);
-  return std::isfinite(p) && p > 0 ? p : 1.0;
-}
-
 std::vector<linalg::FactorRequest> EmbeddingCurvature::plan_refresh(double damping) {
   using linalg::FactorRequest;
   const double floor = context_.numerics.eigenvalue_floor();
   if (has_eigenbasis())
     return {FactorRequest::eig_of(g_, what("factor G"), floor, g_vecs_, context_.numerics.eigenbasis_iterations())};
-  const double p = pi(), gamma = std::sqrt(damping / static_cast<double>(locations_));
+  const double p = linalg::factored_damping_pi(a_, g_), gamma = std::sqrt(damping / static_cast<double>(locations_));
   return {
       FactorRequest::damped_inverse_of(a_, p * gamma, /*cholesky=*/false, floor, what("factor A (token frequencies)")),
       FactorRequest::damped_inverse_of(g_, gamma / p, inverts_by_cholesky(context_.damping_mode, context_.numerics),

@@ -24,10 +24,7 @@ void KfacCurvature::update(const LayerStatistics& given, double decay) {
   linalg::factor_update_(g_, stats.g, decay, (1.0 - decay) / rows);
 }
 
-double KfacCurvature::pi() const {
-  const double pi = std::sqrt(linalg::factor_mean_eigenvalue(a_) / linalg::factor_mean_eigenvalue(g_));
-  return std::isfinite(pi) && pi > 0 ? pi : 1.0;
-}
+double KfacCurvature::pi() const { return linalg::factored_damping_pi(a_, g_); }
 
 std::vector<linalg::FactorRequest> KfacCurvature::plan_refresh(double damping) {
   using linalg::FactorRequest;

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 namespace kfac::linalg {
 
 at::Tensor zero_factor(int64_t n, bool full, const at::TensorOptions& options) {
@@ -16,6 +18,11 @@ void factor_update_(at::Tensor& f, const at::Tensor& x, double beta, double alph
 
 double factor_mean_eigenvalue(const at::Tensor& f) {
   return (is_diagonal_factor(f) ? f.sum() : f.trace()).item<double>() / static_cast<double>(f.size(0));
+}
+
+double factored_damping_pi(const at::Tensor& a, const at::Tensor& g) {
+  const double pi = std::sqrt(factor_mean_eigenvalue(a) / factor_mean_eigenvalue(g));
+  return std::isfinite(pi) && pi > 0 ? pi : 1.0;
 }
 
 SymEig factor_eig(const at::Tensor& f, const std::string& what, double floor) {

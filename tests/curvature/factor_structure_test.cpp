@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "kfac/kfac.h"
@@ -25,6 +26,18 @@ TEST(FactorStructure, DiagonalUpdateIsTheDiagonalOfTheGramUpdate) {
   linalg::factor_update_(diagonal, x, 0.3, 0.05);
   EXPECT_LT(max_abs_diff(diagonal, full.diagonal()), 1e-12);
   EXPECT_NEAR(linalg::factor_mean_eigenvalue(diagonal), full.trace().item<double>() / 5, 1e-12);
+}
+
+TEST(FactorStructure, FactoredDampingPiIsTheRatioOfMeanEigenvaluesWithOneForDegenerateFactors) {
+  torch::manual_seed(91);
+  auto g = torch::rand({3, 3}, torch::kDouble);
+  g = g.mm(g.t());
+  const auto a = torch::rand({4}, torch::kDouble) + 0.1;  // a diagonal factor
+  const double expected = std::sqrt((a.sum().item<double>() / 4) / (g.trace().item<double>() / 3));
+  EXPECT_NEAR(linalg::factored_damping_pi(a, g), expected, 1e-12);
+  EXPECT_NEAR(linalg::factored_damping_pi(torch::diag(a), g), expected, 1e-12);  // the same factor, full
+  EXPECT_EQ(linalg::factored_damping_pi(a, torch::zeros({3, 3}, torch::kDouble)), 1.0);
+  EXPECT_EQ(linalg::factored_damping_pi(torch::zeros({4}, torch::kDouble), g), 1.0);
 }
 
 // Layer 0 of mlp({5, 4, 3}): A is 6 x 6 (bias), G 4 x 4; with factor_full_max_dim 5 A is diagonal, G stays full.

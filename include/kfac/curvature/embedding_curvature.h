@@ -50,8 +50,6 @@ class EmbeddingCurvature final : public Curvature {
   };
   Pairs by_pair(const at::Tensor& ids, const at::Tensor& values) const;
   bool has_eigenbasis() const { return corrected_ || context_.damping_mode == DampingMode::Eigen; }
-  /// π of the factored damping from the mean diagonals of A and G (1 where that is not a positive number).
-  double pi() const;
 
   bool corrected_;
   EigenCorrectedOptions options_;

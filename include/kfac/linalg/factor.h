@@ -29,6 +29,10 @@ void factor_update_(at::Tensor& f, const at::Tensor& x, double beta, double alph
 /// tr(f)/n, the mean eigenvalue.
 double factor_mean_eigenvalue(const at::Tensor& f);
 
+/// π of K-FAC's factored damping (A + π√λ I) ⊗ (G + √λ/π I): √((tr A/d_A) / (tr G/d_G)) (Martens & Grosse 2015
+/// §6.3, the trace norm), 1 when that is not a positive number (a zero or non-finite trace).
+double factored_damping_pi(const at::Tensor& a, const at::Tensor& g);
+
 /// The eigendecomposition under eigh_psd's policy; for a diagonal factor the values are the diagonal (clamped to
 /// the floor, in coordinate order) and the vectors are undefined (the identity).
 SymEig factor_eig(const at::Tensor& f, const std::string& what, double floor);
