@@ -45,13 +45,12 @@ void decompose_one(FactorRequest& r) {
   }
 }
 
-bool by_cholesky(const FactorRequest& r) { return r.kind == FactorRequest::Kind::DampedInverse && r.cholesky; }
+// What a batch of same-shaped full factors computes (a diagonal factor needs no decomposition and goes alone).
+enum class Operation { Eigh, Cholesky, Refine };
 
-// Full factors decomposed from scratch batch; a refined basis (products and QRs that follow each column) and a
-// diagonal factor (no decomposition) do not.
-bool batchable(const FactorRequest& r) {
-  if (is_diagonal_factor(r.factor)) return false;
-  return r.kind == FactorRequest::Kind::DampedInverse || r.iterations <= 0 || !r.basis.defined();
+Operation operation(const FactorRequest& r) {
+  if (r.kind == FactorRequest::Kind::DampedInverse) return r.cholesky ? Operation::Cholesky : Operation::Eigh;
+  return r.iterations > 0 && r.basis.defined() ? Operation::Refine : Operation::Eigh;
 }
 
 // Eigendecompositions, and damped inverses from them, of a stack of finite symmetrized factors.
@@ -95,6 +94,27 @@ void cholesky_batch(const std::vector<FactorRequest*>& group, const at::Tensor& 
   }
 }
 
+// Eigenbases refined as factor_eig_refined refines one (psd.h, refine_eigenbasis): per iteration one batched product,
+// the columns of each sorted by their Rayleigh quotients, one batched QR, each column put back in the place of the
+// one it continues. The factors as given (the single path does not symmetrize them either).
+void refine_batch(const std::vector<FactorRequest*>& group, const at::Tensor& factors) {
+  std::vector<at::Tensor> bases;
+  for (const auto* r : group) bases.push_back(r->basis);
+  auto basis = at::stack(bases).to(factors.scalar_type());
+  for (int64_t i = 0; i < group.front()->iterations; ++i) {
+    const auto mq = at::matmul(factors, basis);
+    const auto order = at::argsort((basis * mq).sum(1), /*dim=*/1, /*descending=*/true);
+    const auto columns = order.unsqueeze(1).expand_as(mq);
+    auto [vectors, r] = at::linalg_qr(mq.gather(2, columns));
+    basis = at::empty_like(vectors).scatter_(2, columns, vectors);
+  }
+  const auto values = (basis * at::matmul(factors, basis)).sum(1).clamp_min_(group.front()->floor);
+  for (size_t k = 0; k < group.size(); ++k) {
+    const auto i = static_cast<int64_t>(k);
+    group[k]->eig = {values[i].clone(), basis[i].clone()};
+  }
+}
+
 void decompose_group(const std::vector<FactorRequest*>& group) {
   std::vector<at::Tensor> factors;
   for (const auto* r : group) factors.push_back(r->factor);
@@ -115,25 +135,32 @@ void decompose_group(const std::vector<FactorRequest*>& group) {
   }
   auto part = members.size() == group.size() ? stack
                                              : stack.index_select(0, at::tensor(rows, at::kLong).to(stack.device()));
-  const auto sym = (part + part.transpose(1, 2)) * 0.5;
   try {
-    by_cholesky(*members.front()) ? cholesky_batch(members, sym) : eigh_batch(members, sym);
+    const auto op = operation(*members.front());
+    if (op == Operation::Refine) {
+      refine_batch(members, part);
+    } else {
+      const auto sym = (part + part.transpose(1, 2)) * 0.5;
+      op == Operation::Cholesky ? cholesky_batch(members, sym) : eigh_batch(members, sym);
+    }
   } catch (const c10::Error&) {
     for (auto* r : members) decompose_one(*r);  // the single path retries in float64 and names the factor
   }
 }
 
 void decompose_batched(const std::vector<FactorRequest*>& requests) {
-  // Batches of the same operation, size, dtype, device and floor; the order inside each is the requests' order.
-  using Key = std::tuple<bool, int64_t, int, std::string, double>;
+  // Batches of the same operation (and refinement iterations), size, dtype, device and floor; the order inside
+  // each is the requests' order.
+  using Key = std::tuple<Operation, int64_t, int64_t, int, std::string, double>;
   std::map<Key, std::vector<FactorRequest*>> groups;
   for (auto* r : requests) {
-    if (!batchable(*r)) {
+    if (is_diagonal_factor(r->factor)) {
       decompose_one(*r);
       continue;
     }
-    groups[Key{by_cholesky(*r), r->factor.size(0), static_cast<int>(r->factor.scalar_type()), r->factor.device().str(),
-               r->floor}]
+    const auto op = operation(*r);
+    groups[Key{op, op == Operation::Refine ? r->iterations : 0, r->factor.size(0),
+               static_cast<int>(r->factor.scalar_type()), r->factor.device().str(), r->floor}]
         .push_back(r);
   }
   for (auto& [key, group] : groups) {

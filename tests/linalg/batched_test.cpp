@@ -58,6 +58,11 @@ TEST_P(BatchedDecompositions, EveryRequestEqualsItsOneFactorFunction) {
   requests.push_back(FactorRequest::eig_of(random_psd(7), "alone", 0));  // a size of its own
   requests.push_back(FactorRequest::eig_of(torch::rand({6}, torch::kDouble), "diagonal", 1e-3));
   requests.push_back(FactorRequest::eig_of(m, "refined", 0, linalg::factor_eig(m + 0.01, "m", 0).vectors, 2));
+  for (int k = 0; k < 3; ++k) {  // refined bases of one size: a batch of products and QRs (and one with its own count)
+    const auto f = random_psd(6);
+    const auto previous = linalg::factor_eig(f + 0.05 * random_psd(6), "previous", 0).vectors;
+    requests.push_back(FactorRequest::eig_of(f, "refined " + std::to_string(k), 1e-3, previous, k == 2 ? 3 : 2));
+  }
   requests.push_back(FactorRequest::eig_of(random_psd(6), "other floor", 0.5));
   requests.push_back(FactorRequest::eig_of(random_psd(513), "above the one-thread rows", 0));
   std::vector<FactorRequest> singles;

@@ -1,9 +1,10 @@
 // Decompositions of many factors at once (docs/design.md §5, "Batched refreshes"). A refresh lists what it needs as
 // FactorRequests (Curvature::plan_refresh); decompose() computes them all. On a GPU the full factors of one size,
-// dtype, device, floor and kind go in one batched call (at::linalg_eigh, at::linalg_cholesky_ex on a stack: one
-// library call and one host read of the finiteness checks where each factor alone took its own); a transformer has
-// many same-shaped factors (every block's q, k, v and out projections), so its refresh is a few calls. On the CPU,
-// where a batched LAPACK call is a loop over the matrices, they go one by one.
+// dtype, device, floor and kind go in one batched call (at::linalg_eigh, at::linalg_cholesky_ex, or the products and
+// at::linalg_qr of a refined eigenbasis, on a stack: one library call and one host read of the finiteness checks
+// where each factor alone took its own); a transformer has many same-shaped factors (every block's q, k, v and out
+// projections), so its refresh is a few calls. On the CPU, where a batched LAPACK call is a loop over the matrices,
+// they go one by one.
 //
 // Every result is what the one-factor functions of kfac/linalg/factor.h give, under the same policy (psd.h): a
 // non-finite factor, a batch that LAPACK or cuSOLVER refuses, or a single Cholesky that fails is redone alone, so the
