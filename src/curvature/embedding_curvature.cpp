@@ -37,7 +37,9 @@ EmbeddingCurvature::Pairs EmbeddingCurvature::by_pair(const at::Tensor& ids, con
 void EmbeddingCurvature::update(const LayerStatistics& stats, double decay) {
   note_update(stats);
   const auto ids = stats.a.squeeze(-1);  // [B, T]
-  KFAC_CHECK(ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < shape().dim_a, "layer '", layer_name(),
+  const auto [lowest, highest] = at::aminmax(ids);
+  const auto range = at::stack({lowest, highest}).cpu();  // one host read
+  KFAC_CHECK(range[0].item<int64_t>() >= 0 && range[1].item<int64_t>() < shape().dim_a, "layer '", layer_name(),
              "': token ids must be in [0, ", shape().dim_a, ")");
   const int64_t batch = ids.size(0), positions = ids.size(1);
   const bool reduce = context_.weight_sharing == WeightSharing::Reduce;

@@ -52,16 +52,20 @@ double TkfacCurvature::kronecker_scale() const {
   return delta / (positive(phi_raw_.trace().item<double>()) * positive(psi_raw_.trace().item<double>()));
 }
 
-double TkfacCurvature::spectrum_damping(double damping) const {
+at::Tensor TkfacCurvature::damped_spectrum(const at::Tensor& spectrum, double damping) const {
   return context_.method_options.get<TraceDampingOptions>().trace_damping() == TraceDamping::Normal
-             ? damping
-             : damping * delta_.item<double>();
+             ? spectrum + damping
+             : spectrum + delta_ * damping;  // λδ without reading δ on the host
 }
 
 std::vector<linalg::FactorRequest> TkfacCurvature::plan_refresh(double damping) {
-  const double delta = positive(delta_.item<double>());
-  const auto phi = phi_raw_ / positive(phi_raw_.trace().item<double>());
-  const auto psi = psi_raw_ / positive(psi_raw_.trace().item<double>());
+  // δ and both traces in one host read; finish_refresh scales by the same δ.
+  const auto read =
+      at::stack({delta_.to(at::kDouble), phi_raw_.trace().to(at::kDouble), psi_raw_.trace().to(at::kDouble)}).cpu();
+  const double* scalars = read.data_ptr<double>();
+  const double delta = planned_delta_ = positive(scalars[0]);
+  const auto phi = phi_raw_ / positive(scalars[1]);
+  const auto psi = psi_raw_ / positive(scalars[2]);
   // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar, folded into the inverses by finish_refresh.
   const bool relative = context_.method_options.get<TraceDampingOptions>().trace_damping() ==
                         TraceDamping::TraceRelative;
@@ -74,7 +78,7 @@ std::vector<linalg::FactorRequest> TkfacCurvature::plan_refresh(double damping) 
 
 void TkfacCurvature::finish_refresh(std::vector<linalg::FactorRequest>& d, double /*damping*/) {
   linalg::throw_if_failed(d);
-  const double scale = 1.0 / std::sqrt(positive(delta_.item<double>()));  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
+  const double scale = 1.0 / std::sqrt(planned_delta_);  // (√δ(X + c I))⁻¹ = (X + c I)⁻¹ / √δ
   phi_inv_ = d[0].inverse * scale, psi_inv_ = d[1].inverse * scale;
   mark_ready();
 }

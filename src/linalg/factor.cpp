@@ -16,12 +16,12 @@ void factor_update_(at::Tensor& f, const at::Tensor& x, double beta, double alph
   f.mul_(beta).add_(rows.square().sum(0), alpha);
 }
 
-double factor_mean_eigenvalue(const at::Tensor& f) {
-  return (is_diagonal_factor(f) ? f.sum() : f.trace()).item<double>() / static_cast<double>(f.size(0));
+at::Tensor factor_mean_eigenvalue(const at::Tensor& f) {
+  return (is_diagonal_factor(f) ? f.sum() : f.trace()).to(at::kDouble) / static_cast<double>(f.size(0));
 }
 
 double factored_damping_pi(const at::Tensor& a, const at::Tensor& g) {
-  const double pi = std::sqrt(factor_mean_eigenvalue(a) / factor_mean_eigenvalue(g));
+  const double pi = std::sqrt((factor_mean_eigenvalue(a) / factor_mean_eigenvalue(g)).item<double>());
   return std::isfinite(pi) && pi > 0 ? pi : 1.0;
 }
 

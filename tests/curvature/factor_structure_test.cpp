@@ -25,7 +25,7 @@ TEST(FactorStructure, DiagonalUpdateIsTheDiagonalOfTheGramUpdate) {
   linalg::gram_update_(full, x, 0.3, 0.05);
   linalg::factor_update_(diagonal, x, 0.3, 0.05);
   EXPECT_LT(max_abs_diff(diagonal, full.diagonal()), 1e-12);
-  EXPECT_NEAR(linalg::factor_mean_eigenvalue(diagonal), full.trace().item<double>() / 5, 1e-12);
+  EXPECT_NEAR(linalg::factor_mean_eigenvalue(diagonal).item<double>(), full.trace().item<double>() / 5, 1e-12);
 }
 
 TEST(FactorStructure, FactoredDampingPiIsTheRatioOfMeanEigenvaluesWithOneForDegenerateFactors) {

@@ -111,6 +111,25 @@ TEST(Embedding, CheckpointRoundTrip) {
   }
 }
 
+TEST(Embedding, TokenIdsOutsideTheVocabularyAreRefusedByName) {
+  const auto r = run(false, false, PreconditionerOptions());
+  auto twin = r.precond->curvature(0).make_twin();
+  const auto g = torch::randn({1, 2, 4, 3}, torch::kDouble);
+  for (const int64_t bad : {kVocabulary, int64_t{-1}}) {
+    auto ids = torch::randint(0, kVocabulary, {2, 4, 1});
+    ids[1][2][0] = bad;
+    try {
+      twin->update(LayerStatistics{ids, g}, 0.5);
+      FAIL() << bad;
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("layer 'embed': token ids must be in [0, 6)"), std::string::npos)
+          << e.what();
+    }
+  }
+  twin->update(LayerStatistics{torch::randint(0, kVocabulary, {2, 4, 1}), g}, 0.5);  // in range: accepted
+  EXPECT_TRUE(twin->has_statistics());
+}
+
 TEST(Embedding, MemoryIsLinearInTheVocabulary) {
   static constexpr int64_t vocabulary = 50000, dim = 16;
   struct NetImpl : torch::nn::Module {

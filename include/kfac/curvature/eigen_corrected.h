@@ -2,7 +2,7 @@
 // eigenbasis U = Q_L ⊗ Q_R of the base method's factors, replace its eigenvalues by the second moments of the
 // per-example gradients projected on U,
 //     S = E[(Q_Rᵀ ∇ Q_L)^∘2]   ([d_G, d_A]; the Frobenius-optimal diagonal in that basis),
-// and precondition with Q_R [(Q_Rᵀ V Q_L) ⊘ (S + λ')] Q_Lᵀ, λ' = base.spectrum_damping(λ).
+// and precondition with Q_R [(Q_Rᵀ V Q_L) ⊘ (S + λ')] Q_Lᵀ, S + λ' = base.damped_spectrum(S, λ).
 //   EKFAC  = EigenCorrected<KfacCurvature>   (basis of A, G)
 //   TEKFAC = EigenCorrected<TkfacCurvature>  (basis of Φ, Ψ)
 // Schedule: the basis is recomputed at each refresh (or refined from the previous one: eigenbasis_iterations); S is
@@ -119,7 +119,7 @@ class EigenCorrected : public Base {
  protected:
   at::Tensor precondition_impl(const at::Tensor& v, double damping) const override {
     const auto v_kfe = linalg::right_multiply(linalg::left_multiply_t(q_g_, v), q_a_);
-    const auto scaled = v_kfe / (spectrum_ + this->spectrum_damping(damping));
+    const auto scaled = v_kfe / this->damped_spectrum(spectrum_, damping);
     return linalg::left_multiply(q_g_, linalg::right_multiply_t(scaled, q_a_));
   }
 

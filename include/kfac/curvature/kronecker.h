@@ -16,8 +16,9 @@ class KroneckerCurvature : public Curvature {
   virtual const at::Tensor& output_factor() const = 0;
   /// c in F ≈ c · L ⊗ R.
   virtual double kronecker_scale() const = 0;
-  /// The Tikhonov term the eigenvalue-corrected form adds to its spectrum for damping λ.
-  virtual double spectrum_damping(double damping) const { return damping; }
+  /// The eigenvalue-corrected form's denominator for damping λ: its spectrum plus the Tikhonov term, computed on the
+  /// spectrum's device (a step reads nothing from it).
+  virtual at::Tensor damped_spectrum(const at::Tensor& spectrum, double damping) const { return spectrum + damping; }
   /// q_R q_Lᵀ for the factors' lowest eigenvectors: the eigenvalues of L ⊗ R are the products of theirs.
   at::Tensor lowest_mode() const override;
 

@@ -55,7 +55,7 @@ class TkfacCurvature : public KroneckerCurvature {
   const at::Tensor& input_factor() const override { return phi_raw_; }
   const at::Tensor& output_factor() const override { return psi_raw_; }
   double kronecker_scale() const override;
-  double spectrum_damping(double damping) const override;
+  at::Tensor damped_spectrum(const at::Tensor& spectrum, double damping) const override;
   std::vector<std::pair<at::Tensor*, bool>> running_statistics() override {
     return {{&phi_raw_, true}, {&psi_raw_, true}, {&delta_, false}};
   }
@@ -67,6 +67,7 @@ class TkfacCurvature : public KroneckerCurvature {
   std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override;
 
   at::Tensor phi_raw_, psi_raw_, delta_;  // running statistics
+  double planned_delta_ = 1;              // δ as plan_refresh read it, for finish_refresh
   at::Tensor phi_inv_, psi_inv_;          // damped inverses
 };
 

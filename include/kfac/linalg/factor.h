@@ -26,11 +26,11 @@ at::Tensor zero_factor(int64_t n, bool full, const at::TensorOptions& options);
 /// f ← β·f + α·XᵀX (full, gram_update_) or its diagonal β·f + α·Σ_rows x² (diagonal); X: the rows of x.
 void factor_update_(at::Tensor& f, const at::Tensor& x, double beta, double alpha);
 
-/// tr(f)/n, the mean eigenvalue.
-double factor_mean_eigenvalue(const at::Tensor& f);
+/// tr(f)/n, the mean eigenvalue: a 0-dim float64 tensor on f's device (read it once with the others it goes with).
+at::Tensor factor_mean_eigenvalue(const at::Tensor& f);
 
 /// π of K-FAC's factored damping (A + π√λ I) ⊗ (G + √λ/π I): √((tr A/d_A) / (tr G/d_G)) (Martens & Grosse 2015
-/// §6.3, the trace norm), 1 when that is not a positive number (a zero or non-finite trace).
+/// §6.3, the trace norm), 1 when that is not a positive number (a zero or non-finite trace). One host read.
 double factored_damping_pi(const at::Tensor& a, const at::Tensor& g);
 
 /// The eigendecomposition under eigh_psd's policy; for a diagonal factor the values are the diagonal (clamped to
