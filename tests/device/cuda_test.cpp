@@ -1,7 +1,7 @@
 // CUDA against the CPU in float64, whenever a CUDA device is present (skipped otherwise): every registered method on
 // every registered layer kind (Linear expand and reduce, Conv2d, Embedding, LayerNorm, BatchNorm2d, a user kind),
-// attention, every global stage, the fallback, mixed precision, checkpoints across devices, and cuSOLVER failures
-// through the decomposition policy.
+// attention, every global stage, the fallback, batched refined eigenbases, mixed precision, checkpoints across
+// devices, and cuSOLVER failures through the decomposition policy.
 //
 // The runs use the empirical Fisher, so no target is sampled and both devices see the same statistics. Tolerances,
 // relative to the largest entry of the CPU float64 result: float64 on CUDA 1e-8 (only reduction order differs),
@@ -121,6 +121,20 @@ TEST(Cuda, FallbackParametersMatchCpuFloat64) {  // the token model's positional
   const auto ids = torch::randint(0, 7, {4, 5});
   for (auto dtype : {at::kDouble, at::kFloat})
     expect_cuda_matches_cpu(token_model, ids, 3, PreconditionerOptions(), dtype);
+}
+
+// Three layers of A 7 x G 6: on CUDA their refreshes after the first refine the bases as one batch (batched.h).
+TEST(Cuda, RefinedEigenbasesOfSameShapedLayersMatchCpuFloat64) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::manual_seed(12);
+  const auto x = torch::randn({16, 6});
+  const std::vector<PreconditionerOptions> setups{
+      PreconditionerOptions().method("ekfac").eigenbasis_iterations(1),
+      PreconditionerOptions().method("tekfac").eigenbasis_iterations(2),
+      PreconditionerOptions().damping_mode(DampingMode::Eigen).eigenbasis_iterations(1)};
+  for (const auto& options : setups)
+    for (auto dtype : {at::kDouble, at::kFloat})
+      expect_cuda_matches_cpu([] { return mlp({6, 6, 6, 6, 3}); }, x, 3, options, dtype);
 }
 
 TEST(Cuda, BFloat16ModelWithFloat32FactorsMatchesCpuFloat64) {
