@@ -8,11 +8,7 @@
 
 #include "kfac/errors.h"
 #include "kfac/linalg/factor.h"
-
-// The calling thread's OpenMP thread count, in the runtime LibTorch and OpenBLAS use. Weak: resolved when the
-// process has an OpenMP runtime loaded, null otherwise (then nothing changes).
-extern "C" __attribute__((weak)) void omp_set_num_threads(int);
-extern "C" __attribute__((weak)) int omp_get_max_threads();
+#include "linalg/one_thread.h"
 
 namespace kfac::linalg {
 
@@ -175,29 +171,9 @@ void decompose_sequentially(const std::vector<FactorRequest*>& requests) {
   for (auto* r : requests) decompose_one(*r);
 }
 
-// This thread's OpenMP thread count set to one for the object's life (OpenMP's count is per thread).
-class OneThread {
- public:
-  OneThread() {
-    if (omp_set_num_threads && omp_get_max_threads && (restore_ = omp_get_max_threads()) > 1) omp_set_num_threads(1);
-  }
-  ~OneThread() {
-    if (restore_ > 1) omp_set_num_threads(restore_);
-  }
-  OneThread(const OneThread&) = delete;
-  OneThread& operator=(const OneThread&) = delete;
-
- private:
-  int restore_ = 0;
-};
-
-// Factors up to this many rows are decomposed on one thread: OpenBLAS's threads cost more than they save there. One
-// thread against two on a 2-vCPU AMD EPYC (OpenBLAS 0.3.21): eigh of 65 x 65 0.18 against 1.2 ms, of 512 x 512 15
-// against 20 ms; QR of 128 x 128 0.33 against 1.2 ms; a char-lm refresh (42 factors of 64 to 129 rows) 8-11 against
-// 19 ms. They go together under one change of the count: changing it around each call costs more than the calls
-// (libgomp and OpenBLAS resize their teams and buffers), as does at::set_num_threads (it rebuilds thread pools).
-constexpr int64_t kOneThreadMaxRows = 512;
-
+// Factors of up to kOneThreadMaxRows rows go one by one on one thread (one_thread.h: eigh of 65 x 65 0.18 against 1.2
+// ms on two, QR of 128 x 128 0.33 against 1.2 ms; a char-lm refresh of 42 factors of 64 to 129 rows 8-11 against 19
+// ms), the larger ones after them with every thread.
 void decompose_on_cpu(const std::vector<FactorRequest*>& requests) {
   std::vector<FactorRequest*> small, large;
   for (auto* r : requests) (r->factor.size(0) <= kOneThreadMaxRows ? small : large).push_back(r);

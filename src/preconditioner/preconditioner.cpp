@@ -17,6 +17,7 @@
 #include "kfac/distributed/placement.h"
 #include "kfac/errors.h"
 #include "kfac/nn/module_registry.h"
+#include "linalg/one_thread.h"
 #include "preconditioner/fallback.h"
 #include "preconditioner/refresh_executor.h"
 #include "preconditioner/schedule.h"
@@ -420,13 +421,23 @@ std::vector<at::Tensor> Preconditioner::precondition(const std::vector<at::Tenso
 std::vector<at::Tensor> Preconditioner::precondition_layers(const std::vector<at::Tensor>& matrices) const {
   KFAC_CHECK(matrices.size() == layers_.size(), "precondition: ", matrices.size(), " matrices for ", layers_.size(),
              " layers");
-  std::vector<at::Tensor> out;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const auto& c = *curvatures_[i];
-    out.push_back(placement_->is_worker(i) && !layers_[i].kind->frozen()
-                      ? c.precondition(matrices[i].to(c.dtype()), damping_).to(matrices[i].scalar_type())
-                      : at::zeros_like(matrices[i]));
+  std::vector<at::Tensor> out(layers_.size());
+  // The small blocks first, all on one thread (linalg/one_thread.h), then the others with every thread.
+  const auto run = [&](bool small) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto& c = *curvatures_[i];
+      const auto [g, a] = std::make_pair(c.shape().dim_g, c.shape().dim_a);
+      if ((g * a * (g + a) <= linalg::kOneThreadMaxPreconditionWork) != small) continue;
+      out[i] = placement_->is_worker(i) && !layers_[i].kind->frozen()
+                   ? c.precondition(matrices[i].to(c.dtype()), damping_).to(matrices[i].scalar_type())
+                   : at::zeros_like(matrices[i]);
+    }
+  };
+  {
+    const linalg::OneThread one;
+    run(true);
   }
+  run(false);
   placement_->share_directions(out);
   return out;
 }

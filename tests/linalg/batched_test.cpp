@@ -6,6 +6,7 @@
 #include "kfac/kfac.h"
 #include "kfac/linalg/batched.h"
 #include "kfac/linalg/factor.h"
+#include "linalg/one_thread.h"
 #include "preconditioner/refresh_executor.h"
 #include "support/helpers.h"
 #include "support/tiny_models.h"
@@ -137,6 +138,29 @@ TEST(RefreshLayers, LayersRefreshedTogetherEqualEachAlone) {
           << setup.method << " layer " << i;
     }
   }
+}
+
+// The one-thread scope (linalg/one_thread.h) holds one thread inside and gives the count back; a step that
+// preconditions small blocks on one thread and a large one with every thread leaves the count as it was.
+TEST(OneThread, SmallBlocksRunOnOneThreadAndTheCountComesBack) {
+  const int saved = at::get_num_threads();
+  at::set_num_threads(2);
+  {
+    const linalg::OneThread one;
+    EXPECT_EQ(at::get_num_threads(), 1);
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  torch::manual_seed(93);
+  auto net = mlp({300, 300, 4, 3});  // A 301 x G 300 is above kOneThreadMaxPreconditionWork, the others below
+  net->to(torch::kDouble);
+  Preconditioner p(*net, PreconditionerOptions());
+  ASSERT_GT(int64_t{300} * 301 * 601, linalg::kOneThreadMaxPreconditionWork);
+  ASSERT_LE(int64_t{4} * 301 * 305, linalg::kOneThreadMaxPreconditionWork);
+  const auto stats = stats_and_step(p, net, torch::randn({8, 300}, torch::kDouble), torch::randint(0, 3, {8}),
+                                    LossKind::SoftmaxCrossEntropy);
+  EXPECT_FALSE(stats.skipped);
+  EXPECT_EQ(at::get_num_threads(), 2);
+  at::set_num_threads(saved);
 }
 
 }  // namespace
