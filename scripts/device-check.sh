@@ -142,5 +142,8 @@ fi
 if want tests; then
   phase ctest "$CAP_TESTS" ctest --test-dir "$BUILD" --output-on-failure -j "$(nproc)" -E 'Python\.pytest' \
     --timeout 120
-  phase pytest "$CAP_TESTS" "$PY" -m pytest -q -p no:cacheprovider -n 8 "$ROOT/python/tests" -m "not cuda" -rs
+  PARALLEL=()  # pytest-xdist where the machine has it
+  "$PY" -c 'import xdist' 2>/dev/null && PARALLEL=(-n 8)
+  phase pytest "$CAP_TESTS" "$PY" -m pytest -q -p no:cacheprovider ${PARALLEL[@]+"${PARALLEL[@]}"} "$ROOT/python/tests" -m "not cuda" \
+    -rs
 fi

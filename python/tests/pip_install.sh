@@ -9,6 +9,14 @@ src="$1" work="$2" python="$3"
 rm -rf "$work"
 mkdir -p "$work"
 "$python" -m venv --system-site-packages "$work/venv"
+# A Python that is itself a venv's (where pip installed torch, as on a GPU machine): --system-site-packages only
+# reaches the base interpreter's packages, so the new venv is also shown that venv's (torch, setuptools), by a .pth.
+"$python" - "$work/venv" <<'PY'
+import pathlib, site, sys, sysconfig
+if sys.prefix != sys.base_prefix:
+    purelib = pathlib.Path(sys.argv[1]) / pathlib.Path(sysconfig.get_path("purelib")).relative_to(sys.prefix)
+    (purelib / "parent-venv.pth").write_text("".join(p + "\n" for p in site.getsitepackages()))
+PY
 # --no-index: nothing is downloaded (setuptools, wheel and torch are the system's).
 "$work/venv/bin/python" -m pip install --quiet --no-build-isolation --no-index "$src"
 cd "$work"  # away from the source tree, so that only the installed package can be imported
