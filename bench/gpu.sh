@@ -3,7 +3,8 @@
 # same seed and batches per model (`kfac compare`). Each report folder has summary.md (s/step, ratio to the first
 # method, time to its final loss); this script concatenates them into <out>/summary.md with the GPU and torch.
 # Usage: bench/gpu.sh [kfac-binary] [out-dir] [steps]     (scripts/device-check.sh runs it on the device machine)
-# It first counts host synchronizations per step (bench/cuda_syncs.py; the kfac package on PYTHONPATH).
+# It first counts host synchronizations per step (bench/cuda_syncs.py; the kfac package on PYTHONPATH), and ends with
+# larger transformers through the Python package (bench/gpu_transformers.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 KFAC="${1:-build/tools/kfac/kfac}"
@@ -39,4 +40,8 @@ compare autoencoder --model autoencoder --batch-size 1000 --methods adamw,kfac,e
 compare cnn --model cnn --batch-size 128 --methods adamw,kfac,ekfac
 compare vit --model vit --batch-size 128 --methods adamw,kfac,ekfac
 compare char-lm --model char-lm --dataset kjv --batch-size 32 --methods adamw,kfac,ekfac
+# Larger settings that fill a GPU (width 512, 6 blocks, batch 64, char-lm windows of 256), rows as they finish.
+echo "## Larger transformers (bench/gpu_transformers.py --steps ${GPU_TRANSFORMER_STEPS:-150})" >>"$OUT/summary.md"
+python3 bench/gpu_transformers.py --device "$DEVICE" --steps "${GPU_TRANSFORMER_STEPS:-150}" >>"$OUT/summary.md" \
+  2>"$OUT/gpu_transformers.log" || { echo "FAILED:"; tail -5 "$OUT/gpu_transformers.log"; } >>"$OUT/summary.md"
 cat "$OUT/summary.md"
