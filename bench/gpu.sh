@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU benchmark (issue 26): AdamW and the K-FAC methods on the autoencoder, the CNN, vit and char-lm, on CUDA,
+# The GPU benchmark (issue 26): AdamW and the K-FAC methods on the autoencoder, the CNN, vit and char-lm (and Muon
+# and SOAP on the transformers), on CUDA,
 # same seed and batches per model (`kfac compare`). Each report folder has summary.md (s/step, ratio to the first
 # method, time to its final loss); this script concatenates them into <out>/summary.md with the GPU and torch.
 # Usage: bench/gpu.sh [kfac-binary] [out-dir] [steps]     (scripts/device-check.sh runs it on the device machine)
@@ -40,6 +41,9 @@ compare autoencoder --model autoencoder --batch-size 1000 --methods adamw,kfac,e
 compare cnn --model cnn --batch-size 128 --methods adamw,kfac,ekfac
 compare vit --model vit --batch-size 128 --methods adamw,kfac,ekfac
 compare char-lm --model char-lm --dataset kjv --batch-size 32 --methods adamw,kfac,ekfac
+# Muon and SOAP apart, so that a failure of theirs leaves the K-FAC rows above.
+compare vit-muon-soap --model vit --batch-size 128 --methods adamw,muon,soap
+compare char-lm-muon-soap --model char-lm --dataset kjv --batch-size 32 --methods adamw,muon,soap
 # Larger settings that fill a GPU (width 512, 6 blocks, batch 64, char-lm windows of 256), rows as they finish.
 echo "## Larger transformers (bench/gpu_transformers.py --steps ${GPU_TRANSFORMER_STEPS:-150})" >>"$OUT/summary.md"
 python3 bench/gpu_transformers.py --device "$DEVICE" --steps "${GPU_TRANSFORMER_STEPS:-150}" >>"$OUT/summary.md" \
