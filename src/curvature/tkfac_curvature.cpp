@@ -47,9 +47,16 @@ void TkfacCurvature::update(const LayerStatistics& stats, double decay) {
   delta_.mul_(decay).add_(gradient_sq_norms(stats).mean(), 1.0 - decay);
 }
 
+TkfacCurvature::Scalars TkfacCurvature::read_scalars() const {
+  const auto read =
+      at::stack({delta_.to(at::kDouble), phi_raw_.trace().to(at::kDouble), psi_raw_.trace().to(at::kDouble)}).cpu();
+  const double* v = read.data_ptr<double>();
+  return {v[0], v[1], v[2]};
+}
+
 double TkfacCurvature::kronecker_scale() const {
-  const double delta = delta_.item<double>();
-  return delta / (positive(phi_raw_.trace().item<double>()) * positive(psi_raw_.trace().item<double>()));
+  const auto s = read_scalars();
+  return s.delta / (positive(s.trace_phi) * positive(s.trace_psi));
 }
 
 at::Tensor TkfacCurvature::damped_spectrum(const at::Tensor& spectrum, double damping) const {
@@ -59,13 +66,10 @@ at::Tensor TkfacCurvature::damped_spectrum(const at::Tensor& spectrum, double da
 }
 
 std::vector<linalg::FactorRequest> TkfacCurvature::plan_refresh(double damping) {
-  // δ and both traces in one host read; finish_refresh scales by the same δ.
-  const auto read =
-      at::stack({delta_.to(at::kDouble), phi_raw_.trace().to(at::kDouble), psi_raw_.trace().to(at::kDouble)}).cpu();
-  const double* scalars = read.data_ptr<double>();
-  const double delta = planned_delta_ = positive(scalars[0]);
-  const auto phi = phi_raw_ / positive(scalars[1]);
-  const auto psi = psi_raw_ / positive(scalars[2]);
+  const auto s = read_scalars();
+  const double delta = planned_delta_ = positive(s.delta);  // finish_refresh scales by the same δ
+  const auto phi = phi_raw_ / positive(s.trace_phi);
+  const auto psi = psi_raw_ / positive(s.trace_psi);
   // Both forms are (s·Φ + c I) ⊗ (s·Ψ + c I) up to a scalar, folded into the inverses by finish_refresh.
   const bool relative = context_.method_options.get<TraceDampingOptions>().trace_damping() ==
                         TraceDamping::TraceRelative;

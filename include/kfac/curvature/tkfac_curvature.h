@@ -66,6 +66,12 @@ class TkfacCurvature : public KroneckerCurvature {
   at::Tensor precondition_impl(const at::Tensor& grad_matrix, double damping) const override;
   std::vector<std::pair<std::string, at::Tensor*>> state_tensors() override;
 
+  struct Scalars {
+    double delta, trace_phi, trace_psi;
+  };
+  /// δ and the traces of Φ and Ψ, in one host read.
+  Scalars read_scalars() const;
+
   at::Tensor phi_raw_, psi_raw_, delta_;  // running statistics
   double planned_delta_ = 1;              // δ as plan_refresh read it, for finish_refresh
   at::Tensor phi_inv_, psi_inv_;          // damped inverses
